@@ -1,0 +1,236 @@
+//! Configuration, parsed once at start-up from env vars and CLI flags (SPEC §3).
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ratelimit::RateLimit;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// One process: in-process log and bus, embedded file store.
+    Embedded,
+    /// Kafka, Redis and MongoDB.
+    Distributed,
+}
+
+/// Which browser origins may open `/ws`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// The Origin's host:port must equal the request's Host.
+    SameHost,
+    Any,
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    fn parse(s: &str) -> Self {
+        let s = s.trim();
+        if s.is_empty() {
+            return AllowedOrigins::SameHost;
+        }
+        let items: Vec<String> =
+            s.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect();
+        if items.iter().any(|o| o == "*") {
+            AllowedOrigins::Any
+        } else {
+            AllowedOrigins::List(items)
+        }
+    }
+
+    /// Whether a browser request with `origin` to `host` may upgrade.
+    pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.trim_end_matches('/');
+        match self {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+            AllowedOrigins::SameHost => {
+                let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
+                host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
+            }
+        }
+    }
+}
+
+fn duration(var: &'static str) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s| match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("{var}: expected a positive duration like 500ms, 25s or 12h")),
+    }
+}
+
+fn positive(var: &'static str) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s| match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{var}: expected a positive whole number")),
+    }
+}
+
+fn rate(s: &str) -> Result<RateLimit, String> {
+    s.parse().map_err(|e| format!("AURORA_RATE_LIMIT: {e}"))
+}
+
+fn listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| "AURORA_LISTEN: expected host:port like 127.0.0.1:8080".to_owned())
+}
+
+fn origins(s: &str) -> Result<AllowedOrigins, String> {
+    Ok(AllowedOrigins::parse(s))
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "aurora-gateway", version, about = "AuroraChat gateway")]
+pub struct Config {
+    /// embedded (one process, file store) or distributed (Kafka, Redis, MongoDB).
+    #[arg(long, env = "AURORA_MODE", value_enum, default_value_t = Mode::Embedded)]
+    pub mode: Mode,
+    /// HTTP + WebSocket listen address.
+    #[arg(long, env = "AURORA_LISTEN", default_value = "127.0.0.1:8080", value_parser = listen)]
+    pub listen: SocketAddr,
+    /// Embedded mode storage directory.
+    #[arg(long, env = "AURORA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// HS256 key, at least 32 bytes.
+    #[arg(long, env = "AURORA_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// File holding the HS256 key.
+    #[arg(long, env = "AURORA_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    #[arg(long, env = "AURORA_JWT_TTL", default_value = "12h", value_parser = duration("AURORA_JWT_TTL"))]
+    pub jwt_ttl: Duration,
+    #[arg(long, env = "AURORA_HEARTBEAT_INTERVAL", default_value = "25s", value_parser = duration("AURORA_HEARTBEAT_INTERVAL"))]
+    pub heartbeat_interval: Duration,
+    #[arg(long, env = "AURORA_HEARTBEAT_TIMEOUT", default_value = "20s", value_parser = duration("AURORA_HEARTBEAT_TIMEOUT"))]
+    pub heartbeat_timeout: Duration,
+    /// Per user per room token bucket, `messages/period`.
+    #[arg(long, env = "AURORA_RATE_LIMIT", default_value = "10/10s", value_parser = rate)]
+    pub rate_limit: RateLimit,
+    /// Messages delivered on join (K).
+    #[arg(long, env = "AURORA_HISTORY_SIZE", default_value = "50", value_parser = positive("AURORA_HISTORY_SIZE"))]
+    pub history_size: usize,
+    /// Max UTF-8 bytes of a message body.
+    #[arg(long, env = "AURORA_MAX_MESSAGE_BYTES", default_value = "4096", value_parser = positive("AURORA_MAX_MESSAGE_BYTES"))]
+    pub max_message_bytes: usize,
+    /// Comma list of allowed Origins for /ws; `*` allows all; empty: same host.
+    #[arg(long, env = "AURORA_ALLOWED_ORIGINS", default_value = "", value_parser = origins)]
+    pub allowed_origins: AllowedOrigins,
+    /// Rooms that always exist.
+    #[arg(long, env = "AURORA_DEFAULT_ROOMS", default_value = "general", value_delimiter = ',')]
+    pub default_rooms: Vec<String>,
+    /// Per-connection outbound queue length; overflow closes with 4008.
+    #[arg(long, env = "AURORA_OUTBOUND_QUEUE", default_value = "1024", value_parser = positive("AURORA_OUTBOUND_QUEUE"))]
+    pub outbound_queue: usize,
+    /// How long SIGTERM waits for connections to close.
+    #[arg(long, env = "AURORA_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration("AURORA_SHUTDOWN_TIMEOUT"))]
+    pub shutdown_timeout: Duration,
+    #[arg(long, env = "AURORA_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    #[arg(long, env = "AURORA_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    #[arg(long, env = "AURORA_MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
+    pub mongodb_uri: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("AURORA_JWT_SECRET must be at least 32 bytes")]
+    ShortSecret,
+    #[error("AURORA_JWT_SECRET_FILE: cannot read {path}: {source}")]
+    SecretFile { path: PathBuf, source: std::io::Error },
+    #[error("AURORA_JWT_SECRET or AURORA_JWT_SECRET_FILE is required in distributed mode")]
+    MissingSecret,
+    #[error("AURORA_DEFAULT_ROOMS: {0:?} is not a valid room name")]
+    BadDefaultRoom(String),
+}
+
+impl Config {
+    /// Checks rules that span fields; call once after parsing.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        self.default_rooms.retain(|r| !r.trim().is_empty());
+        for r in &mut self.default_rooms {
+            *r = r.trim().to_owned();
+            if crate::validate::room_name(r).is_err() {
+                return Err(ConfigError::BadDefaultRoom(r.clone()));
+            }
+        }
+        if self.mode == Mode::Distributed && self.configured_secret()?.is_none() {
+            return Err(ConfigError::MissingSecret);
+        }
+        self.configured_secret()?;
+        Ok(())
+    }
+
+    /// The key from `AURORA_JWT_SECRET` or `AURORA_JWT_SECRET_FILE`, if set.
+    pub fn configured_secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let secret = if let Some(s) = &self.jwt_secret {
+            s.as_bytes().to_vec()
+        } else if let Some(path) = &self.jwt_secret_file {
+            let raw = std::fs::read(path)
+                .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
+            raw.trim_ascii().to_vec()
+        } else {
+            return Ok(None);
+        };
+        if secret.len() < 32 {
+            return Err(ConfigError::ShortSecret);
+        }
+        Ok(Some(secret))
+    }
+
+    /// Defaults, for tests and embedding.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        let mut c = Config::parse_from(["aurora-gateway", "--listen", "127.0.0.1:0"]);
+        c.data_dir = data_dir;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = Config::try_parse_from(["x"]).unwrap();
+        assert_eq!(c.mode, Mode::Embedded);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(25));
+        assert_eq!(c.heartbeat_timeout, Duration::from_secs(20));
+        assert_eq!(c.jwt_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(c.rate_limit.to_string(), "10/10s");
+        assert_eq!(c.history_size, 50);
+        assert_eq!(c.max_message_bytes, 4096);
+        assert_eq!(c.default_rooms, vec!["general"]);
+        assert_eq!(c.allowed_origins, AllowedOrigins::SameHost);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = Config::try_parse_from(["x", "--heartbeat-interval", "soon"]).unwrap_err().to_string();
+        assert!(e.contains("AURORA_HEARTBEAT_INTERVAL"), "{e}");
+        let e = Config::try_parse_from(["x", "--rate-limit", "lots"]).unwrap_err().to_string();
+        assert!(e.contains("AURORA_RATE_LIMIT"), "{e}");
+        let e = Config::try_parse_from(["x", "--listen", "nowhere"]).unwrap_err().to_string();
+        assert!(e.contains("AURORA_LISTEN"), "{e}");
+        let mut c = Config::try_parse_from(["x", "--jwt-secret", "short"]).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("AURORA_JWT_SECRET"));
+        let mut c = Config::try_parse_from(["x", "--mode", "distributed"]).unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::MissingSecret)));
+        let mut c = Config::try_parse_from(["x", "--default-rooms", "ok,Not Ok"]).unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::BadDefaultRoom(_))));
+    }
+
+    #[test]
+    fn origin_rules() {
+        let same = AllowedOrigins::SameHost;
+        assert!(same.allows("http://127.0.0.1:8080", Some("127.0.0.1:8080")));
+        assert!(!same.allows("http://evil.example", Some("127.0.0.1:8080")));
+        assert!(!same.allows("http://127.0.0.1:8080", None));
+        assert!(AllowedOrigins::parse("*").allows("http://x", None));
+        let list = AllowedOrigins::parse("https://chat.example.com, http://localhost:3000/");
+        assert!(list.allows("https://chat.example.com", Some("whatever")));
+        assert!(list.allows("http://localhost:3000", None));
+        assert!(!list.allows("https://other.example.com", None));
+    }
+}

@@ -1,0 +1,36 @@
+//! Embedded mode: every port in one process, storage in a redb file.
+
+mod log;
+mod memory;
+mod store;
+
+pub use log::EmbeddedLog;
+pub use memory::{MemoryBus, MemoryNonces, MemoryPresence, MemoryRateLimiter, NONCE_TTL};
+pub use store::FileStore;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::pipeline::Pipeline;
+use crate::ports::{Backend, PortResult};
+
+/// Opens the store in `data_dir` and wires every port. The returned future is
+/// the pipeline task; it ends once the backend's log handles are dropped.
+pub fn open(data_dir: &Path) -> PortResult<(Backend, FileStore, impl Future<Output = ()> + Send)> {
+    let store = FileStore::open(data_dir)?;
+    let bus = Arc::new(MemoryBus::default());
+    let (log, pipeline_task) = EmbeddedLog::new(Pipeline::new(Arc::new(store.clone()), bus.clone()));
+    let backend = Backend {
+        users: Arc::new(store.clone()),
+        rooms: Arc::new(store.clone()),
+        messages: Arc::new(store.clone()),
+        log,
+        bus,
+        presence: Arc::new(MemoryPresence::default()),
+        limiter: Arc::new(MemoryRateLimiter::default()),
+        nonces: Arc::new(MemoryNonces::default()),
+        readiness: Arc::new(store.clone()),
+    };
+    Ok((backend, store, pipeline_task))
+}

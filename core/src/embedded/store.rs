@@ -1,0 +1,260 @@
+//! The embedded file store (redb): users, rooms, messages and the generated JWT key.
+
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::model::{Message, Room, UserRecord};
+use crate::ports::{MessageStore, PortError, PortResult, Readiness, RoomStore, UserStore};
+
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const USER_IDS: TableDefinition<&str, &str> = TableDefinition::new("user_ids");
+const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
+const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+fn db_err(e: impl Into<redb::Error>) -> PortError {
+    PortError::Unavailable(format!("embedded store: {}", e.into()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> PortResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| PortError::Corrupt(e.to_string()))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> PortResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| PortError::Corrupt(e.to_string()))
+}
+
+/// One redb file holding everything; cheap to clone.
+#[derive(Clone)]
+pub struct FileStore {
+    db: Arc<Database>,
+}
+
+impl FileStore {
+    pub fn open(dir: &Path) -> PortResult<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| PortError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        let db = Database::create(dir.join("aurora.redb")).map_err(db_err)?;
+        let tx = db.begin_write().map_err(db_err)?;
+        {
+            tx.open_table(USERS).map_err(db_err)?;
+            tx.open_table(USER_IDS).map_err(db_err)?;
+            tx.open_table(ROOMS).map_err(db_err)?;
+            tx.open_table(MESSAGES).map_err(db_err)?;
+            tx.open_table(META).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(FileStore { db: Arc::new(db) })
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> PortResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> PortResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| PortError::Unavailable(format!("store task failed: {e}")))?
+    }
+
+    /// The stored JWT key, created on first use.
+    pub fn jwt_secret_or_generate(&self) -> PortResult<Vec<u8>> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let secret = {
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let existing = meta.get("jwt_secret").map_err(db_err)?.map(|v| v.value().to_vec());
+            match existing {
+                Some(s) => s,
+                None => {
+                    let s = crate::auth::generate_secret();
+                    meta.insert("jwt_secret", s.as_slice()).map_err(db_err)?;
+                    s
+                }
+            }
+        };
+        tx.commit().map_err(db_err)?;
+        Ok(secret)
+    }
+}
+
+#[async_trait]
+impl UserStore for FileStore {
+    async fn create_user(&self, user: UserRecord) -> PortResult<()> {
+        self.blocking(move |db| {
+            let key = user.name.to_lowercase();
+            let bytes = encode(&user)?;
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let mut users = tx.open_table(USERS).map_err(db_err)?;
+                if users.get(key.as_str()).map_err(db_err)?.is_some() {
+                    return Err(PortError::Conflict);
+                }
+                users.insert(key.as_str(), bytes.as_slice()).map_err(db_err)?;
+                let mut ids = tx.open_table(USER_IDS).map_err(db_err)?;
+                ids.insert(user.id.as_str(), key.as_str()).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, name: &str) -> PortResult<Option<UserRecord>> {
+        let key = name.to_lowercase();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let users = tx.open_table(USERS).map_err(db_err)?;
+            let found = users.get(key.as_str()).map_err(db_err)?;
+            found.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: &str) -> PortResult<Option<UserRecord>> {
+        let id = id.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let ids = tx.open_table(USER_IDS).map_err(db_err)?;
+            let Some(name) = ids.get(id.as_str()).map_err(db_err)?.map(|v| v.value().to_owned()) else {
+                return Ok(None);
+            };
+            let users = tx.open_table(USERS).map_err(db_err)?;
+            let found = users.get(name.as_str()).map_err(db_err)?;
+            found.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+}
+
+fn put_room(db: &Database, room: &Room, only_if_absent: bool) -> PortResult<()> {
+    let bytes = encode(room)?;
+    let tx = db.begin_write().map_err(db_err)?;
+    {
+        let mut rooms = tx.open_table(ROOMS).map_err(db_err)?;
+        if rooms.get(room.name.as_str()).map_err(db_err)?.is_some() {
+            return if only_if_absent { Ok(()) } else { Err(PortError::Conflict) };
+        }
+        rooms.insert(room.name.as_str(), bytes.as_slice()).map_err(db_err)?;
+    }
+    tx.commit().map_err(db_err)
+}
+
+#[async_trait]
+impl RoomStore for FileStore {
+    async fn create_room(&self, room: Room) -> PortResult<()> {
+        self.blocking(move |db| put_room(db, &room, false)).await
+    }
+
+    async fn ensure_room(&self, room: Room) -> PortResult<()> {
+        self.blocking(move |db| put_room(db, &room, true)).await
+    }
+
+    async fn room(&self, name: &str) -> PortResult<Option<Room>> {
+        let name = name.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let rooms = tx.open_table(ROOMS).map_err(db_err)?;
+            let found = rooms.get(name.as_str()).map_err(db_err)?;
+            found.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn rooms(&self) -> PortResult<Vec<Room>> {
+        self.blocking(|db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let rooms = tx.open_table(ROOMS).map_err(db_err)?;
+            let mut out = Vec::new();
+            for entry in rooms.iter().map_err(db_err)? {
+                let (_, v) = entry.map_err(db_err)?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl MessageStore for FileStore {
+    async fn last_seq(&self, room: &str) -> PortResult<u64> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let messages = tx.open_table(MESSAGES).map_err(db_err)?;
+            let mut range = messages.range((room.as_str(), 0)..=(room.as_str(), u64::MAX)).map_err(db_err)?;
+            match range.next_back() {
+                Some(entry) => Ok(entry.map_err(db_err)?.0.value().1),
+                None => Ok(0),
+            }
+        })
+        .await
+    }
+
+    async fn insert(&self, batch: &[Message]) -> PortResult<()> {
+        let encoded: Vec<(String, u64, Vec<u8>)> =
+            batch.iter().map(|m| Ok((m.room.clone(), m.seq, encode(m)?))).collect::<PortResult<_>>()?;
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let mut messages = tx.open_table(MESSAGES).map_err(db_err)?;
+                for (room, seq, bytes) in &encoded {
+                    if messages.get((room.as_str(), *seq)).map_err(db_err)?.is_none() {
+                        messages.insert((room.as_str(), *seq), bytes.as_slice()).map_err(db_err)?;
+                    }
+                }
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn before(&self, room: &str, before: Option<u64>, limit: usize) -> PortResult<Vec<Message>> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let messages = tx.open_table(MESSAGES).map_err(db_err)?;
+            let end = before.unwrap_or(u64::MAX);
+            let mut out = Vec::with_capacity(limit.min(128));
+            for entry in messages.range((room.as_str(), 0)..(room.as_str(), end)).map_err(db_err)?.rev().take(limit) {
+                out.push(decode(entry.map_err(db_err)?.1.value())?);
+            }
+            out.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn after(&self, room: &str, after: u64, limit: usize) -> PortResult<(Vec<Message>, bool)> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let messages = tx.open_table(MESSAGES).map_err(db_err)?;
+            let start = after.saturating_add(1);
+            let mut out = Vec::with_capacity(limit.min(128));
+            let mut range = messages.range((room.as_str(), start)..=(room.as_str(), u64::MAX)).map_err(db_err)?;
+            let mut truncated = false;
+            while let Some(entry) = range.next_back() {
+                if out.len() == limit {
+                    truncated = true;
+                    break;
+                }
+                out.push(decode(entry.map_err(db_err)?.1.value())?);
+            }
+            out.reverse();
+            Ok((out, truncated))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Readiness for FileStore {
+    async fn ready(&self) -> Result<(), String> {
+        self.blocking(|db| db.begin_read().map(|_| ()).map_err(db_err))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,150 @@
+//! The ports the chat logic talks to. Embedded implementations live in
+//! [`crate::embedded`]; distributed ones (Kafka, Redis, MongoDB) implement the same traits.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+
+use crate::model::{Message, Room, Submission, UserRecord, UserRef};
+use crate::ratelimit::{Decision, RateLimit};
+
+/// A connection id, unique within one gateway process.
+pub type ConnId = u64;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PortError {
+    #[error("already exists")]
+    Conflict,
+    #[error("dependency unavailable: {0}")]
+    Unavailable(String),
+    #[error("overloaded: {0}")]
+    Overloaded(&'static str),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Fails with [`PortError::Conflict`] when the lower-cased name is taken.
+    async fn create_user(&self, user: UserRecord) -> PortResult<()>;
+    /// Case-insensitive lookup.
+    async fn user_by_name(&self, name: &str) -> PortResult<Option<UserRecord>>;
+    async fn user_by_id(&self, id: &str) -> PortResult<Option<UserRecord>>;
+}
+
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// Fails with [`PortError::Conflict`] when the name is taken.
+    async fn create_room(&self, room: Room) -> PortResult<()>;
+    /// Creates the room unless it exists; existing rooms are left as they are.
+    async fn ensure_room(&self, room: Room) -> PortResult<()>;
+    async fn room(&self, name: &str) -> PortResult<Option<Room>>;
+    async fn rooms(&self) -> PortResult<Vec<Room>>;
+}
+
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// The highest stored `seq` of the room, 0 when empty.
+    async fn last_seq(&self, room: &str) -> PortResult<u64>;
+    /// Stores messages; storing one that exists (same room and seq) is a no-op.
+    async fn insert(&self, messages: &[Message]) -> PortResult<()>;
+    /// The newest `limit` messages with `seq < before` (all when `None`), oldest first.
+    async fn before(&self, room: &str, before: Option<u64>, limit: usize) -> PortResult<Vec<Message>>;
+    /// Messages with `seq > after`, oldest first: the newest `limit` of them, and
+    /// whether older ones were left out.
+    async fn after(&self, room: &str, after: u64, limit: usize) -> PortResult<(Vec<Message>, bool)>;
+}
+
+/// A ready-to-send server frame for one room.
+#[derive(Debug, Clone)]
+pub struct RoomEvent {
+    /// The message `seq`, for ordering and gap detection; `None` for presence and typing.
+    pub seq: Option<u64>,
+    /// Connections of this user do not get the frame (typing).
+    pub skip_user: Option<Arc<str>>,
+    /// The serialized frame, shared by every recipient.
+    pub frame: Bytes,
+}
+
+/// Receives room traffic from the bus; must not block.
+pub trait BusSink: Send + Sync {
+    fn deliver(&self, room: &str, event: RoomEvent);
+}
+
+/// Room fan-out between the pipeline and the gateways.
+#[async_trait]
+pub trait Bus: Send + Sync {
+    /// Sets where subscribed traffic goes; called once at start-up.
+    fn attach(&self, sink: Arc<dyn BusSink>);
+    async fn publish(&self, room: &str, event: RoomEvent) -> PortResult<()>;
+    async fn subscribe(&self, room: &str) -> PortResult<()>;
+    async fn unsubscribe(&self, room: &str) -> PortResult<()>;
+}
+
+/// Resolves once the message is durably accepted.
+pub type Accepted = BoxFuture<'static, PortResult<()>>;
+
+/// The ordered message log between gateways and the fan-out tier.
+pub trait MessageLog: Send + Sync {
+    /// Enqueues before returning, so calls from one task keep their order;
+    /// the future resolves when the message is durable.
+    fn append(&self, submission: Submission) -> Accepted;
+}
+
+/// Who is online in which room; a user counts once however many connections it has.
+#[async_trait]
+pub trait Presence: Send + Sync {
+    /// Returns true when this is the user's first connection in the room.
+    async fn join(&self, room: &str, user: &UserRef, conn: ConnId) -> PortResult<bool>;
+    /// Returns true when this was the user's last connection in the room.
+    async fn leave(&self, room: &str, user: &UserRef, conn: ConnId) -> PortResult<bool>;
+    async fn members(&self, room: &str) -> PortResult<Vec<UserRef>>;
+    async fn online(&self, room: &str) -> PortResult<usize>;
+}
+
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    async fn acquire(&self, user_id: &str, room: &str, limit: RateLimit) -> PortResult<Decision>;
+    /// Returns a token for a message that was not accepted after all.
+    async fn refund(&self, user_id: &str, room: &str, limit: RateLimit) -> PortResult<()>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First use of the nonce: the message goes ahead with the offered id.
+    New,
+    /// A retry: answer with the id of the first message.
+    Existing(String),
+}
+
+/// Remembers `(user, room, nonce)` for five minutes.
+#[async_trait]
+pub trait NonceCache: Send + Sync {
+    async fn claim(&self, user_id: &str, room: &str, nonce: &str, id: &str) -> PortResult<Claim>;
+    /// Forgets a claim whose message was not accepted.
+    async fn release(&self, user_id: &str, room: &str, nonce: &str) -> PortResult<()>;
+}
+
+/// Reports whether every dependency answers.
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    /// `Err` names the first dependency that does not answer.
+    async fn ready(&self) -> Result<(), String>;
+}
+
+/// Every port, wired for one mode.
+#[derive(Clone)]
+pub struct Backend {
+    pub users: Arc<dyn UserStore>,
+    pub rooms: Arc<dyn RoomStore>,
+    pub messages: Arc<dyn MessageStore>,
+    pub log: Arc<dyn MessageLog>,
+    pub bus: Arc<dyn Bus>,
+    pub presence: Arc<dyn Presence>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub nonces: Arc<dyn NonceCache>,
+    pub readiness: Arc<dyn Readiness>,
+}

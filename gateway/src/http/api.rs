@@ -1,0 +1,159 @@
+//! REST handlers (SPEC §4).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aurora_core::auth::{hash_password, verify_password};
+use aurora_core::model::{Room, UserRecord};
+use aurora_core::ports::PortError;
+use aurora_core::protocol::{DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
+use aurora_core::validate;
+
+use super::error::{ApiError, AuthUser, JsonBody};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+fn session_body(state: &AppState, user: &UserRecord) -> Result<Value, ApiError> {
+    let user_ref = user.user_ref();
+    let (token, expires_at) = state.jwt.issue(&user_ref).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(json!({ "token": token, "user": { "id": user.id, "name": user.name }, "expires_at": expires_at }))
+}
+
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    JsonBody(c): JsonBody<Credentials>,
+) -> Result<impl IntoResponse, ApiError> {
+    validate::username(&c.username).map_err(ApiError::bad_request)?;
+    validate::password(&c.password).map_err(ApiError::bad_request)?;
+    if state.backend.users.user_by_name(&c.username).await?.is_some() {
+        return Err(ApiError::conflict("username is taken"));
+    }
+    let password = c.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let user = UserRecord {
+        id: uuid::Uuid::now_v7().simple().to_string(),
+        name: c.username,
+        password_hash: hash,
+        created_at: aurora_core::now_ms(),
+    };
+    match state.backend.users.create_user(user.clone()).await {
+        Ok(()) => {}
+        Err(PortError::Conflict) => return Err(ApiError::conflict("username is taken")),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user_id = %user.id, username = %user.name, "registered");
+    Ok((StatusCode::CREATED, Json(session_body(&state, &user)?)))
+}
+
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    JsonBody(c): JsonBody<Credentials>,
+) -> Result<impl IntoResponse, ApiError> {
+    let found = if validate::username(&c.username).is_ok() {
+        state.backend.users.user_by_name(&c.username).await?
+    } else {
+        None
+    };
+    let stored = found.as_ref().map(|u| u.password_hash.clone());
+    let password = c.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, stored.as_deref()))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    match found {
+        Some(user) if ok => Ok(Json(session_body(&state, &user)?)),
+        _ => Err(ApiError::unauthorized("wrong username or password")),
+    }
+}
+
+pub async fn me(State(state): State<Arc<AppState>>, AuthUser(claims): AuthUser) -> Result<impl IntoResponse, ApiError> {
+    let user = state
+        .backend
+        .users
+        .user_by_id(&claims.sub)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown user"))?;
+    Ok(Json(json!({ "id": user.id, "name": user.name })))
+}
+
+async fn room_json(state: &AppState, room: &Room) -> Result<Value, ApiError> {
+    let online = state.backend.presence.online(&room.name).await?;
+    Ok(json!({ "name": room.name, "title": room.title, "online": online, "managed": room.managed() }))
+}
+
+pub async fn list_rooms(
+    State(state): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut rooms = state.backend.rooms.rooms().await?;
+    rooms.retain(|r| r.admits(&claims.name));
+    rooms.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Vec::with_capacity(rooms.len());
+    for room in &rooms {
+        out.push(room_json(&state, room).await?);
+    }
+    Ok(Json(json!({ "rooms": out })))
+}
+
+#[derive(Deserialize)]
+pub struct NewRoom {
+    name: String,
+    title: Option<String>,
+}
+
+pub async fn create_room(
+    State(state): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+    JsonBody(body): JsonBody<NewRoom>,
+) -> Result<impl IntoResponse, ApiError> {
+    validate::room_name(&body.name).map_err(ApiError::bad_request)?;
+    if body.title.as_ref().is_some_and(|t| t.chars().count() > validate::MAX_TITLE_CHARS) {
+        return Err(ApiError::bad_request("title must be at most 200 characters"));
+    }
+    let room = Room::new_api(&body.name, body.title.as_deref().map(str::trim));
+    match state.backend.rooms.create_room(room.clone()).await {
+        Ok(()) => {}
+        Err(PortError::Conflict) => return Err(ApiError::conflict("room exists")),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(room = %room.name, user_id = %claims.sub, "room created");
+    state.rooms.remember(room.clone());
+    Ok((StatusCode::CREATED, Json(room_json(&state, &room).await?)))
+}
+
+fn query_u64(q: &HashMap<String, String>, key: &str) -> Result<Option<u64>, ApiError> {
+    q.get(key)
+        .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("`{key}` must be a non-negative integer"))))
+        .transpose()
+}
+
+pub async fn messages(
+    State(state): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let room = state.rooms.get(&name).await?.ok_or_else(|| ApiError::not_found("no such room"))?;
+    if !room.admits(&claims.name) {
+        return Err(ApiError::forbidden("private room"));
+    }
+    let before = query_u64(&q, "before")?;
+    let limit = query_u64(&q, "limit")?
+        .map(|l| l.clamp(1, MAX_HISTORY_PAGE as u64) as usize)
+        .unwrap_or(DEFAULT_HISTORY_PAGE);
+    let messages = state.backend.messages.before(&name, before, limit).await?;
+    Ok(Json(json!({ "messages": messages })))
+}

@@ -1,0 +1,73 @@
+//! HTTP routes: REST API, probes, metrics, web client and the `/ws` upgrade.
+
+pub mod api;
+pub mod error;
+mod web;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+
+use crate::state::AppState;
+
+/// Largest accepted REST request body.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(web::index))
+        .route("/app.js", get(web::app_js))
+        .route("/style.css", get(web::style))
+        .route("/api/auth/register", post(api::register))
+        .route("/api/auth/login", post(api::login))
+        .route("/api/me", get(api::me))
+        .route("/api/rooms", get(api::list_rooms).post(api::create_room))
+        .route("/api/rooms/{name}/messages", get(api::messages))
+        .route("/ws", get(crate::ws::upgrade))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    if let Some(route) = route.filter(|r| r.starts_with("/api/")) {
+        state.metrics.http_requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
+    }
+    response
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting down" }))).into_response();
+    }
+    match state.backend.readiness.ready().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(dependency) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "reason": dependency })))
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::not_found("no such endpoint")
+}

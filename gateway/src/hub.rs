@@ -1,0 +1,107 @@
+//! The local room hub: which connections of this gateway are in which room,
+//! and delivery of bus traffic to them without blocking.
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use aurora_core::ports::{Bus, BusSink, ConnId, PortResult, RoomEvent};
+
+/// One frame for one room, shared by every local recipient.
+#[derive(Debug)]
+pub struct Delivery {
+    pub room: Arc<str>,
+    pub seq: Option<u64>,
+    pub skip_user: Option<Arc<str>>,
+    pub frame: Utf8Bytes,
+}
+
+/// How the hub reaches a connection: a bounded queue, and a token cancelled
+/// when the queue overflows (the session then closes with 4008).
+#[derive(Clone)]
+pub struct ConnHandle {
+    pub tx: mpsc::Sender<Arc<Delivery>>,
+    pub overflow: CancellationToken,
+}
+
+pub struct Hub {
+    rooms: DashMap<Arc<str>, HashMap<ConnId, ConnHandle>>,
+    bus: Arc<dyn Bus>,
+}
+
+impl Hub {
+    pub fn new(bus: Arc<dyn Bus>) -> Arc<Self> {
+        let hub = Arc::new(Hub { rooms: DashMap::new(), bus: bus.clone() });
+        bus.attach(hub.clone());
+        hub
+    }
+
+    /// Adds a local member; the first one subscribes this gateway to the room.
+    pub async fn join(&self, room: &Arc<str>, conn: ConnId, handle: ConnHandle) -> PortResult<()> {
+        let first = {
+            let mut members = self.rooms.entry(room.clone()).or_default();
+            let first = members.is_empty();
+            members.insert(conn, handle);
+            first
+        };
+        if first {
+            if let Err(e) = self.bus.subscribe(room).await {
+                self.remove(room, conn);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a local member; the last one unsubscribes.
+    pub async fn leave(&self, room: &str, conn: ConnId) {
+        if self.remove(room, conn) {
+            if let Err(e) = self.bus.unsubscribe(room).await {
+                tracing::warn!(room, error = %e, "unsubscribe failed");
+            }
+        }
+    }
+
+    /// Returns true when the room has no local members left.
+    fn remove(&self, room: &str, conn: ConnId) -> bool {
+        let empty = match self.rooms.get_mut(room) {
+            Some(mut members) => {
+                members.remove(&conn);
+                members.is_empty()
+            }
+            None => false,
+        };
+        empty && self.rooms.remove_if(room, |_, m| m.is_empty()).is_some()
+    }
+
+    pub fn local_members(&self, room: &str) -> usize {
+        self.rooms.get(room).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+impl BusSink for Hub {
+    fn deliver(&self, room: &str, event: RoomEvent) {
+        let Some(members) = self.rooms.get(room) else { return };
+        let frame = match Utf8Bytes::try_from(event.frame) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(room, error = %e, "dropping a non-UTF-8 room frame");
+                return;
+            }
+        };
+        let delivery = Arc::new(Delivery {
+            room: members.key().clone(),
+            seq: event.seq,
+            skip_user: event.skip_user,
+            frame,
+        });
+        for handle in members.values() {
+            if let Err(mpsc::error::TrySendError::Full(_)) = handle.tx.try_send(delivery.clone()) {
+                handle.overflow.cancel();
+            }
+        }
+    }
+}

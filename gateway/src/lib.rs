@@ -1,0 +1,59 @@
+//! The AuroraChat gateway: REST API, WebSocket sessions, the local room hub and
+//! the embedded web client.
+
+pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod shutdown;
+pub mod state;
+pub mod ws;
+
+use anyhow::Context;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use aurora_core::auth::JwtKeys;
+use aurora_core::config::{Config, Mode};
+use aurora_core::model::Room;
+
+use crate::state::AppState;
+
+/// Serves until `shutdown` is cancelled, then closes every session with 1001
+/// and waits up to `AURORA_SHUTDOWN_TIMEOUT` for them.
+pub async fn serve(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.mode == Mode::Distributed {
+        anyhow::bail!("AURORA_MODE=distributed is not available in this build yet; use embedded");
+    }
+    let (backend, store, pipeline) =
+        aurora_core::embedded::open(&config.data_dir).context("AURORA_DATA_DIR: cannot open the embedded store")?;
+    let pipeline = tokio::spawn(pipeline);
+    let secret = match config.configured_secret()? {
+        Some(s) => s,
+        None => store.jwt_secret_or_generate().context("cannot load or create the JWT key")?,
+    };
+    for name in &config.default_rooms {
+        backend.rooms.ensure_room(Room::new_api(name, None)).await.context("cannot create default rooms")?;
+    }
+    let jwt = JwtKeys::new(&secret, config.jwt_ttl);
+    let timeout = config.shutdown_timeout;
+    let state = Arc::new(AppState::new(config, backend, jwt, shutdown.clone())?);
+    let app = http::router(state.clone());
+
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("HTTP server failed")?;
+
+    state.sessions.close();
+    if tokio::time::timeout(timeout, state.sessions.wait()).await.is_err() {
+        tracing::warn!(left = state.sessions.len(), "shutdown timeout: some sessions did not close");
+    }
+    drop(state);
+    // The pipeline ends once the last log handle is gone, after its last batch.
+    if tokio::time::timeout(timeout, pipeline).await.is_err() {
+        tracing::warn!("shutdown timeout: message pipeline still busy");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,31 @@
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use aurora_core::config::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut config = Config::parse();
+    if let Err(e) = config.validate() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if std::env::var("AURORA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("AURORA_LISTEN: cannot bind {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, mode = ?config.mode, data_dir = %config.data_dir.display(), "listening");
+    // Scripts and tests read this line to learn the port when listening on :0.
+    println!("aurora-gateway listening on http://{addr}");
+    let shutdown = CancellationToken::new();
+    aurora_gateway::shutdown::on_signal(shutdown.clone());
+    aurora_gateway::serve(config, listener, shutdown).await
+}

@@ -1,0 +1,286 @@
+//! Client commands (SPEC §5).
+
+use axum::extract::ws::WebSocket;
+use futures_util::FutureExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aurora_core::model::{new_message_id, Submission};
+use aurora_core::ports::{Claim, PortError, RoomEvent};
+use aurora_core::protocol::{
+    decode, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES,
+};
+use aurora_core::ratelimit::Decision;
+
+use super::session::{End, JoinedRoom, Session};
+
+type Step = Result<(), End>;
+
+impl Session {
+    pub(super) async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Step {
+        let request = match decode(text) {
+            Ok(r) => r,
+            Err(e) => {
+                self.state.metrics.frames_received.with_label_values(&["invalid"]).inc();
+                return self.error(socket, ErrorCode::BadRequest, &e.message, e.reference.as_deref(), None).await;
+            }
+        };
+        self.state.metrics.frames_received.with_label_values(&[request.command.kind()]).inc();
+        let r = request.reference.as_deref();
+        match request.command {
+            Command::Join { room, since } => self.join(socket, r, room, since).await,
+            Command::Leave { room } => self.leave(socket, r, room).await,
+            Command::Send { room, body, nonce } => self.send_message(socket, r, room, body, nonce).await,
+            Command::Typing { room } => self.typing(socket, r, room).await,
+            Command::History { room, before, limit } => self.history(socket, r, room, before, limit).await,
+            Command::Auth { token } => self.auth(socket, r, token).await,
+        }
+    }
+
+    async fn unavailable(&mut self, socket: &mut WebSocket, r: Option<&str>, room: &str, e: PortError) -> Step {
+        tracing::warn!(room, error = %e, "dependency failed");
+        let message = "a dependency is unavailable; nothing was accepted, try again";
+        self.error(socket, ErrorCode::Unavailable, message, r, Some(room)).await
+    }
+
+    /// `not_joined` for an existing room, `not_found` otherwise.
+    async fn not_joined(&mut self, socket: &mut WebSocket, r: Option<&str>, room: &str) -> Step {
+        match self.state.rooms.get(room).await {
+            Ok(Some(_)) => self.error(socket, ErrorCode::NotJoined, "join the room first", r, Some(room)).await,
+            Ok(None) => self.error(socket, ErrorCode::NotFound, "no such room", r, Some(room)).await,
+            Err(e) => self.unavailable(socket, r, room, e).await,
+        }
+    }
+
+    async fn join(&mut self, socket: &mut WebSocket, r: Option<&str>, room: String, since: Option<u64>) -> Step {
+        let config = match self.state.rooms.get(&room).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return self.error(socket, ErrorCode::NotFound, "no such room", r, Some(&room)).await,
+            Err(e) => return self.unavailable(socket, r, &room, e).await,
+        };
+        if !config.admits(&self.user.name) {
+            return self.error(socket, ErrorCode::Forbidden, "this room is private", r, Some(&room)).await;
+        }
+        let already = self.rooms.contains_key(room.as_str());
+        if !already && self.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
+            let msg = "at most 100 rooms per connection";
+            return self.error(socket, ErrorCode::Forbidden, msg, r, Some(&room)).await;
+        }
+        let name: Arc<str> = room.as_str().into();
+        if !already {
+            if let Err(e) = self.enter(&name).await {
+                return self.unavailable(socket, r, &room, e).await;
+            }
+            // Track the room now: from here on live frames for it are accepted,
+            // and anything already in history is filtered by `last_seq` below.
+            self.rooms.insert(name.clone(), JoinedRoom { config: config.clone(), last_seq: u64::MAX });
+        }
+        let backend = &self.state.backend;
+        let snapshot = async {
+            let members = backend.presence.members(&room).await?;
+            let last = backend.messages.last_seq(&room).await?;
+            let (history, truncated) = match since {
+                Some(after) => backend.messages.after(&room, after, MAX_SINCE_MESSAGES).await?,
+                None => {
+                    let k = config.history_size.unwrap_or(self.state.config.history_size);
+                    (backend.messages.before(&room, None, k).await?, false)
+                }
+            };
+            Ok::<_, PortError>((members, last, history, truncated))
+        };
+        let (members, last, history, truncated) = match snapshot.await {
+            Ok(s) => s,
+            Err(e) => {
+                if !already {
+                    self.rooms.remove(&name);
+                    self.part(&room).await;
+                }
+                return self.unavailable(socket, r, &room, e).await;
+            }
+        };
+        let last_seq = history.last().map_or(last, |m| m.seq.max(last));
+        if let Some(joined) = self.rooms.get_mut(&name) {
+            joined.last_seq = last_seq;
+            joined.config = config;
+        }
+        let frame = ServerFrame::Joined {
+            reference: r,
+            room: &room,
+            members: &members,
+            history: &history,
+            last_seq,
+            truncated,
+        };
+        self.send(socket, frame.encode()).await
+    }
+
+    /// Subscribes locally and registers presence; the user's first connection announces `joins`.
+    async fn enter(&mut self, room: &Arc<str>) -> Result<(), PortError> {
+        let backend = &self.state.backend;
+        self.state.hub.join(room, self.conn, self.handle.clone()).await?;
+        match backend.presence.join(room, &self.user, self.conn).await {
+            Ok(true) => {
+                let joins = [self.user.clone()];
+                let frame = ServerFrame::Presence { room, joins: &joins, leaves: &[] }.encode();
+                let event = RoomEvent { seq: None, skip_user: None, frame: frame.into() };
+                if let Err(e) = backend.bus.publish(room, event).await {
+                    tracing::warn!(room = %room, error = %e, "presence join not published");
+                }
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => {
+                self.state.hub.leave(room, self.conn).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn leave(&mut self, socket: &mut WebSocket, r: Option<&str>, room: String) -> Step {
+        if self.rooms.remove(room.as_str()).is_some() {
+            self.part(&room).await;
+        }
+        self.send(socket, ServerFrame::Left { reference: r, room: &room }.encode()).await
+    }
+
+    async fn send_message(
+        &mut self,
+        socket: &mut WebSocket,
+        r: Option<&str>,
+        room: String,
+        body: String,
+        nonce: Option<String>,
+    ) -> Step {
+        let Some(joined) = self.rooms.get(room.as_str()) else {
+            return self.not_joined(socket, r, &room).await;
+        };
+        let config = joined.config.clone();
+        let max = config.max_message_bytes.unwrap_or(self.state.config.max_message_bytes);
+        if body.len() > max {
+            let msg = format!("message body is over {max} bytes");
+            return self.error(socket, ErrorCode::TooLarge, &msg, r, Some(&room)).await;
+        }
+        let backend = self.state.backend.clone();
+        let user_id = self.user.id.clone();
+        let id = new_message_id();
+        if let Some(n) = &nonce {
+            match backend.nonces.claim(&user_id, &room, n, &id).await {
+                Ok(Claim::New) => {}
+                Ok(Claim::Existing(first)) => {
+                    let ack = ServerFrame::Ack { reference: r, room: &room, id: &first, nonce: Some(n) };
+                    return self.send(socket, ack.encode()).await;
+                }
+                Err(e) => return self.unavailable(socket, r, &room, e).await,
+            }
+        }
+        let limit = config.rate_limit.unwrap_or(self.state.config.rate_limit);
+        let refused = match backend.limiter.acquire(&user_id, &room, limit).await {
+            Ok(Decision::Allowed) => None,
+            Ok(Decision::Limited { retry_after }) => Some(Ok(retry_after)),
+            Err(e) => Some(Err(e)),
+        };
+        if let Some(outcome) = refused {
+            if let Some(n) = &nonce {
+                let _ = backend.nonces.release(&user_id, &room, n).await;
+            }
+            return match outcome {
+                Ok(retry_after) => {
+                    self.state.metrics.errors.with_label_values(&["rate_limited"]).inc();
+                    let frame = ServerFrame::Error {
+                        code: ErrorCode::RateLimited,
+                        message: "too many messages; wait before sending again",
+                        reference: r,
+                        room: Some(&room),
+                        retry_after_ms: Some(retry_after.as_millis().max(1) as u64),
+                    };
+                    self.send(socket, frame.encode()).await
+                }
+                Err(e) => self.unavailable(socket, r, &room, e).await,
+            };
+        }
+        let submission = Submission {
+            id: id.clone(),
+            room: room.clone(),
+            user: self.user.clone(),
+            body,
+            ts: aurora_core::now_ms(),
+            nonce: nonce.clone(),
+        };
+        let accepted = backend.log.append(submission);
+        let reference = r.map(str::to_owned);
+        let state = self.state.clone();
+        let started = Instant::now();
+        self.pending.push(
+            async move {
+                match accepted.await {
+                    Ok(()) => {
+                        state.metrics.messages_accepted.inc();
+                        state.metrics.ack_seconds.observe(started.elapsed().as_secs_f64());
+                        let ack = ServerFrame::Ack {
+                            reference: reference.as_deref(),
+                            room: &room,
+                            id: &id,
+                            nonce: nonce.as_deref(),
+                        };
+                        ack.encode()
+                    }
+                    Err(e) => {
+                        tracing::warn!(room, error = %e, "message not accepted");
+                        if let Some(n) = &nonce {
+                            let _ = backend.nonces.release(&user_id, &room, n).await;
+                        }
+                        let _ = backend.limiter.refund(&user_id, &room, limit).await;
+                        state.metrics.errors.with_label_values(&["unavailable"]).inc();
+                        ServerFrame::Error {
+                            code: ErrorCode::Unavailable,
+                            message: "the message log is unavailable; nothing was accepted, try again",
+                            reference: reference.as_deref(),
+                            room: Some(&room),
+                            retry_after_ms: None,
+                        }
+                        .encode()
+                    }
+                }
+            }
+            .boxed(),
+        );
+        Ok(())
+    }
+
+    async fn typing(&mut self, socket: &mut WebSocket, r: Option<&str>, room: String) -> Step {
+        if !self.rooms.contains_key(room.as_str()) {
+            return self.not_joined(socket, r, &room).await;
+        }
+        let frame = ServerFrame::Typing { room: &room, user: &self.user }.encode();
+        let event = RoomEvent { seq: None, skip_user: Some(self.user.id.clone()), frame: frame.into() };
+        if let Err(e) = self.state.backend.bus.publish(&room, event).await {
+            tracing::debug!(room, error = %e, "typing not published");
+        }
+        Ok(())
+    }
+
+    async fn history(&mut self, socket: &mut WebSocket, r: Option<&str>, room: String, before: u64, limit: usize) -> Step {
+        if !self.rooms.contains_key(room.as_str()) {
+            return self.not_joined(socket, r, &room).await;
+        }
+        match self.state.backend.messages.before(&room, Some(before), limit).await {
+            Ok(messages) => {
+                let frame = ServerFrame::History { reference: r, room: &room, messages: &messages };
+                self.send(socket, frame.encode()).await
+            }
+            Err(e) => self.unavailable(socket, r, &room, e).await,
+        }
+    }
+
+    async fn auth(&mut self, socket: &mut WebSocket, r: Option<&str>, token: String) -> Step {
+        match self.state.jwt.verify(&token) {
+            Ok(claims) if claims.sub.as_str() == &*self.user.id => {
+                self.exp = claims.exp;
+                self.token_reset = true;
+                self.send(socket, ServerFrame::Authed { reference: r, exp: claims.exp }.encode()).await
+            }
+            Ok(_) => self.error(socket, ErrorCode::Unauthorized, "token is for another user", r, None).await,
+            Err(_) => self.error(socket, ErrorCode::Unauthorized, "invalid or expired token", r, None).await,
+        }
+    }
+}

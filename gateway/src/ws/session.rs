@@ -1,0 +1,345 @@
+//! One WebSocket connection: a single task that reads client frames, writes
+//! replies and room traffic (batched: feed, then one flush), runs the heartbeat
+//! and watches the token's expiry.
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{SinkExt, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+
+use aurora_core::auth::Claims;
+use aurora_core::model::{Room, UserRef};
+use aurora_core::ports::{ConnId, RoomEvent};
+use aurora_core::protocol::{close, ErrorCode, ServerFrame, MAX_SINCE_MESSAGES};
+
+use crate::hub::{ConnHandle, Delivery};
+use crate::state::AppState;
+
+/// Most queued frames written per flush.
+const MAX_BATCH: usize = 64;
+/// More `bad_request` frames than this within [`BAD_FRAME_WINDOW`] closes with 4008.
+const MAX_BAD_FRAMES: usize = 20;
+const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
+
+/// Why a session ends.
+#[derive(Debug)]
+pub(super) enum End {
+    /// Send a close frame with this code.
+    Close(u16, &'static str),
+    /// The token expired: `token_expired`, then close 4001.
+    Expired,
+    /// Drop the TCP connection without a close frame (heartbeat timeout, write stall).
+    Drop(&'static str),
+    /// The client went away.
+    Gone,
+}
+
+pub(super) struct JoinedRoom {
+    pub config: Arc<Room>,
+    /// Highest `seq` this client has been sent for the room.
+    pub last_seq: u64,
+}
+
+pub(super) type Pending = BoxFuture<'static, String>;
+
+pub(super) struct Session {
+    pub state: Arc<AppState>,
+    pub conn: ConnId,
+    pub user: UserRef,
+    pub exp: u64,
+    pub rooms: HashMap<Arc<str>, JoinedRoom>,
+    pub handle: ConnHandle,
+    pub pending: FuturesUnordered<Pending>,
+    pub token_reset: bool,
+    bad_frames: VecDeque<Instant>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+fn expiry_instant(exp: u64) -> Instant {
+    Instant::now() + Duration::from_secs(exp.saturating_sub(unix_now()))
+}
+
+pub async fn run(state: Arc<AppState>, mut socket: WebSocket, claims: Claims) {
+    let (tx, mut rx) = mpsc::channel(state.config.outbound_queue);
+    let overflow = CancellationToken::new();
+    let mut session = Session {
+        conn: state.next_conn_id(),
+        user: claims.user(),
+        exp: claims.exp,
+        rooms: HashMap::new(),
+        handle: ConnHandle { tx, overflow: overflow.clone() },
+        pending: FuturesUnordered::new(),
+        token_reset: false,
+        bad_frames: VecDeque::new(),
+        state,
+    };
+    let metrics = &session.state.metrics;
+    metrics.connections.inc();
+    metrics.connections_total.inc();
+    tracing::debug!(conn = session.conn, user_id = %session.user.id, "session started");
+
+    let end = session.serve(&mut socket, &mut rx, &overflow).await;
+    let reason = match &end {
+        End::Close(code, _) if *code == close::GOING_AWAY => "shutdown",
+        End::Close(code, _) if *code == close::POLICY => "policy",
+        End::Close(_, _) => "too_big",
+        End::Expired => "token_expired",
+        End::Drop(why) => why,
+        End::Gone => "client",
+    };
+    tracing::debug!(conn = session.conn, user_id = %session.user.id, reason, "session ended");
+    session.finish(socket, end).await;
+    session.leave_all().await;
+    let metrics = &session.state.metrics;
+    metrics.connections.dec();
+    metrics.disconnects.with_label_values(&[reason]).inc();
+}
+
+impl Session {
+    async fn serve(
+        &mut self,
+        socket: &mut WebSocket,
+        rx: &mut mpsc::Receiver<Arc<Delivery>>,
+        overflow: &CancellationToken,
+    ) -> End {
+        let shutdown = self.state.shutdown.clone();
+        let interval = self.state.config.heartbeat_interval;
+        let pong_timeout = self.state.config.heartbeat_timeout;
+        let hello = ServerFrame::Hello { user: &self.user, heartbeat_ms: interval.as_millis() as u64 }.encode();
+        if let Err(end) = self.send(socket, hello).await {
+            return end;
+        }
+        let mut heartbeat: Pin<Box<Sleep>> = Box::pin(sleep_until(Instant::now() + interval));
+        let mut awaiting_pong = false;
+        let mut last_ping = Instant::now();
+        let mut expiry: Pin<Box<Sleep>> = Box::pin(sleep_until(expiry_instant(self.exp)));
+        loop {
+            if self.token_reset {
+                self.token_reset = false;
+                expiry.as_mut().reset(expiry_instant(self.exp));
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
+                _ = overflow.cancelled() => return End::Close(close::POLICY, "outbound queue overflow"),
+                _ = &mut expiry => return End::Expired,
+                _ = &mut heartbeat => {
+                    if awaiting_pong {
+                        return End::Drop("heartbeat_timeout");
+                    }
+                    last_ping = Instant::now();
+                    awaiting_pong = true;
+                    heartbeat.as_mut().reset(last_ping + pong_timeout);
+                    if let Err(end) = self.write(socket, Message::Ping(Default::default())).await {
+                        return end;
+                    }
+                }
+                Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
+                    if let Err(end) = self.send(socket, reply).await {
+                        return end;
+                    }
+                }
+                Some(first) = rx.recv() => {
+                    if let Err(end) = self.deliver(socket, rx, first).await {
+                        return end;
+                    }
+                }
+                incoming = socket.next() => match incoming {
+                    None => return End::Gone,
+                    Some(Err(e)) => return too_big(e).unwrap_or(End::Gone),
+                    Some(Ok(Message::Text(text))) => {
+                        if let Err(end) = self.on_text(socket, text.as_str()).await {
+                            return end;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let r = self.error(socket, ErrorCode::BadRequest, "binary frames are not supported", None, None).await;
+                        if let Err(end) = r {
+                            return end;
+                        }
+                    }
+                    Some(Ok(Message::Pong(_))) => {
+                        if awaiting_pong {
+                            awaiting_pong = false;
+                            heartbeat.as_mut().reset(last_ping + interval);
+                        }
+                    }
+                    Some(Ok(Message::Ping(_))) => {}
+                    Some(Ok(Message::Close(_))) => return End::Gone,
+                },
+            }
+        }
+    }
+
+    /// Writes a queued batch: the first delivery and whatever else is waiting, one flush.
+    async fn deliver(
+        &mut self,
+        socket: &mut WebSocket,
+        rx: &mut mpsc::Receiver<Arc<Delivery>>,
+        first: Arc<Delivery>,
+    ) -> Result<(), End> {
+        let mut next = Some(first);
+        let mut count = 0usize;
+        let mut written = 0u64;
+        while let Some(d) = next.take() {
+            written += self.feed_delivery(socket, &d).await?;
+            count += 1;
+            if count < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        self.flush(socket).await?;
+        self.state.metrics.frames_delivered.inc_by(written);
+        Ok(())
+    }
+
+    /// Feeds one delivery, after any messages missing before it (gap backfill).
+    async fn feed_delivery(&mut self, socket: &mut WebSocket, d: &Delivery) -> Result<u64, End> {
+        if d.skip_user.as_ref().is_some_and(|u| *u == self.user.id) {
+            return Ok(0);
+        }
+        let Some(joined) = self.rooms.get_mut(&d.room) else { return Ok(0) };
+        let mut written = 0;
+        if let Some(seq) = d.seq {
+            if seq <= joined.last_seq {
+                return Ok(0);
+            }
+            let missing = seq - joined.last_seq - 1;
+            if missing > 0 {
+                let wanted = (missing as usize).min(MAX_SINCE_MESSAGES);
+                tracing::warn!(room = %d.room, from = joined.last_seq, to = seq, "gap in room stream; backfilling");
+                let backfill = self.state.backend.messages.before(&d.room, Some(seq), wanted).await;
+                for m in backfill.unwrap_or_default() {
+                    let text = ServerFrame::Message(&m).encode();
+                    self.feed(socket, Message::Text(text.into())).await?;
+                    written += 1;
+                }
+            }
+            if let Some(joined) = self.rooms.get_mut(&d.room) {
+                joined.last_seq = seq;
+            }
+        }
+        self.feed(socket, Message::Text(d.frame.clone())).await?;
+        Ok(written + 1)
+    }
+
+    fn write_timeout(&self) -> Duration {
+        self.state.config.heartbeat_timeout
+    }
+
+    async fn feed(&mut self, socket: &mut WebSocket, msg: Message) -> Result<(), End> {
+        match tokio::time::timeout(self.write_timeout(), socket.feed(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Drop("write_stalled")),
+        }
+    }
+
+    async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), End> {
+        match tokio::time::timeout(self.write_timeout(), socket.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Drop("write_stalled")),
+        }
+    }
+
+    pub(super) async fn write(&mut self, socket: &mut WebSocket, msg: Message) -> Result<(), End> {
+        self.feed(socket, msg).await?;
+        self.flush(socket).await
+    }
+
+    pub(super) async fn send(&mut self, socket: &mut WebSocket, text: String) -> Result<(), End> {
+        self.write(socket, Message::Text(Utf8Bytes::from(text))).await
+    }
+
+    /// Sends an `error` frame; too many `bad_request`s in a minute end the session.
+    pub(super) async fn error(
+        &mut self,
+        socket: &mut WebSocket,
+        code: ErrorCode,
+        message: &str,
+        reference: Option<&str>,
+        room: Option<&str>,
+    ) -> Result<(), End> {
+        self.state.metrics.errors.with_label_values(&[code.as_str()]).inc();
+        let frame = ServerFrame::Error { code, message, reference, room, retry_after_ms: None }.encode();
+        self.send(socket, frame).await?;
+        if code == ErrorCode::BadRequest {
+            let now = Instant::now();
+            self.bad_frames.push_back(now);
+            while self.bad_frames.front().is_some_and(|t| now.duration_since(*t) > BAD_FRAME_WINDOW) {
+                self.bad_frames.pop_front();
+            }
+            if self.bad_frames.len() > MAX_BAD_FRAMES {
+                return Err(End::Close(close::POLICY, "too many bad frames"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, mut socket: WebSocket, end: End) {
+        let (code, reason) = match end {
+            End::Close(code, reason) => (code, reason),
+            End::Expired => {
+                let frame = ServerFrame::Error {
+                    code: ErrorCode::TokenExpired,
+                    message: "token expired; reconnect with a fresh token",
+                    reference: None,
+                    room: None,
+                    retry_after_ms: None,
+                }
+                .encode();
+                let _ = self.send(&mut socket, frame).await;
+                (close::TOKEN_EXPIRED, "token expired")
+            }
+            End::Drop(_) | End::Gone => return,
+        };
+        let frame = CloseFrame { code, reason: reason.into() };
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
+    }
+
+    /// Leaves every joined room: local hub, presence, and `leaves` to the room.
+    async fn leave_all(&mut self) {
+        let rooms: Vec<Arc<str>> = self.rooms.drain().map(|(name, _)| name).collect();
+        for room in rooms {
+            self.part(&room).await;
+        }
+    }
+
+    pub(super) async fn part(&mut self, room: &str) {
+        let backend = &self.state.backend;
+        self.state.hub.leave(room, self.conn).await;
+        match backend.presence.leave(room, &self.user, self.conn).await {
+            Ok(true) => {
+                let leaves = [self.user.clone()];
+                let frame = ServerFrame::Presence { room, joins: &[], leaves: &leaves }.encode();
+                let event = RoomEvent { seq: None, skip_user: None, frame: frame.into() };
+                if let Err(e) = backend.bus.publish(room, event).await {
+                    tracing::warn!(room, error = %e, "presence leave not published");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(room, error = %e, "presence leave failed"),
+        }
+    }
+}
+
+/// A frame over 64 KiB closes with 1009.
+fn too_big(e: axum::Error) -> Option<End> {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    let inner = e.into_inner();
+    match inner.downcast_ref::<Error>() {
+        Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => Some(End::Close(close::TOO_BIG, "frame too large")),
+        _ => None,
+    }
+}
