@@ -30,11 +30,12 @@ pub struct ConnHandle {
 pub struct Hub {
     rooms: DashMap<Arc<str>, HashMap<ConnId, ConnHandle>>,
     bus: Arc<dyn Bus>,
+    overflows: prometheus::IntCounter,
 }
 
 impl Hub {
-    pub fn new(bus: Arc<dyn Bus>) -> Arc<Self> {
-        let hub = Arc::new(Hub { rooms: DashMap::new(), bus: bus.clone() });
+    pub fn new(bus: Arc<dyn Bus>, overflows: prometheus::IntCounter) -> Arc<Self> {
+        let hub = Arc::new(Hub { rooms: DashMap::new(), bus: bus.clone(), overflows });
         bus.attach(hub.clone());
         hub
     }
@@ -99,7 +100,9 @@ impl BusSink for Hub {
             frame,
         });
         for handle in members.values() {
-            if let Err(mpsc::error::TrySendError::Full(_)) = handle.tx.try_send(delivery.clone()) {
+            let full = matches!(handle.tx.try_send(delivery.clone()), Err(mpsc::error::TrySendError::Full(_)));
+            if full && !handle.overflow.is_cancelled() {
+                self.overflows.inc();
                 handle.overflow.cancel();
             }
         }

@@ -14,6 +14,7 @@ pub struct Metrics {
     pub messages_accepted: IntCounter,
     pub frames_delivered: IntCounter,
     pub ack_seconds: Histogram,
+    pub outbound_overflows: IntCounter,
     pub http_requests: IntCounterVec,
 }
 
@@ -66,6 +67,10 @@ impl Metrics {
                     HistogramOpts::new("aurora_send_ack_seconds", "Time from send to ack")
                         .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
                 )?,
+            ),
+            outbound_overflows: register(
+                &r,
+                IntCounter::new("aurora_ws_outbound_overflows_total", "Connections whose outbound queue overflowed")?,
             ),
             http_requests: register(
                 &r,

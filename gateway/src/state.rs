@@ -30,10 +30,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, backend: Backend, jwt: JwtKeys, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let metrics = Metrics::new()?;
         Ok(AppState {
-            hub: Hub::new(backend.bus.clone()),
+            hub: Hub::new(backend.bus.clone(), metrics.outbound_overflows.clone()),
             rooms: RoomDirectory { cache: DashMap::new(), backend: backend.clone() },
-            metrics: Metrics::new()?,
+            metrics,
             config,
             backend,
             jwt,

@@ -122,7 +122,8 @@ impl Session {
             Ok(true) => {
                 let joins = [self.user.clone()];
                 let frame = ServerFrame::Presence { room, joins: &joins, leaves: &[] }.encode();
-                let event = RoomEvent { seq: None, skip_user: None, frame: frame.into() };
+                // A first connection has no other tab in the room to tell; `joined` lists the user.
+                let event = RoomEvent { seq: None, skip_user: Some(self.user.id.clone()), frame: frame.into() };
                 if let Err(e) = backend.bus.publish(room, event).await {
                     tracing::warn!(room = %room, error = %e, "presence join not published");
                 }

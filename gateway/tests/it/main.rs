@@ -1,0 +1,10 @@
+//! Integration tests: the gateway on 127.0.0.1:0, spoken to over HTTP and WebSocket.
+
+mod harness;
+
+mod chat;
+mod errors;
+mod http_api;
+mod lifecycle;
+mod presence;
+mod tokens;
