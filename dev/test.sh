@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Chromium from apt, npm packages), then runs
+# unit + integration tests (cargo) and the browser test (Playwright + Chromium).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ $apt_updated -eq 0 ]; then $sudo apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+log "tools"
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+command -v node >/dev/null || apt_install nodejs npm
+apt_install chromium
+command -v chromium >/dev/null
+(cd dev/e2e && if [ ! -d node_modules/playwright-core ]; then npm ci --no-audit --no-fund; fi)
+
+log "unit and integration tests (cargo test)"
+cargo test --workspace --locked
+
+log "release build"
+cargo build --release --locked -p aurora-gateway
+
+log "browser test (Playwright + Chromium against the release binary)"
+(cd dev/e2e && AURORA_BIN="$CARGO_TARGET_DIR/release/aurora-gateway" npm test --silent)
+
+log "all tests passed"

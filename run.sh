@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# AuroraChat entry point.
+#   ./run.sh            build (release) and start the embedded gateway on AURORA_LISTEN (127.0.0.1:8080)
+#   ./run.sh test       install what the tests need, then run every test
+#   ./run.sh bench      measure idle-connection memory and send→message latency
+set -euo pipefail
+cd "$(dirname "$0")"
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
+
+usage() {
+  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+cmd="${1:-run}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  run)
+    cargo build --release -p aurora-gateway
+    exec "$CARGO_TARGET_DIR/release/aurora-gateway" "$@"
+    ;;
+  test) exec dev/test.sh "$@" ;;
+  bench) exec dev/bench.sh "$@" ;;
+  stack|services)
+    echo "'./run.sh $cmd' (distributed mode: Kafka, Redis, MongoDB) is not built yet; see docs/architecture.md" >&2
+    exit 2
+    ;;
+  -h|--help|help) usage ;;
+  *) echo "unknown command: $cmd" >&2; usage >&2; exit 2 ;;
+esac
