@@ -9,6 +9,7 @@ pub mod state;
 pub mod ws;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +41,12 @@ pub async fn serve(config: Config, listener: TcpListener, shutdown: Cancellation
     let state = Arc::new(AppState::new(config, backend, jwt, shutdown.clone())?);
     let app = http::router(state.clone());
 
+    // Small frames must not wait for Nagle + delayed ACK (~40 ms stalls).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
