@@ -362,7 +362,7 @@ mod tests {
             if let Some(r) = reference { obj.insert("ref".into(), Value::String(r)); }
             let text = Value::Object(obj).to_string();
             match decode(&text) {
-                Ok(req) => prop_assert!(req.reference.map_or(true, |r| r.chars().count() <= 64)),
+                Ok(req) => prop_assert!(req.reference.is_none_or(|r| r.chars().count() <= 64)),
                 Err(e) => prop_assert!(!e.message.is_empty()),
             }
         }

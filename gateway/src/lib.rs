@@ -17,26 +17,52 @@ use tokio_util::sync::CancellationToken;
 use aurora_core::auth::JwtKeys;
 use aurora_core::config::{Config, Mode};
 use aurora_core::model::Room;
+use aurora_core::ports::Backend;
+use tokio::task::JoinHandle;
 
 use crate::state::AppState;
 
-/// Serves until `shutdown` is cancelled, then closes every session with 1001
-/// and waits up to `AURORA_SHUTDOWN_TIMEOUT` for them.
-pub async fn serve(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// The ports for the configured mode, the JWT key, and the background tasks
+/// that must finish after the server stops.
+pub struct Wiring {
+    pub backend: Backend,
+    pub jwt_secret: Vec<u8>,
+    pub background: Vec<JoinHandle<()>>,
+}
+
+/// Opens storage and wires every port for `config.mode`.
+pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
     if config.mode == Mode::Distributed {
         anyhow::bail!("AURORA_MODE=distributed is not available in this build yet; use embedded");
     }
     let (backend, store, pipeline) =
         aurora_core::embedded::open(&config.data_dir).context("AURORA_DATA_DIR: cannot open the embedded store")?;
-    let pipeline = tokio::spawn(pipeline);
-    let secret = match config.configured_secret()? {
+    let jwt_secret = match config.configured_secret()? {
         Some(s) => s,
         None => store.jwt_secret_or_generate().context("cannot load or create the JWT key")?,
     };
+    Ok(Wiring { backend, jwt_secret, background: vec![tokio::spawn(pipeline)] })
+}
+
+/// Wires the configured mode and serves until `shutdown` is cancelled.
+pub async fn serve(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let wiring = wire(&config).await?;
+    serve_wired(config, wiring, listener, shutdown).await
+}
+
+/// Serves until `shutdown` is cancelled, then closes every session with 1001,
+/// waits up to `AURORA_SHUTDOWN_TIMEOUT` for them, and lets background tasks finish.
+pub async fn serve_wired(
+    config: Config,
+    wiring: Wiring,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Wiring { backend, jwt_secret, background } = wiring;
     for name in &config.default_rooms {
         backend.rooms.ensure_room(Room::new_api(name, None)).await.context("cannot create default rooms")?;
     }
-    let jwt = JwtKeys::new(&secret, config.jwt_ttl);
+    let jwt = JwtKeys::new(&jwt_secret, config.jwt_ttl);
     let timeout = config.shutdown_timeout;
     let state = Arc::new(AppState::new(config, backend, jwt, shutdown.clone())?);
     let app = http::router(state.clone());
@@ -57,9 +83,11 @@ pub async fn serve(config: Config, listener: TcpListener, shutdown: Cancellation
         tracing::warn!(left = state.sessions.len(), "shutdown timeout: some sessions did not close");
     }
     drop(state);
-    // The pipeline ends once the last log handle is gone, after its last batch.
-    if tokio::time::timeout(timeout, pipeline).await.is_err() {
-        tracing::warn!("shutdown timeout: message pipeline still busy");
+    // Background tasks (the embedded pipeline) end once the last port handle is gone.
+    for task in background {
+        if tokio::time::timeout(timeout, task).await.is_err() {
+            tracing::warn!("shutdown timeout: a background task is still busy");
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -79,6 +79,11 @@ impl Presence for MemoryPresence {
         if last {
             users.remove(&user.id);
         }
+        let empty = users.is_empty();
+        drop(users);
+        if empty {
+            self.rooms.remove_if(room, |_, u| u.is_empty());
+        }
         Ok(last)
     }
 

@@ -38,6 +38,10 @@ impl Session {
     }
 
     async fn unavailable(&mut self, socket: &mut WebSocket, r: Option<&str>, room: &str, e: PortError) -> Step {
+        if let PortError::Corrupt(_) = e {
+            tracing::error!(room, error = %e, "corrupt record");
+            return self.error(socket, ErrorCode::Internal, "internal error", r, Some(room)).await;
+        }
         tracing::warn!(room, error = %e, "dependency failed");
         let message = "a dependency is unavailable; nothing was accepted, try again";
         self.error(socket, ErrorCode::Unavailable, message, r, Some(room)).await

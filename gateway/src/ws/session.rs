@@ -24,6 +24,8 @@ use crate::state::AppState;
 
 /// Most queued frames written per flush.
 const MAX_BATCH: usize = 64;
+/// Sends awaiting their ack; at this many the session stops reading until one completes.
+const MAX_PENDING_ACKS: usize = 256;
 /// More `bad_request` frames than this within [`BAD_FRAME_WINDOW`] closes with 4008.
 const MAX_BAD_FRAMES: usize = 20;
 const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
@@ -154,7 +156,7 @@ impl Session {
                         return end;
                     }
                 }
-                incoming = socket.next() => match incoming {
+                incoming = socket.next(), if self.pending.len() < MAX_PENDING_ACKS => match incoming {
                     None => return End::Gone,
                     Some(Err(e)) => return too_big(e).unwrap_or(End::Gone),
                     Some(Ok(Message::Text(text))) => {

@@ -18,6 +18,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use aurora_core::config::Config;
+use aurora_gateway::Wiring;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -58,14 +59,21 @@ impl Server {
 
     /// Starts an in-process gateway with a fresh data dir; `tune` adjusts the config.
     pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Server {
+        Self::start_wired(tune, |_| {}).await
+    }
+
+    /// Like [`Server::start_with`]; `rewire` may wrap the ports (fault injection).
+    pub async fn start_wired(tune: impl FnOnce(&mut Config), rewire: impl FnOnce(&mut Wiring)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_tests(dir.path().to_path_buf());
         tune(&mut config);
         config.validate().expect("valid config");
+        let mut wiring = aurora_gateway::wire(&config).await.expect("wire");
+        rewire(&mut wiring);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(aurora_gateway::serve(config, listener, shutdown.clone()));
+        let task = tokio::spawn(aurora_gateway::serve_wired(config, wiring, listener, shutdown.clone()));
         Server { addr, http: reqwest::Client::new(), shutdown, task, _dir: dir }
     }
 

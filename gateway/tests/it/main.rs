@@ -6,5 +6,6 @@ mod chat;
 mod errors;
 mod http_api;
 mod lifecycle;
+mod outage;
 mod presence;
 mod tokens;

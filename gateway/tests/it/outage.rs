@@ -1,0 +1,88 @@
+//! Dependency outages: the embedded ports wrapped so a test can make them fail.
+
+use async_trait::async_trait;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use aurora_core::model::Submission;
+use aurora_core::ports::{Accepted, MessageLog, PortError, Readiness};
+
+use crate::harness::Server;
+
+#[derive(Default)]
+struct Switch(AtomicBool);
+
+impl Switch {
+    fn down(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn set(&self, down: bool) {
+        self.0.store(down, Ordering::SeqCst);
+    }
+}
+
+struct FlakyLog {
+    inner: Arc<dyn MessageLog>,
+    switch: Arc<Switch>,
+}
+
+impl MessageLog for FlakyLog {
+    fn append(&self, submission: Submission) -> Accepted {
+        if self.switch.down() {
+            return Box::pin(async { Err(PortError::Unavailable("log is down (test)".into())) });
+        }
+        self.inner.append(submission)
+    }
+}
+
+struct FlakyReady {
+    inner: Arc<dyn Readiness>,
+    switch: Arc<Switch>,
+}
+
+#[async_trait]
+impl Readiness for FlakyReady {
+    async fn ready(&self) -> Result<(), String> {
+        if self.switch.down() {
+            return Err("message log unreachable (test)".into());
+        }
+        self.inner.ready().await
+    }
+}
+
+#[tokio::test]
+async fn a_log_outage_answers_unavailable_accepts_nothing_and_recovers() {
+    let switch = Arc::new(Switch::default());
+    let s = Server::start_wired(
+        |c| c.rate_limit = "1/1h".parse().unwrap(),
+        |w| {
+            w.backend.log = Arc::new(FlakyLog { inner: w.backend.log.clone(), switch: switch.clone() });
+            w.backend.readiness = Arc::new(FlakyReady { inner: w.backend.readiness.clone(), switch: switch.clone() });
+        },
+    )
+    .await;
+    let (u, mut c) = s.user("out").await;
+    c.join("general").await;
+    assert_eq!(s.http.get(s.url("/readyz")).send().await.unwrap().status(), 200);
+
+    switch.set(true);
+    let r = s.http.get(s.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503, "readyz reports the outage");
+    let e = c.request(json!({"type":"send","room":"general","body":"during outage","nonce":"n1"})).await;
+    assert_eq!((e["type"].as_str(), e["code"].as_str(), e["room"].as_str()), (Some("error"), Some("unavailable"), Some("general")));
+    let (_, v) = s.get("/api/rooms/general/messages", &u.token).await;
+    assert_eq!(v["messages"], json!([]), "nothing was accepted");
+
+    switch.set(false);
+    assert_eq!(s.http.get(s.url("/readyz")).send().await.unwrap().status(), 200);
+    // The failed send took no rate-limit token (the bucket holds one) and released its
+    // nonce: the retry with the same nonce is a new, accepted message.
+    let ack = c.request(json!({"type":"send","room":"general","body":"during outage","nonce":"n1"})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let m = c.recv_type("message").await;
+    assert_eq!((m["id"].as_str(), m["seq"].as_u64()), (ack["id"].as_str(), Some(1)));
+    let (_, v) = s.get("/api/rooms/general/messages", &u.token).await;
+    assert_eq!(v["messages"].as_array().unwrap().len(), 1);
+    s.stop().await;
+}
