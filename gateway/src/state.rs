@@ -25,6 +25,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every WebSocket session, so shutdown can wait for them.
     pub sessions: TaskTracker,
+    /// Bounds concurrent argon2 work to the number of cores.
+    pub hashing: tokio::sync::Semaphore,
     next_conn: AtomicU64,
 }
 
@@ -40,6 +42,7 @@ impl AppState {
             jwt,
             shutdown,
             sessions: TaskTracker::new(),
+            hashing: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             next_conn: AtomicU64::new(1),
         })
     }

@@ -40,6 +40,7 @@ pub async fn register(
         return Err(ApiError::conflict("username is taken"));
     }
     let password = c.password;
+    let _permit = state.hashing.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
@@ -70,6 +71,7 @@ pub async fn login(
     };
     let stored = found.as_ref().map(|u| u.password_hash.clone());
     let password = c.password;
+    let _permit = state.hashing.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, stored.as_deref()))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
