@@ -126,6 +126,12 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     #[arg(long, env = "AURORA_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
+    /// Partitions of the shared topic `aurora.messages` when it is created.
+    #[arg(long, env = "AURORA_KAFKA_PARTITIONS", default_value = "12", value_parser = positive("AURORA_KAFKA_PARTITIONS"))]
+    pub kafka_partitions: usize,
+    /// A gateway's presence lease in Redis; a dead gateway's users leave within 2x this.
+    #[arg(long, env = "AURORA_PRESENCE_LEASE", default_value = "10s", value_parser = duration("AURORA_PRESENCE_LEASE"))]
+    pub presence_lease: Duration,
     #[arg(long, env = "AURORA_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     #[arg(long, env = "AURORA_MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
@@ -176,6 +182,15 @@ impl Config {
             return Err(ConfigError::ShortSecret);
         }
         Ok(Some(secret))
+    }
+
+    pub fn endpoints(&self) -> crate::distributed::Endpoints {
+        crate::distributed::Endpoints {
+            kafka_brokers: self.kafka_brokers.clone(),
+            redis_url: self.redis_url.clone(),
+            mongodb_uri: self.mongodb_uri.clone(),
+            partitions: self.kafka_partitions.min(i32::MAX as usize) as i32,
+        }
     }
 
     /// Defaults, for tests and embedding.

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod distributed;
 pub mod embedded;
 pub mod model;
 pub mod pipeline;

@@ -56,6 +56,10 @@ pub trait MessageStore: Send + Sync {
     /// Messages with `seq > after`, oldest first: the newest `limit` of them, and
     /// whether older ones were left out.
     async fn after(&self, room: &str, after: u64, limit: usize) -> PortResult<(Vec<Message>, bool)>;
+    /// Stored messages among `ids` (a log redelivers after a consumer crash).
+    async fn existing(&self, _ids: &[String]) -> PortResult<std::collections::HashMap<String, Message>> {
+        Ok(std::collections::HashMap::new())
+    }
 }
 
 /// A ready-to-send server frame for one room.
@@ -72,6 +76,9 @@ pub struct RoomEvent {
 /// Receives room traffic from the bus; must not block.
 pub trait BusSink: Send + Sync {
     fn deliver(&self, room: &str, event: RoomEvent);
+    /// Traffic for `room` may have been lost (the bus reconnected): members should
+    /// compare their last `seq` with the store.
+    fn resync(&self, _room: &str) {}
 }
 
 /// Room fan-out between the pipeline and the gateways.

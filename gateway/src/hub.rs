@@ -14,6 +14,8 @@ use aurora_core::ports::{Bus, BusSink, ConnId, PortResult, RoomEvent};
 #[derive(Debug)]
 pub struct Delivery {
     pub room: Arc<str>,
+    /// No frame: traffic may have been lost; compare `last_seq` with the store.
+    pub resync: bool,
     pub seq: Option<u64>,
     pub skip_user: Option<Arc<str>>,
     pub frame: Utf8Bytes,
@@ -83,7 +85,31 @@ impl Hub {
     }
 }
 
+impl Hub {
+    fn offer(&self, handle: &ConnHandle, delivery: &Arc<Delivery>) {
+        let full = matches!(handle.tx.try_send(delivery.clone()), Err(mpsc::error::TrySendError::Full(_)));
+        if full && !handle.overflow.is_cancelled() {
+            self.overflows.inc();
+            handle.overflow.cancel();
+        }
+    }
+}
+
 impl BusSink for Hub {
+    fn resync(&self, room: &str) {
+        let Some(members) = self.rooms.get(room) else { return };
+        let delivery = Arc::new(Delivery {
+            room: members.key().clone(),
+            resync: true,
+            seq: None,
+            skip_user: None,
+            frame: Utf8Bytes::from_static(""),
+        });
+        for handle in members.values() {
+            self.offer(handle, &delivery);
+        }
+    }
+
     fn deliver(&self, room: &str, event: RoomEvent) {
         let Some(members) = self.rooms.get(room) else { return };
         let frame = match Utf8Bytes::try_from(event.frame) {
@@ -95,16 +121,13 @@ impl BusSink for Hub {
         };
         let delivery = Arc::new(Delivery {
             room: members.key().clone(),
+            resync: false,
             seq: event.seq,
             skip_user: event.skip_user,
             frame,
         });
         for handle in members.values() {
-            let full = matches!(handle.tx.try_send(delivery.clone()), Err(mpsc::error::TrySendError::Full(_)));
-            if full && !handle.overflow.is_cancelled() {
-                self.overflows.inc();
-                handle.overflow.cancel();
-            }
+            self.offer(handle, &delivery);
         }
     }
 }

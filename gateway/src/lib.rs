@@ -27,13 +27,24 @@ use crate::state::AppState;
 pub struct Wiring {
     pub backend: Backend,
     pub jwt_secret: Vec<u8>,
+    /// Tasks that finish by themselves once the ports are dropped (the embedded pipeline).
     pub background: Vec<JoinHandle<()>>,
+    /// Tasks that run until aborted at shutdown (pub/sub subscriber, presence lease).
+    pub daemons: Vec<JoinHandle<()>>,
 }
 
 /// Opens storage and wires every port for `config.mode`.
 pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
     if config.mode == Mode::Distributed {
-        anyhow::bail!("AURORA_MODE=distributed is not available in this build yet; use embedded");
+        let jwt_secret = config.configured_secret()?.context("AURORA_JWT_SECRET is required in distributed mode")?;
+        let gateway_id = uuid::Uuid::new_v4().simple().to_string();
+        let (backend, tasks) =
+            aurora_core::distributed::gateway_backend(&config.endpoints(), &gateway_id, config.presence_lease)
+                .await
+                .context("cannot reach Kafka, Redis or MongoDB (AURORA_KAFKA_BROKERS, AURORA_REDIS_URL, AURORA_MONGODB_URI)")?;
+        tracing::info!(gateway_id, "distributed mode");
+        let daemons = tasks.into_iter().map(tokio::spawn).collect();
+        return Ok(Wiring { backend, jwt_secret, background: Vec::new(), daemons });
     }
     let (backend, store, pipeline) =
         aurora_core::embedded::open(&config.data_dir).context("AURORA_DATA_DIR: cannot open the embedded store")?;
@@ -41,7 +52,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         Some(s) => s,
         None => store.jwt_secret_or_generate().context("cannot load or create the JWT key")?,
     };
-    Ok(Wiring { backend, jwt_secret, background: vec![tokio::spawn(pipeline)] })
+    Ok(Wiring { backend, jwt_secret, background: vec![tokio::spawn(pipeline)], daemons: Vec::new() })
 }
 
 /// Wires the configured mode and serves until `shutdown` is cancelled.
@@ -58,7 +69,7 @@ pub async fn serve_wired(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Wiring { backend, jwt_secret, background } = wiring;
+    let Wiring { backend, jwt_secret, background, daemons } = wiring;
     for name in &config.default_rooms {
         backend.rooms.ensure_room(Room::new_api(name, None)).await.context("cannot create default rooms")?;
     }
@@ -81,6 +92,9 @@ pub async fn serve_wired(
     state.sessions.close();
     if tokio::time::timeout(timeout, state.sessions.wait()).await.is_err() {
         tracing::warn!(left = state.sessions.len(), "shutdown timeout: some sessions did not close");
+    }
+    for daemon in daemons {
+        daemon.abort();
     }
     drop(state);
     // Background tasks (the embedded pipeline) end once the last port handle is gone.

@@ -211,6 +211,9 @@ impl Session {
             return Ok(0);
         }
         let Some(joined) = self.rooms.get_mut(&d.room) else { return Ok(0) };
+        if d.resync {
+            return self.catch_up(socket, &d.room).await;
+        }
         let mut written = 0;
         if let Some(seq) = d.seq {
             if seq <= joined.last_seq {
@@ -233,6 +236,30 @@ impl Session {
         }
         self.feed(socket, Message::Text(d.frame.clone())).await?;
         Ok(written + 1)
+    }
+
+    /// Sends every stored message after the last one this client got.
+    async fn catch_up(&mut self, socket: &mut WebSocket, room: &Arc<str>) -> Result<u64, End> {
+        let Some(last) = self.rooms.get(room).map(|j| j.last_seq) else { return Ok(0) };
+        let missed = match self.state.backend.messages.after(room, last, MAX_SINCE_MESSAGES).await {
+            Ok((missed, _)) => missed,
+            Err(e) => {
+                tracing::warn!(room = %room, error = %e, "resync failed");
+                return Ok(0);
+            }
+        };
+        let mut written = 0;
+        for m in missed {
+            if let Some(joined) = self.rooms.get_mut(room) {
+                if m.seq <= joined.last_seq {
+                    continue;
+                }
+                joined.last_seq = m.seq;
+            }
+            self.feed(socket, Message::Text(ServerFrame::Message(&m).encode().into())).await?;
+            written += 1;
+        }
+        Ok(written)
     }
 
     fn write_timeout(&self) -> Duration {

@@ -1,0 +1,186 @@
+//! The fan-out tier: reads the message log from Kafka and, per batch, assigns
+//! `seq`, stores in MongoDB, publishes to Redis, and only then commits offsets.
+
+pub mod config;
+mod http;
+pub mod metrics;
+
+use anyhow::Context;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Message as _, OwnedMessage};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use aurora_core::distributed::{kafka, redis_manager, MongoStore, RedisPublisher};
+use aurora_core::model::Submission;
+use aurora_core::pipeline::Pipeline;
+
+use crate::config::ConsumerConfig;
+use crate::metrics::Metrics;
+
+/// Notes rebalances, so cached sequence numbers are reloaded for new partitions.
+#[derive(Default)]
+pub struct RebalanceFlag(AtomicBool);
+
+impl ClientContext for RebalanceFlag {}
+
+impl ConsumerContext for RebalanceFlag {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        tracing::info!(?rebalance, "partitions rebalanced");
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+type Kafka = StreamConsumer<RebalanceFlag>;
+
+pub struct Shared {
+    pub metrics: Metrics,
+    pub consumer: Arc<Kafka>,
+    pub mongo: MongoStore,
+    pub redis: redis::aio::ConnectionManager,
+}
+
+/// Runs until `shutdown`, finishing and committing the batch in hand.
+pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    kafka::ensure_topic(&config.kafka_brokers, kafka::SHARED_TOPIC, config.kafka_partitions, 1)
+        .await
+        .context("AURORA_KAFKA_BROKERS: cannot reach Kafka")?;
+    let mongo = MongoStore::connect(&config.mongodb_uri).await.context("AURORA_MONGODB_URI: cannot reach MongoDB")?;
+    let (_, redis) = redis_manager(&config.redis_url).await.context("AURORA_REDIS_URL: cannot reach Redis")?;
+    let consumer: Kafka = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka_brokers)
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("topic.metadata.refresh.interval.ms", "5000")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .create_with_context(RebalanceFlag::default())
+        .context("cannot create the Kafka consumer")?;
+    let pattern = format!("^{}.*", kafka::ROOM_TOPIC_PREFIX.replace('.', "\\."));
+    consumer.subscribe(&[kafka::SHARED_TOPIC, pattern.as_str()]).context("cannot subscribe")?;
+    let shared = Arc::new(Shared { metrics: Metrics::new()?, consumer: Arc::new(consumer), mongo, redis });
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("AURORA_CONSUMER_LISTEN: cannot bind {}", config.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, group = %config.group, "consumer started");
+    println!("aurora-consumer listening on http://{}", listener.local_addr()?);
+    let server = tokio::spawn(http::serve(listener, shared.clone(), shutdown.clone()));
+    let lag = tokio::spawn(http::track_lag(shared.clone(), shutdown.clone()));
+
+    let bus = Arc::new(RedisPublisher::new(shared.redis.clone()));
+    let mut pipeline = Pipeline::new(Arc::new(shared.mongo.clone()), bus);
+    let mut batch: Vec<OwnedMessage> = Vec::with_capacity(config.batch);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            first = shared.consumer.recv() => match first {
+                Ok(m) => batch.push(m.detach()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka receive failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            },
+        }
+        while batch.len() < config.batch {
+            match futures_now(shared.consumer.recv()) {
+                Some(Ok(m)) => batch.push(m.detach()),
+                _ => break,
+            }
+        }
+        if shared.consumer.context().0.swap(false, Ordering::SeqCst) {
+            pipeline.reset();
+        }
+        process(&shared, &mut pipeline, &batch, &shutdown).await;
+        commit(&shared.consumer, &batch);
+        batch.clear();
+    }
+    if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit");
+    }
+    lag.abort();
+    let _ = server.await;
+    tracing::info!("consumer stopped");
+    Ok(())
+}
+
+fn futures_now<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Stores and publishes a batch, retrying (with backoff) until it succeeds:
+/// offsets are never committed for records that are not stored.
+async fn process(shared: &Shared, pipeline: &mut Pipeline, batch: &[OwnedMessage], shutdown: &CancellationToken) {
+    let submissions: Vec<Submission> = batch
+        .iter()
+        .filter_map(|m| {
+            let parsed = m.payload().map(serde_json::from_slice::<Submission>);
+            match parsed {
+                Some(Ok(s)) => Some(s),
+                _ => {
+                    tracing::error!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "skipping an unreadable record");
+                    None
+                }
+            }
+        })
+        .collect();
+    if submissions.is_empty() {
+        return;
+    }
+    let timer = shared.metrics.batch_seconds.start_timer();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match pipeline.process(submissions.clone()).await {
+            Ok(messages) => {
+                let now = aurora_core::now_ms();
+                for m in &messages {
+                    shared.metrics.end_to_end_seconds.observe((now - m.ts).max(0) as f64 / 1000.0);
+                }
+                shared.metrics.consumed.inc_by(messages.len() as u64);
+                shared.metrics.batch_size.observe(messages.len() as f64);
+                timer.observe_duration();
+                return;
+            }
+            Err(e) => {
+                shared.metrics.retries.inc();
+                tracing::warn!(error = %e, records = submissions.len(), "batch failed; retrying");
+                if shutdown.is_cancelled() && backoff > Duration::from_secs(2) {
+                    tracing::warn!("shutting down with an unstored batch; it will be redelivered");
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn commit(consumer: &Kafka, batch: &[OwnedMessage]) {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for m in batch {
+        let e = next.entry((m.topic(), m.partition())).or_insert(0);
+        *e = (*e).max(m.offset() + 1);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::warn!(error = %e, "bad offset");
+        }
+    }
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+        tracing::warn!(error = %e, "offset commit failed; records may be redelivered (deduplicated by id)");
+    }
+}

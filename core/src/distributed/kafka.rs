@@ -1,0 +1,94 @@
+//! The message log on Kafka: an idempotent producer (`acks=all`), key = room so a
+//! room stays in one partition and keeps its order.
+
+use futures_util::FutureExt;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use std::time::Duration;
+
+use crate::model::Submission;
+use crate::ports::{Accepted, MessageLog, PortError, PortResult};
+
+/// The shared topic for rooms created through the API.
+pub const SHARED_TOPIC: &str = "aurora.messages";
+/// Topics of rooms managed by ChatRoom resources: `aurora.room.<name>`.
+pub const ROOM_TOPIC_PREFIX: &str = "aurora.room.";
+
+/// How long a send may wait for the broker before it answers `unavailable`.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn kafka_err(e: impl std::fmt::Display) -> PortError {
+    PortError::Unavailable(format!("kafka: {e}"))
+}
+
+pub struct KafkaLog {
+    producer: FutureProducer,
+}
+
+impl KafkaLog {
+    pub fn new(brokers: &str) -> PortResult<Self> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("compression.type", "lz4")
+            .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+            .set("queue.buffering.max.messages", "100000")
+            .set("socket.keepalive.enable", "true")
+            .create()
+            .map_err(kafka_err)?;
+        Ok(KafkaLog { producer })
+    }
+
+    /// Whether the brokers answer a metadata request.
+    pub async fn ping(&self) -> Result<(), String> {
+        let client = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            client.client().fetch_metadata(Some(SHARED_TOPIC), Duration::from_secs(2)).map(|_| ())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("kafka: {e}"))
+    }
+}
+
+impl MessageLog for KafkaLog {
+    fn append(&self, submission: Submission) -> Accepted {
+        let payload = match serde_json::to_vec(&submission) {
+            Ok(p) => p,
+            Err(e) => return futures_util::future::ready(Err(PortError::Corrupt(e.to_string()))).boxed(),
+        };
+        let record = FutureRecord::to(SHARED_TOPIC).key(submission.room.as_bytes()).payload(&payload);
+        match self.producer.send_result(record) {
+            Ok(delivery) => async move {
+                match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(kafka_err(e)),
+                    Err(_) => Err(PortError::Unavailable("kafka producer stopped".into())),
+                }
+            }
+            .boxed(),
+            Err((e, _)) => futures_util::future::ready(Err(kafka_err(e))).boxed(),
+        }
+    }
+}
+
+/// Creates `topic` with `partitions` unless it exists.
+pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32, replication: i32) -> PortResult<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().map_err(kafka_err)?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin.create_topics([&new], &options).await.map_err(kafka_err)?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => return Err(kafka_err(format!("cannot create topic {t}: {code}"))),
+        }
+    }
+    Ok(())
+}

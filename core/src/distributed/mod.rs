@@ -1,0 +1,83 @@
+//! Distributed mode: Kafka (message log), Redis (bus, presence, rate limits,
+//! nonces) and MongoDB (users, rooms, messages) behind the same ports.
+
+pub mod kafka;
+pub mod mongo;
+pub mod redis_bus;
+pub mod redis_state;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ports::{Backend, PortResult, Readiness};
+
+pub use kafka::{KafkaLog, SHARED_TOPIC};
+pub use mongo::MongoStore;
+pub use redis_bus::{RedisBus, RedisPublisher};
+pub use redis_state::{RedisNonces, RedisPresence, RedisRateLimiter};
+
+/// Where the services are.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub kafka_brokers: String,
+    pub redis_url: String,
+    pub mongodb_uri: String,
+    pub partitions: i32,
+}
+
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pub async fn redis_manager(url: &str) -> PortResult<(redis::Client, ConnectionManager)> {
+    let client = redis::Client::open(url).map_err(redis_bus::redis_err)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(1)
+        .set_max_delay(1000);
+    let manager = ConnectionManager::new_with_config(client.clone(), config).await.map_err(redis_bus::redis_err)?;
+    Ok((client, manager))
+}
+
+struct Ready {
+    kafka: Arc<KafkaLog>,
+    redis: ConnectionManager,
+    mongo: MongoStore,
+}
+
+#[async_trait]
+impl Readiness for Ready {
+    async fn ready(&self) -> Result<(), String> {
+        let mut conn = self.redis.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|e| format!("redis: {e}"))?;
+        self.mongo.ping().await.map_err(|e| e.to_string())?;
+        self.kafka.ping().await
+    }
+}
+
+/// Connects every port for a gateway. The returned tasks (pub/sub subscriber,
+/// presence lease) run until aborted.
+pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) -> PortResult<(Backend, Vec<Task>)> {
+    kafka::ensure_topic(&ep.kafka_brokers, SHARED_TOPIC, ep.partitions, 1).await?;
+    let mongo = MongoStore::connect(&ep.mongodb_uri).await?;
+    let (client, redis) = redis_manager(&ep.redis_url).await?;
+    let log = Arc::new(KafkaLog::new(&ep.kafka_brokers)?);
+    let (bus, subscriber) = RedisBus::new(client, redis.clone());
+    let (presence, lease_task) = RedisPresence::new(redis.clone(), gateway_id.to_owned(), lease);
+    let backend = Backend {
+        users: Arc::new(mongo.clone()),
+        rooms: Arc::new(mongo.clone()),
+        messages: Arc::new(mongo.clone()),
+        log: log.clone(),
+        bus,
+        presence,
+        limiter: Arc::new(RedisRateLimiter::new(redis.clone())),
+        nonces: Arc::new(RedisNonces::new(redis.clone())),
+        readiness: Arc::new(Ready { kafka: log, redis, mongo }),
+    };
+    Ok((backend, vec![Box::pin(subscriber), Box::pin(lease_task)]))
+}
+

@@ -1,0 +1,280 @@
+//! MongoDB stores (database `aurora`): `users`, `rooms`, `messages`.
+//! Uses no transactions and no change streams, so FerretDB serves it too.
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use mongodb::bson::doc;
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::model::{Message, Room, UserRecord};
+use crate::ports::{MessageStore, PortError, PortResult, RoomStore, UserStore};
+
+const DUPLICATE_KEY: i32 = 11000;
+
+fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == DUPLICATE_KEY,
+        ErrorKind::InsertMany(im) => {
+            im.write_errors.as_ref().is_some_and(|errs| errs.iter().any(|w| w.code == DUPLICATE_KEY))
+        }
+        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        _ => false,
+    }
+}
+
+fn unavailable(e: mongodb::error::Error) -> PortError {
+    PortError::Unavailable(format!("mongodb: {e}"))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UserDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    name: String,
+    name_lower: String,
+    password_hash: String,
+    created_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RoomDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(flatten)]
+    room: Room,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MessageDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    room: String,
+    seq: i64,
+    user: crate::model::UserRef,
+    body: String,
+    ts: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nonce: Option<String>,
+}
+
+impl From<&Message> for MessageDoc {
+    fn from(m: &Message) -> Self {
+        MessageDoc {
+            id: m.id.clone(),
+            room: m.room.clone(),
+            seq: m.seq as i64,
+            user: m.user.clone(),
+            body: m.body.clone(),
+            ts: m.ts,
+            nonce: m.nonce.clone(),
+        }
+    }
+}
+
+impl From<MessageDoc> for Message {
+    fn from(d: MessageDoc) -> Self {
+        Message { id: d.id, room: d.room, seq: d.seq.max(0) as u64, user: d.user, body: d.body, ts: d.ts, nonce: d.nonce }
+    }
+}
+
+/// Users, rooms and messages in one MongoDB database; cheap to clone.
+#[derive(Clone)]
+pub struct MongoStore {
+    db: Database,
+    users: Collection<UserDoc>,
+    rooms: Collection<RoomDoc>,
+    messages: Collection<MessageDoc>,
+}
+
+impl MongoStore {
+    /// Connects (lazily) and makes sure the indexes exist.
+    pub async fn connect(uri: &str) -> PortResult<Self> {
+        let mut options = ClientOptions::parse(uri).await.map_err(unavailable)?;
+        options.app_name = Some("aurora".into());
+        options.server_selection_timeout = Some(Duration::from_secs(3));
+        options.connect_timeout = Some(Duration::from_secs(3));
+        let client = Client::with_options(options).map_err(unavailable)?;
+        let db = client.database("aurora");
+        let store = MongoStore {
+            users: db.collection("users"),
+            rooms: db.collection("rooms"),
+            messages: db.collection("messages"),
+            db,
+        };
+        store.ensure_indexes().await?;
+        Ok(store)
+    }
+
+    async fn ensure_indexes(&self) -> PortResult<()> {
+        let unique = || IndexOptions::builder().unique(true).build();
+        self.users
+            .create_index(IndexModel::builder().keys(doc! {"name_lower": 1}).options(unique()).build())
+            .await
+            .map_err(unavailable)?;
+        self.messages
+            .create_index(IndexModel::builder().keys(doc! {"room": 1, "seq": 1}).options(unique()).build())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> PortResult<()> {
+        self.db.run_command(doc! {"ping": 1}).await.map(|_| ()).map_err(unavailable)
+    }
+
+}
+
+#[async_trait]
+impl UserStore for MongoStore {
+    async fn create_user(&self, user: UserRecord) -> PortResult<()> {
+        let doc = UserDoc {
+            name_lower: user.name.to_lowercase(),
+            id: user.id,
+            name: user.name,
+            password_hash: user.password_hash,
+            created_at: user.created_at,
+        };
+        match self.users.insert_one(doc).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate(&e) => Err(PortError::Conflict),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn user_by_name(&self, name: &str) -> PortResult<Option<UserRecord>> {
+        let found = self.users.find_one(doc! {"name_lower": name.to_lowercase()}).await.map_err(unavailable)?;
+        Ok(found.map(user_record))
+    }
+
+    async fn user_by_id(&self, id: &str) -> PortResult<Option<UserRecord>> {
+        let found = self.users.find_one(doc! {"_id": id}).await.map_err(unavailable)?;
+        Ok(found.map(user_record))
+    }
+}
+
+fn user_record(d: UserDoc) -> UserRecord {
+    UserRecord { id: d.id, name: d.name, password_hash: d.password_hash, created_at: d.created_at }
+}
+
+#[async_trait]
+impl RoomStore for MongoStore {
+    async fn create_room(&self, room: Room) -> PortResult<()> {
+        match self.rooms.insert_one(RoomDoc { id: room.name.clone(), room }).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate(&e) => Err(PortError::Conflict),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn ensure_room(&self, room: Room) -> PortResult<()> {
+        match self.create_room(room).await {
+            Ok(()) | Err(PortError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn room(&self, name: &str) -> PortResult<Option<Room>> {
+        let found = self.rooms.find_one(doc! {"_id": name}).await.map_err(unavailable)?;
+        Ok(found.map(|d| d.room))
+    }
+
+    async fn rooms(&self) -> PortResult<Vec<Room>> {
+        let docs: Vec<RoomDoc> =
+            self.rooms.find(doc! {}).await.map_err(unavailable)?.try_collect().await.map_err(unavailable)?;
+        Ok(docs.into_iter().map(|d| d.room).collect())
+    }
+}
+
+#[async_trait]
+impl MessageStore for MongoStore {
+    async fn last_seq(&self, room: &str) -> PortResult<u64> {
+        let last = self
+            .messages
+            .find_one(doc! {"room": room})
+            .sort(doc! {"seq": -1})
+            .await
+            .map_err(unavailable)?;
+        Ok(last.map_or(0, |d| d.seq.max(0) as u64))
+    }
+
+    async fn insert(&self, messages: &[Message]) -> PortResult<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let docs: Vec<MessageDoc> = messages.iter().map(MessageDoc::from).collect();
+        match self.messages.insert_many(docs).ordered(true).await {
+            Ok(_) => Ok(()),
+            // Retried batches: already-stored ids are fine, a (room, seq) taken by another id is not.
+            Err(e) if is_duplicate(&e) => self.insert_one_by_one(messages).await,
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn before(&self, room: &str, before: Option<u64>, limit: usize) -> PortResult<Vec<Message>> {
+        let filter = match before {
+            Some(b) => doc! {"room": room, "seq": {"$lt": b as i64}},
+            None => doc! {"room": room},
+        };
+        let docs: Vec<MessageDoc> = self
+            .messages
+            .find(filter)
+            .sort(doc! {"seq": -1})
+            .limit(limit as i64)
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(docs.into_iter().rev().map(Message::from).collect())
+    }
+
+    async fn after(&self, room: &str, after: u64, limit: usize) -> PortResult<(Vec<Message>, bool)> {
+        let mut docs: Vec<MessageDoc> = self
+            .messages
+            .find(doc! {"room": room, "seq": {"$gt": after as i64}})
+            .sort(doc! {"seq": -1})
+            .limit(limit as i64 + 1)
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let truncated = docs.len() > limit;
+        docs.truncate(limit);
+        Ok((docs.into_iter().rev().map(Message::from).collect(), truncated))
+    }
+
+    async fn existing(&self, ids: &[String]) -> PortResult<HashMap<String, Message>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found: Vec<MessageDoc> =
+            self.messages.find(doc! {"_id": {"$in": ids}}).await.map_err(unavailable)?.try_collect().await.map_err(unavailable)?;
+        Ok(found.into_iter().map(|d| (d.id.clone(), Message::from(d))).collect())
+    }
+}
+
+impl MongoStore {
+    async fn insert_one_by_one(&self, messages: &[Message]) -> PortResult<()> {
+        for m in messages {
+            match self.messages.insert_one(MessageDoc::from(m)).await {
+                Ok(_) => {}
+                Err(e) if is_duplicate(&e) => {
+                    let stored = self.messages.find_one(doc! {"_id": &m.id}).await.map_err(unavailable)?;
+                    match stored {
+                        Some(d) if d.seq as u64 == m.seq => {}
+                        // The same id stored under another seq, or the seq taken by another id.
+                        _ => return Err(PortError::Conflict),
+                    }
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Ok(())
+    }
+}

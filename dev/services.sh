@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Real services on loopback for distributed mode and its tests, installed from the
+# registries and cached under ~/.cache/aurora/:
+#   Apache Kafka 4.x (KRaft) from Maven Central, Redis from Debian, FerretDB 1.24 (SQLite
+#   backend, MongoDB wire protocol) built through the Go module proxy.
+# Usage: dev/services.sh up|down|status     (prints the AURORA_* env on `up` and `status`)
+# A variable that already points at a running server (AURORA_REDIS_URL,
+# AURORA_KAFKA_BROKERS, AURORA_MONGODB_URI) is used instead of starting our own.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+CACHE="${AURORA_CACHE:-$HOME/.cache/aurora}"
+RUN="$CACHE/run"
+KAFKA_PORT="${AURORA_KAFKA_PORT:-19092}"
+REDIS_PORT="${AURORA_REDIS_PORT:-16379}"
+MONGO_PORT="${AURORA_MONGO_PORT:-27018}"
+mkdir -p "$RUN" "$CACHE/bin"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  log "apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+host_of() { local hp="${1#*://}"; hp="${hp%%/*}"; hp="${hp##*@}"; echo "${hp%%:*}"; }
+port_of() { local hp="${1#*://}"; hp="${hp%%/*}"; hp="${hp##*@}"; echo "${hp##*:}"; }
+
+wait_until() { # seconds, description, command...
+  local secs="$1" what="$2"; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then log "$what did not come up in ${secs}s"; return 1; fi
+    sleep 0.2
+  done
+}
+
+running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+# ---------- Redis ----------
+redis_up() {
+  if [ -n "${AURORA_REDIS_URL:-}" ] && port_open "$(host_of "$AURORA_REDIS_URL")" "$(port_of "$AURORA_REDIS_URL")"; then
+    REDIS_URL="$AURORA_REDIS_URL"; log "redis: using $REDIS_URL"; return
+  fi
+  REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  running redis && return
+  apt_install redis-server
+  mkdir -p "$RUN/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+    --dir "$RUN/redis" --pidfile "$RUN/redis.pid" --logfile "$RUN/redis/redis.log"
+  wait_until 20 redis redis-cli -p "$REDIS_PORT" ping
+  log "redis: started on $REDIS_PORT"
+}
+
+# ---------- Kafka ----------
+kafka_libs() {
+  local libs="$CACHE/kafka/libs"
+  if [ ! -f "$libs/.complete" ]; then
+    command -v mvn >/dev/null || apt_install maven
+    log "kafka: fetching the broker from Maven Central (first run only)"
+    rm -rf "$libs"
+    mvn -q -B -f "$here/services/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$libs" >&2
+    touch "$libs/.complete"
+  fi
+  echo "$libs"
+}
+
+kafka_up() {
+  if [ -n "${AURORA_KAFKA_BROKERS:-}" ] && port_open "$(host_of "${AURORA_KAFKA_BROKERS%%,*}")" "$(port_of "${AURORA_KAFKA_BROKERS%%,*}")"; then
+    KAFKA_BROKERS="$AURORA_KAFKA_BROKERS"; log "kafka: using $KAFKA_BROKERS"; return
+  fi
+  KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+  running kafka && return
+  local libs; libs="$(kafka_libs)"
+  local dir="$RUN/kafka" cport=$((KAFKA_PORT + 1))
+  mkdir -p "$dir"
+  cat > "$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=12
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=12
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.flush.interval.messages=1
+PROPS
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    local id; id="$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+    java -cp "$libs/*" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >"$dir/format.log" 2>&1
+  fi
+  nohup java -Xms256m -Xmx768m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+    -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 &
+  echo $! > "$RUN/kafka.pid"
+  wait_until 90 kafka port_open 127.0.0.1 "$KAFKA_PORT"
+  log "kafka: started on $KAFKA_PORT"
+}
+
+# ---------- FerretDB (MongoDB wire protocol) ----------
+ferretdb_bin() {
+  local bin="$CACHE/bin/ferretdb-1.24.2"
+  if [ ! -x "$bin" ]; then
+    log "ferretdb: building v1.24.2 through the Go module proxy (first run only)"
+    (cd "$here/services/ferretdb" && GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0 \
+      go build -o "$bin.tmp" . >&2 && mv "$bin.tmp" "$bin")
+  fi
+  echo "$bin"
+}
+
+mongo_up() {
+  if [ -n "${AURORA_MONGODB_URI:-}" ] && port_open "$(host_of "$AURORA_MONGODB_URI")" "$(port_of "$AURORA_MONGODB_URI")"; then
+    MONGODB_URI="$AURORA_MONGODB_URI"; log "mongodb: using $MONGODB_URI"; return
+  fi
+  MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT"
+  running ferretdb && return
+  local bin; bin="$(ferretdb_bin)"
+  local dir="$RUN/ferretdb"
+  mkdir -p "$dir/data"
+  nohup "$bin" --sqlite-url="file:$dir/data/" --listen-addr="127.0.0.1:$MONGO_PORT" \
+    >"$dir/ferretdb.log" 2>&1 &
+  echo $! > "$RUN/ferretdb.pid"
+  wait_until 30 ferretdb port_open 127.0.0.1 "$MONGO_PORT"
+  log "ferretdb: started on $MONGO_PORT"
+}
+
+print_env() {
+  echo "export AURORA_KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
+  echo "export AURORA_REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
+  echo "export AURORA_MONGODB_URI=${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT}"
+}
+
+stop() {
+  local name="$1"
+  if running "$name"; then
+    local pid; pid="$(cat "$RUN/$name.pid")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "$name: stopped"
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+case "${1:-status}" in
+  up)
+    redis_up; mongo_up; kafka_up
+    print_env
+    ;;
+  down)
+    stop kafka; stop ferretdb; stop redis
+    ;;
+  status)
+    for s in kafka redis ferretdb; do
+      if running "$s"; then log "$s: running (pid $(cat "$RUN/$s.pid"))"; else log "$s: not running"; fi
+    done
+    print_env
+    ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
