@@ -2,6 +2,8 @@
 # AuroraChat entry point.
 #   ./run.sh            build (release) and start the embedded gateway on AURORA_LISTEN (127.0.0.1:8080)
 #   ./run.sh test       install what the tests need, then run every test
+#   ./run.sh stack      Kafka + Redis + FerretDB on loopback, 2 gateways (8080, 8081), 1 consumer
+#   ./run.sh services up|down|status   only the services; prints the AURORA_* env
 #   ./run.sh bench      measure idle-connection memory and send→message latency
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,7 +11,7 @@ cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
 
 usage() {
-  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd="${1:-run}"
@@ -21,10 +23,8 @@ case "$cmd" in
     ;;
   test) exec dev/test.sh "$@" ;;
   bench) exec dev/bench.sh "$@" ;;
-  stack|services)
-    echo "'./run.sh $cmd' (distributed mode: Kafka, Redis, MongoDB) is not built yet; see docs/architecture.md" >&2
-    exit 2
-    ;;
+  services) exec dev/services.sh "$@" ;;
+  stack) exec dev/stack.sh "$@" ;;
   -h|--help|help) usage ;;
   *) echo "unknown command: $cmd" >&2; usage >&2; exit 2 ;;
 esac

@@ -3,7 +3,8 @@
 # registries and cached under ~/.cache/aurora/:
 #   Apache Kafka 4.x (KRaft) from Maven Central, Redis from Debian, FerretDB 1.24 (SQLite
 #   backend, MongoDB wire protocol) built through the Go module proxy.
-# Usage: dev/services.sh up|down|status     (prints the AURORA_* env on `up` and `status`)
+# Usage: dev/services.sh up|down|status [kafka|redis|mongodb ...]
+#        (prints the AURORA_* env on `up` and `status`; no names means all three)
 # A variable that already points at a running server (AURORA_REDIS_URL,
 # AURORA_KAFKA_BROKERS, AURORA_MONGODB_URI) is used instead of starting our own.
 set -euo pipefail
@@ -77,6 +78,7 @@ kafka_up() {
   fi
   KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
   running kafka && return
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
   local libs; libs="$(kafka_libs)"
   local dir="$RUN/kafka" cport=$((KAFKA_PORT + 1))
   mkdir -p "$dir"
@@ -156,13 +158,21 @@ stop() {
   rm -f "$RUN/$name.pid"
 }
 
-case "${1:-status}" in
+cmd="${1:-status}"
+[ $# -gt 0 ] && shift
+names=("$@")
+[ ${#names[@]} -eq 0 ] && names=(redis mongodb kafka)
+case "$cmd" in
   up)
-    redis_up; mongo_up; kafka_up
+    for n in "${names[@]}"; do
+      case "$n" in redis) redis_up ;; mongodb) mongo_up ;; kafka) kafka_up ;; *) echo "unknown service $n" >&2; exit 2 ;; esac
+    done
     print_env
     ;;
   down)
-    stop kafka; stop ferretdb; stop redis
+    for n in "${names[@]}"; do
+      case "$n" in redis) stop redis ;; mongodb) stop ferretdb ;; kafka) stop kafka ;; *) echo "unknown service $n" >&2; exit 2 ;; esac
+    done
     ;;
   status)
     for s in kafka redis ferretdb; do

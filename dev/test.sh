@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Chromium from apt, npm packages), then runs
-# unit + integration tests (cargo) and the browser test (Playwright + Chromium).
+# Installs what the tests need (Chromium from apt, npm packages, and the real
+# services: Kafka, Redis, FerretDB via dev/services.sh), then runs unit and
+# integration tests (cargo; embedded and distributed) and the browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
@@ -22,11 +23,20 @@ apt_install() {
 log "tools"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
 command -v node >/dev/null || apt_install nodejs npm
+# Native build deps of librdkafka (bundled, built with cmake) and libcurl.
+apt_install cmake pkg-config g++ make libssl-dev zlib1g-dev libcurl4-openssl-dev
 apt_install chromium
 command -v chromium >/dev/null
 (cd dev/e2e && if [ ! -d node_modules/playwright-core ]; then npm ci --no-audit --no-fund; fi)
 
-log "unit and integration tests (cargo test)"
+log "services (Kafka, Redis, FerretDB on loopback)"
+eval "$(dev/services.sh up)"
+trap 'dev/services.sh down' EXIT
+
+log "build"
+cargo build --workspace --bins --locked
+
+log "unit and integration tests (cargo test; distributed tests use the services above)"
 cargo test --workspace --locked
 
 log "release build"

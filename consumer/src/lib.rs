@@ -27,7 +27,16 @@ use crate::metrics::Metrics;
 #[derive(Default)]
 pub struct RebalanceFlag(AtomicBool);
 
-impl ClientContext for RebalanceFlag {}
+impl ClientContext for RebalanceFlag {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // The `aurora.room.*` pattern matches nothing until a ChatRoom topic exists.
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) {
+            tracing::debug!(%error, reason, "no topic matches yet");
+        } else {
+            tracing::error!(%error, reason, "kafka client error");
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceFlag {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -83,7 +92,9 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
             first = shared.consumer.recv() => match first {
                 Ok(m) => batch.push(m.detach()),
                 Err(e) => {
-                    tracing::warn!(error = %e, "kafka receive failed");
+                    if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) {
+                        tracing::warn!(error = %e, "kafka receive failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }

@@ -197,13 +197,16 @@ pub struct RedisPresence {
     conn: ConnectionManager,
     gateway: String,
     lease: Duration,
+    /// This gateway's entries (presence key → field → value), to re-register
+    /// after Redis lost them (a restart without persistence).
+    local: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashMap<String, String>>>,
 }
 
 impl RedisPresence {
     /// Presence for gateway `gateway`, and the task that renews its lease and reaps
     /// dead gateways (to spawn; runs until aborted).
     pub fn new(conn: ConnectionManager, gateway: String, lease: Duration) -> (Arc<Self>, impl Future<Output = ()> + Send) {
-        let presence = Arc::new(RedisPresence { conn, gateway, lease });
+        let presence = Arc::new(RedisPresence { conn, gateway, lease, local: Default::default() });
         let task = presence.clone().maintain();
         (presence, task)
     }
@@ -216,8 +219,31 @@ impl RedisPresence {
         format!("aurora:gwrooms:{gateway}")
     }
 
+    /// Renews the lease; when the lease key was gone, Redis lost our entries (or
+    /// another gateway reaped us after a stall), so they are written again.
     async fn renew(&self) -> PortResult<()> {
         let mut conn = self.conn.clone();
+        let alive: bool =
+            redis::cmd("EXISTS").arg(format!("aurora:gw:{}", self.gateway)).query_async(&mut conn).await.map_err(redis_err)?;
+        if !alive {
+            let entries: Vec<(String, Vec<(String, String)>)> = self
+                .local
+                .lock()
+                .map(|l| l.iter().map(|(k, f)| (k.clone(), f.iter().map(|(a, b)| (a.clone(), b.clone())).collect())).collect())
+                .unwrap_or_default();
+            if !entries.is_empty() {
+                tracing::warn!(rooms = entries.len(), "presence lease was gone; re-registering this gateway's connections");
+            }
+            let rooms_key = Self::rooms_key(&self.gateway);
+            for (key, fields) in entries {
+                let mut pipe = redis::pipe();
+                for (field, value) in fields {
+                    pipe.cmd("HSET").arg(&key).arg(field).arg(value).ignore();
+                }
+                pipe.cmd("SADD").arg(&rooms_key).arg(&key).ignore();
+                pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+            }
+        }
         redis::pipe()
             .cmd("SET")
             .arg(format!("aurora:gw:{}", self.gateway))
@@ -308,10 +334,22 @@ impl Presence for RedisPresence {
             .invoke_async(&mut c)
             .await
             .map_err(redis_err)?;
+        if let Ok(mut local) = self.local.lock() {
+            local.entry(presence_key(room)).or_default().insert(self.field(conn), format!("{}\t{}", user.id, user.name));
+        }
         Ok(first == 1)
     }
 
     async fn leave(&self, room: &str, user: &UserRef, conn: ConnId) -> PortResult<bool> {
+        if let Ok(mut local) = self.local.lock() {
+            let key = presence_key(room);
+            if let Some(fields) = local.get_mut(&key) {
+                fields.remove(&self.field(conn));
+                if fields.is_empty() {
+                    local.remove(&key);
+                }
+            }
+        }
         let mut c = self.conn.clone();
         let last: i64 = LEAVE
             .key(presence_key(room))

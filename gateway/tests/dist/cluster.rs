@@ -1,0 +1,121 @@
+//! Real gateway and consumer processes against the services named by the
+//! `AURORA_*` env (see `dev/services.sh`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::harness::DEADLINE;
+
+/// These tests stop and restart shared services: one at a time.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+pub const SECRET: &str = "distributed-tests-secret-0123456789abcdef";
+
+/// The services' env; tests fail with a clear message when it is missing.
+pub fn services() -> Vec<(&'static str, String)> {
+    ["AURORA_KAFKA_BROKERS", "AURORA_REDIS_URL", "AURORA_MONGODB_URI"]
+        .into_iter()
+        .map(|k| {
+            let v = std::env::var(k).unwrap_or_else(|_| {
+                panic!("{k} is not set: start the services with `eval \"$(dev/services.sh up)\"` or use ./run.sh test")
+            });
+            (k, v)
+        })
+        .collect()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn consumer_binary() -> PathBuf {
+    // target/<profile>/deps/dist-… → target/<profile>/aurora-consumer
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe.parent().and_then(|d| d.parent()).expect("target dir").join("aurora-consumer");
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+pub struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Proc {
+    async fn spawn(mut cmd: Command, extra: &[(&str, &str)]) -> Proc {
+        for (k, v) in services() {
+            cmd.env(k, v);
+        }
+        cmd.env("AURORA_JWT_SECRET", SECRET)
+            .env("RUST_LOG", std::env::var("AURORA_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let line = tokio::time::timeout(DEADLINE * 3, lines.next_line())
+            .await
+            .expect("process prints its address")
+            .expect("stdout")
+            .expect("a line");
+        let addr = line.rsplit("http://").next().expect("address").parse().expect("socket address");
+        Proc { child, addr }
+    }
+
+    pub async fn gateway(extra: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurora-gateway"));
+        cmd.env("AURORA_MODE", "distributed").env("AURORA_LISTEN", "127.0.0.1:0");
+        Proc::spawn(cmd, extra).await
+    }
+
+    pub async fn consumer() -> Proc {
+        let mut cmd = Command::new(consumer_binary());
+        cmd.env("AURORA_CONSUMER_LISTEN", "127.0.0.1:0");
+        Proc::spawn(cmd, &[]).await
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL: no cleanup of any kind.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("kill -9");
+        let _ = self.child.wait().await;
+    }
+
+    pub async fn terminate(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        let _ = tokio::time::timeout(DEADLINE, self.child.wait()).await;
+    }
+}
+
+/// `dev/services.sh up|down <name>`.
+pub async fn service(action: &str, name: &str) {
+    let status = Command::new(repo().join("dev/services.sh"))
+        .args([action, name])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .expect("services.sh");
+    assert!(status.success(), "services.sh {action} {name}");
+}
+
+pub async fn status(url: &str) -> u16 {
+    match reqwest::Client::new().get(url).timeout(Duration::from_secs(10)).send().await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}

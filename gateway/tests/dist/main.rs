@@ -1,0 +1,13 @@
+//! Distributed mode against real Kafka, Redis and a MongoDB-compatible server on
+//! loopback (`dev/services.sh up`; `./run.sh test` does that first). Gateways and
+//! consumers run as real processes so they can be killed with SIGKILL.
+
+#[path = "../it/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+mod cluster;
+
+mod failures;
+mod fanout;
+mod restarts;

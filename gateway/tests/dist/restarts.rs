@@ -1,0 +1,150 @@
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{service, Proc};
+use crate::failures::{room, stored};
+use crate::harness::{register_at, unique, Client};
+
+async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[derive(Default)]
+struct Sent {
+    acked: Vec<String>,
+    refused: usize,
+}
+
+#[tokio::test]
+async fn redis_restart_during_traffic_loses_nothing_and_recovers() {
+    let _one_at_a_time = crate::cluster::exclusive().await;
+    let _c = Proc::consumer().await;
+    let env = [("AURORA_PRESENCE_LEASE", "2s"), ("AURORA_RATE_LIMIT", "100/1s")];
+    let g1 = Proc::gateway(&env).await;
+    let g2 = Proc::gateway(&env).await;
+    let http = reqwest::Client::new();
+    let alice = register_at(&http, &g1.base(), &unique("ali")).await;
+    let bob = register_at(&http, &g2.base(), &unique("bob")).await;
+    let name = room(&g1.base(), &alice.token).await;
+    let mut a = Client::connect(g1.addr, &alice.token).await;
+    let mut b = Client::connect(g2.addr, &bob.token).await;
+    a.join(&name).await;
+    b.join(&name).await;
+
+    // Alice keeps sending (about 50/s) through the outage; the task records what was acked.
+    let sent = Arc::new(Mutex::new(Sent::default()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sender = {
+        let (sent, stop, name) = (sent.clone(), stop.clone(), name.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.is_cancelled() {
+                let v = a.request(json!({"type":"send","room":name,"body":format!("t{i}")})).await;
+                {
+                    let mut s = sent.lock().unwrap();
+                    match v["type"].as_str() {
+                        Some("ack") => s.acked.push(v["id"].as_str().unwrap().to_owned()),
+                        _ => s.refused += 1,
+                    }
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            a
+        })
+    };
+    wait_for("traffic", 30, async || sent.lock().unwrap().acked.len() >= 20).await;
+    service("down", "redis").await;
+    wait_for("refusals during the outage", 30, async || sent.lock().unwrap().refused > 0).await;
+    service("up", "redis").await;
+    let after_restart = sent.lock().unwrap().acked.len();
+    wait_for("sends after the restart", 60, async || sent.lock().unwrap().acked.len() >= after_restart + 30).await;
+    stop.cancel();
+    let mut a = sender.await.unwrap();
+    let acked: HashSet<String> = sent.lock().unwrap().acked.iter().cloned().collect();
+
+    // Bob, connected throughout on the other gateway, got every acked message, gap-free.
+    let mut got: Vec<Value> = Vec::new();
+    let mut ids = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !acked.is_subset(&ids) {
+        assert!(Instant::now() < deadline, "bob is missing {} acked messages", acked.difference(&ids).count());
+        let m = tokio::time::timeout(Duration::from_secs(30), b.recv_type("message")).await.expect("a message");
+        ids.insert(m["id"].as_str().unwrap().to_owned());
+        got.push(m);
+    }
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m["seq"].as_u64(), Some(i as u64 + 1), "gap or duplicate at {i}");
+    }
+
+    // Presence recovers: both users are online again once the gateways re-register.
+    wait_for("presence after the restart", 30, async || {
+        let v: Value = http.get(format!("{}/api/rooms", g1.base())).bearer_auth(&alice.token).send().await.unwrap().json().await.unwrap();
+        v["rooms"].as_array().unwrap().iter().any(|r| r["name"] == name.as_str() && r["online"] == 2)
+    })
+    .await;
+    // Rate limiting works again: a burst past 100/s is refused.
+    for i in 0..120 {
+        a.send(json!({"type":"send","room":name,"body":format!("burst {i}")})).await;
+    }
+    let mut limited = false;
+    let mut answers = 0;
+    while answers < 120 {
+        let v = a.recv().await;
+        match v["type"].as_str() {
+            Some("ack") => answers += 1,
+            Some("error") => {
+                answers += 1;
+                limited |= v["code"] == "rate_limited";
+            }
+            _ => {}
+        }
+    }
+    assert!(limited, "the limiter works after the restart");
+    g1.terminate().await;
+    g2.terminate().await;
+}
+
+#[tokio::test]
+async fn mongodb_restart_recovers_history_and_registration_without_loss() {
+    let _one_at_a_time = crate::cluster::exclusive().await;
+    let _c = Proc::consumer().await;
+    let g = Proc::gateway(&[]).await;
+    let http = reqwest::Client::new();
+    let u = register_at(&http, &g.base(), &unique("mon")).await;
+    let name = room(&g.base(), &u.token).await;
+    let mut c = Client::connect(g.addr, &u.token).await;
+    c.join(&name).await;
+    c.say(&name, "before").await;
+    assert_eq!(c.recv_type("message").await["body"], "before");
+
+    service("down", "mongodb").await;
+    // Kafka still takes messages: acked now, stored once MongoDB is back.
+    c.say(&name, "during").await;
+    let r = http
+        .post(format!("{}/api/auth/register", g.base()))
+        .json(&json!({"username": unique("late"), "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "registration answers unavailable while MongoDB is down");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+
+    service("up", "mongodb").await;
+    let m = tokio::time::timeout(Duration::from_secs(60), c.recv_type("message")).await.expect("stored after restart");
+    assert_eq!((m["body"].as_str(), m["seq"].as_u64()), (Some("during"), Some(2)));
+    c.say(&name, "after").await;
+    assert_eq!(c.recv_type("message").await["body"], "after");
+    register_at(&http, &g.base(), &unique("late")).await;
+    let bodies: Vec<String> =
+        stored(&g.base(), &u.token, &name).await.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(bodies, ["before", "during", "after"]);
+    g.terminate().await;
+}
