@@ -1,23 +1,51 @@
 #!/usr/bin/env bash
-# Measures the embedded gateway (release build) on this machine:
-#  - RSS with N idle authenticated WebSocket connections (default 10000)
-#  - time from `send` to `message` at a second client, p50/p99 over 1000 messages
+# Benchmarks on this machine (release builds, loopback):
+#   dev/bench.sh               embedded: RSS with N idle authenticated connections (default
+#                              10000) and send→message latency p50/p99 over 1000 messages
+#   dev/bench.sh distributed   real Kafka/Redis/FerretDB, 2 gateways + 1 consumer: latency from
+#                              a sender on one gateway to a receiver on the other, and
+#                              sustained messages/s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
 CONNS="${BENCH_CONNECTIONS:-10000}"
 MESSAGES="${BENCH_MESSAGES:-1000}"
+ROOMS="${BENCH_ROOMS:-8}"
+SECONDS_OF_LOAD="${BENCH_SECONDS:-20}"
+mode="${1:-embedded}"
 
-cargo build --release -p aurora-gateway --example loadgen
+cargo build --release -p aurora-gateway -p aurora-consumer --example loadgen
+bin="$CARGO_TARGET_DIR/release"
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-data="$(mktemp -d)"
-out="$(mktemp)"
-AURORA_LISTEN=127.0.0.1:0 AURORA_DATA_DIR="$data" AURORA_RATE_LIMIT=1000000/1s RUST_LOG=warn \
-  "$CARGO_TARGET_DIR/release/aurora-gateway" >"$out" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$out"' EXIT
-for _ in $(seq 100); do grep -q listening "$out" && break; sleep 0.1; done
-base="$(grep -o 'http://[0-9.:]*' "$out")"
-echo "gateway $base (pid $pid)"
-"$CARGO_TARGET_DIR/release/examples/loadgen" latency "$base" "$MESSAGES"
-"$CARGO_TARGET_DIR/release/examples/loadgen" idle "$base" "$pid" "$CONNS"
+work="$(mktemp -d)"
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+start() { # name, binary, env...
+  local name="$1" binary="$2"; shift 2
+  env "$@" RUST_LOG=warn "$binary" >"$work/$name.out" 2>"$work/$name.err" &
+  pids+=($!)
+  for _ in $(seq 300); do grep -q listening "$work/$name.out" && break; sleep 0.1; done
+  grep -o 'http://[0-9.:]*' "$work/$name.out"
+}
+
+case "$mode" in
+  embedded)
+    base="$(start gateway "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 AURORA_DATA_DIR="$work/data" AURORA_RATE_LIMIT=1000000/1s)"
+    echo "embedded gateway $base (pid ${pids[0]})"
+    "$bin/examples/loadgen" latency "$base" "$MESSAGES"
+    "$bin/examples/loadgen" idle "$base" "${pids[0]}" "$CONNS"
+    ;;
+  distributed)
+    eval "$(dev/services.sh up)"
+    common=(AURORA_MODE=distributed AURORA_JWT_SECRET=benchmark-secret-benchmark-secret-0123 AURORA_RATE_LIMIT=1000000/1s)
+    start consumer "$bin/aurora-consumer" AURORA_CONSUMER_LISTEN=127.0.0.1:0 "${common[@]}" >/dev/null
+    g1="$(start gateway1 "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 "${common[@]}")"
+    g2="$(start gateway2 "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 "${common[@]}")"
+    echo "distributed: gateways $g1 $g2, one consumer"
+    "$bin/examples/loadgen" latency "$g1" "$MESSAGES" "$g2"
+    "$bin/examples/loadgen" throughput "$g1,$g2" "$ROOMS" "$SECONDS_OF_LOAD"
+    ;;
+  *) echo "usage: $0 [embedded|distributed]" >&2; exit 2 ;;
+esac

@@ -61,13 +61,14 @@ redis_up() {
 # ---------- Kafka ----------
 kafka_libs() {
   local libs="$CACHE/kafka/libs"
-  if [ ! -f "$libs/.complete" ]; then
+  local stamp; stamp="$libs/.complete-$(sha1sum "$here/services/kafka/pom.xml" | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
     command -v mvn >/dev/null || apt_install maven
     log "kafka: fetching the broker from Maven Central (first run only)"
     rm -rf "$libs"
     mvn -q -B -f "$here/services/kafka/pom.xml" dependency:copy-dependencies \
       -DincludeScope=runtime -DoutputDirectory="$libs" >&2
-    touch "$libs/.complete"
+    touch "$stamp"
   fi
   echo "$libs"
 }
@@ -106,7 +107,7 @@ PROPS
     local id; id="$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
     java -cp "$libs/*" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >"$dir/format.log" 2>&1
   fi
-  nohup java -Xms256m -Xmx768m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+  nohup java -Xms256m -Xmx768m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
     -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 &
   echo $! > "$RUN/kafka.pid"
   wait_until 90 kafka port_open 127.0.0.1 "$KAFKA_PORT"

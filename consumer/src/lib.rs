@@ -69,6 +69,7 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
         .set("topic.metadata.refresh.interval.ms", "5000")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
+        .set("reconnect.backoff.max.ms", "1000")
         .create_with_context(RebalanceFlag::default())
         .context("cannot create the Kafka consumer")?;
     let pattern = format!("^{}.*", kafka::ROOM_TOPIC_PREFIX.replace('.', "\\."));

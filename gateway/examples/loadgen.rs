@@ -1,7 +1,8 @@
 //! Load generator for `./run.sh bench`.
 //!
-//!   loadgen idle    <base-url> <gateway-pid> <connections>
-//!   loadgen latency <base-url> <messages>
+//!   loadgen idle       <base-url> <gateway-pid> <connections>
+//!   loadgen latency    <base-url> <messages> [<receiver-base-url>]
+//!   loadgen throughput <base-url>,<base-url>… <rooms> <seconds>
 //!
 //! `idle` opens authenticated connections that wait for `hello` and then sit idle,
 //! and reports the gateway's RSS before and after. `latency` measures the time from
@@ -102,18 +103,34 @@ async fn idle(base: String, pid: u32, n: usize) {
     println!("per connection: {:.1} KiB", (after.saturating_sub(before)) as f64 / conns.len() as f64);
 }
 
-async fn latency(base: String, n: usize) {
+async fn create_room(base: &str, token: &str, name: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/rooms"))
+        .bearer_auth(token)
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .expect("create room");
+    assert!(r.status().is_success() || r.status().as_u16() == 409, "create room: {}", r.status());
+}
+
+async fn join(ws: &mut Ws, room: &str) {
+    ws.send(Message::Text(json!({"type":"join","room":room}).to_string().into())).await.expect("join");
+    recv_type(ws, "joined").await;
+}
+
+async fn latency(base: String, n: usize, receiver_base: String) {
     let ta = register(&base, &format!("lat_a{}", std::process::id())).await;
     let tb = register(&base, &format!("lat_b{}", std::process::id())).await;
+    let room = format!("latency-{}", std::process::id());
+    create_room(&base, &ta, &room).await;
     let mut a = connect(&base, &ta).await;
-    let mut b = connect(&base, &tb).await;
-    for ws in [&mut a, &mut b] {
-        ws.send(Message::Text(json!({"type":"join","room":"general"}).to_string().into())).await.expect("join");
-        recv_type(ws, "joined").await;
-    }
+    let mut b = connect(&receiver_base, &tb).await;
+    join(&mut a, &room).await;
+    join(&mut b, &room).await;
     let mut samples = Vec::with_capacity(n);
     for i in 0..n + 50 {
-        let frame = json!({"type":"send","room":"general","body":format!("latency probe {i}")}).to_string();
+        let frame = json!({"type":"send","room":room,"body":format!("latency probe {i}")}).to_string();
         let t0 = Instant::now();
         a.send(Message::Text(frame.into())).await.expect("send");
         recv_type(&mut b, "message").await;
@@ -129,6 +146,85 @@ async fn latency(base: String, n: usize) {
     println!("  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms", ms(pct(0.50)), ms(pct(0.99)), ms(samples[samples.len() - 1]));
 }
 
+/// Pipelined senders (50 in flight each), one room per sender, spread over the
+/// gateways; a receiver per room on the next gateway counts deliveries.
+async fn throughput(bases: Vec<String>, rooms: usize, secs: u64) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    const WINDOW: usize = 50;
+    let pid = std::process::id();
+    let acked = Arc::new(AtomicU64::new(0));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for r in 0..rooms {
+        let (sb, rb) = (bases[r % bases.len()].clone(), bases[(r + 1) % bases.len()].clone());
+        let ts = register(&sb, &format!("tp_s{pid}_{r}")).await;
+        let tr = register(&rb, &format!("tp_r{pid}_{r}")).await;
+        let room = format!("tp-{pid}-{r}");
+        create_room(&sb, &ts, &room).await;
+        let mut s = connect(&sb, &ts).await;
+        let mut rx = connect(&rb, &tr).await;
+        join(&mut s, &room).await;
+        join(&mut rx, &room).await;
+        let d = delivered.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(15), recv_type(&mut rx, "message")).await {
+                    Ok(_) => {
+                        n += 1;
+                        d.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => return n,
+                }
+            }
+        }));
+        let (a, f) = (acked.clone(), refused.clone());
+        senders.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                for _ in 0..WINDOW {
+                    let frame = json!({"type":"send","room":room,"body":format!("load {i}")}).to_string();
+                    s.send(Message::Text(frame.into())).await.expect("send");
+                    i += 1;
+                }
+                let mut answers = 0;
+                while answers < WINDOW {
+                    let Some(Ok(Message::Text(t))) = s.next().await else { panic!("sender lost") };
+                    if t.contains("\"type\":\"ack\"") {
+                        answers += 1;
+                        a.fetch_add(1, Ordering::Relaxed);
+                    } else if t.contains("\"type\":\"error\"") {
+                        answers += 1;
+                        f.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let started = Instant::now();
+    for s in senders {
+        s.await.expect("sender");
+    }
+    let send_secs = started.elapsed().as_secs_f64();
+    let total_acked = acked.load(Ordering::Relaxed);
+    let drain = Instant::now();
+    while delivered.load(Ordering::Relaxed) < total_acked && drain.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all_secs = started.elapsed().as_secs_f64();
+    let total_delivered = delivered.load(Ordering::Relaxed);
+    for r in receivers {
+        r.abort();
+    }
+    println!("throughput over {} gateways, {rooms} rooms, {secs}s of sending:", bases.len());
+    println!("  acked {total_acked} ({:.0} msg/s), refused {}", total_acked as f64 / send_secs, refused.load(Ordering::Relaxed));
+    println!("  delivered {total_delivered} to receivers on the other gateway ({:.0} msg/s until the last arrived)", total_delivered as f64 / all_secs);
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -138,7 +234,14 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("idle") => idle(args[2].clone(), args[3].parse().expect("pid"), args[4].parse().expect("count")).await,
-        Some("latency") => latency(args[2].clone(), args[3].parse().expect("count")).await,
+        Some("latency") => {
+            let receiver = args.get(4).cloned().unwrap_or_else(|| args[2].clone());
+            latency(args[2].clone(), args[3].parse().expect("count"), receiver).await
+        }
+        Some("throughput") => {
+            let bases = args[2].split(',').map(str::to_owned).collect();
+            throughput(bases, args[3].parse().expect("rooms"), args[4].parse().expect("seconds")).await
+        }
         _ => eprintln!("usage: loadgen idle <base> <pid> <n> | loadgen latency <base> <n>"),
     }
 }

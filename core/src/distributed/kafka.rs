@@ -36,7 +36,11 @@ impl KafkaLog {
             .set("acks", "all")
             .set("linger.ms", "2")
             .set("compression.type", "lz4")
+            // A send answers within DELIVERY_TIMEOUT: queued records time out after it and
+            // an in-flight request (broker died mid-request) after request.timeout.ms.
             .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+            .set("request.timeout.ms", "3000")
+            .set("reconnect.backoff.max.ms", "1000")
             .set("queue.buffering.max.messages", "100000")
             .set("socket.keepalive.enable", "true")
             .create()

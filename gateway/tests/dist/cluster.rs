@@ -56,8 +56,7 @@ impl Proc {
         cmd.env("AURORA_JWT_SECRET", SECRET)
             .env("RUST_LOG", std::env::var("AURORA_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+            .stderr(Stdio::inherit());
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -95,10 +94,46 @@ impl Proc {
     }
 
     pub async fn terminate(mut self) {
+        self.sigterm();
+        let _ = tokio::time::timeout(DEADLINE, self.child.wait()).await;
+    }
+
+    fn sigterm(&self) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
         }
-        let _ = tokio::time::timeout(DEADLINE, self.child.wait()).await;
+    }
+}
+
+/// A process left at the end of a test gets SIGTERM, so a consumer leaves its
+/// group at once instead of holding partitions until its session times out.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.sigterm();
+    }
+}
+
+/// Stops a service; brings it back when dropped, even if the test panics.
+pub struct Outage(&'static str);
+
+impl Outage {
+    pub async fn start(name: &'static str) -> Outage {
+        service("down", name).await;
+        Outage(name)
+    }
+
+    pub async fn end(self) {
+        service("up", self.0).await;
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Outage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo().join("dev/services.sh"))
+            .args(["up", self.0])
+            .stdout(Stdio::null())
+            .status();
     }
 }
 

@@ -2,7 +2,7 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{service, status, Proc};
+use crate::cluster::{status, Outage, Proc};
 use crate::harness::{register_at, unique, Client, Session};
 
 pub async fn room(base: &str, token: &str) -> String {
@@ -166,12 +166,14 @@ async fn kafka_outage_answers_unavailable_and_recovers_without_loss() {
     c.join(&name).await;
     c.say(&name, "before").await;
 
-    service("down", "kafka").await;
+    let outage = Outage::start("kafka").await;
+    let asked = Instant::now();
     let e = c.request(json!({"type":"send","room":name,"body":"during","nonce":"k1"})).await;
+    assert!(asked.elapsed() < Duration::from_secs(8), "unavailable took {:?}", asked.elapsed());
     assert_eq!(e["code"], "unavailable", "{e}");
     assert_eq!(status(&format!("{}/readyz", g.base())).await, 503);
 
-    service("up", "kafka").await;
+    outage.end().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while status(&format!("{}/readyz", g.base())).await != 200 {
         assert!(Instant::now() < deadline, "readyz never recovered");

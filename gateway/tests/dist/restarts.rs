@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{service, Proc};
+use crate::cluster::{Outage, Proc};
 use crate::failures::{room, stored};
 use crate::harness::{register_at, unique, Client};
 
@@ -60,9 +60,9 @@ async fn redis_restart_during_traffic_loses_nothing_and_recovers() {
         })
     };
     wait_for("traffic", 30, async || sent.lock().unwrap().acked.len() >= 20).await;
-    service("down", "redis").await;
+    let outage = Outage::start("redis").await;
     wait_for("refusals during the outage", 30, async || sent.lock().unwrap().refused > 0).await;
-    service("up", "redis").await;
+    outage.end().await;
     let after_restart = sent.lock().unwrap().acked.len();
     wait_for("sends after the restart", 60, async || sent.lock().unwrap().acked.len() >= after_restart + 30).await;
     stop.cancel();
@@ -124,7 +124,7 @@ async fn mongodb_restart_recovers_history_and_registration_without_loss() {
     c.say(&name, "before").await;
     assert_eq!(c.recv_type("message").await["body"], "before");
 
-    service("down", "mongodb").await;
+    let outage = Outage::start("mongodb").await;
     // Kafka still takes messages: acked now, stored once MongoDB is back.
     c.say(&name, "during").await;
     let r = http
@@ -137,7 +137,7 @@ async fn mongodb_restart_recovers_history_and_registration_without_loss() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unavailable");
 
-    service("up", "mongodb").await;
+    outage.end().await;
     let m = tokio::time::timeout(Duration::from_secs(60), c.recv_type("message")).await.expect("stored after restart");
     assert_eq!((m["body"].as_str(), m["seq"].as_u64()), (Some("during"), Some(2)));
     c.say(&name, "after").await;
