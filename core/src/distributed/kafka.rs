@@ -26,10 +26,16 @@ fn kafka_err(e: impl std::fmt::Display) -> PortError {
 
 pub struct KafkaLog {
     producer: FutureProducer,
+    topic: String,
 }
 
 impl KafkaLog {
+    /// A log producing to the shared topic.
     pub fn new(brokers: &str) -> PortResult<Self> {
+        Self::with_topic(brokers, SHARED_TOPIC)
+    }
+
+    pub fn with_topic(brokers: &str, topic: &str) -> PortResult<Self> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("enable.idempotence", "true")
@@ -45,14 +51,14 @@ impl KafkaLog {
             .set("socket.keepalive.enable", "true")
             .create()
             .map_err(kafka_err)?;
-        Ok(KafkaLog { producer })
+        Ok(KafkaLog { producer, topic: topic.to_owned() })
     }
 
     /// Whether the brokers answer a metadata request.
     pub async fn ping(&self) -> Result<(), String> {
         let client = self.producer.clone();
         tokio::task::spawn_blocking(move || {
-            client.client().fetch_metadata(Some(SHARED_TOPIC), Duration::from_secs(2)).map(|_| ())
+            client.client().fetch_metadata(None, Duration::from_secs(2)).map(|_| ())
         })
         .await
         .map_err(|e| e.to_string())?
@@ -66,7 +72,7 @@ impl MessageLog for KafkaLog {
             Ok(p) => p,
             Err(e) => return futures_util::future::ready(Err(PortError::Corrupt(e.to_string()))).boxed(),
         };
-        let record = FutureRecord::to(SHARED_TOPIC).key(submission.room.as_bytes()).payload(&payload);
+        let record = FutureRecord::to(&self.topic).key(submission.room.as_bytes()).payload(&payload);
         match self.producer.send_result(record) {
             Ok(delivery) => async move {
                 match delivery.await {

@@ -19,7 +19,7 @@ async fn create_room(base: &str, token: &str) -> String {
 #[tokio::test]
 async fn two_gateways_two_consumers_one_consistent_chat() {
     let _one_at_a_time = crate::cluster::exclusive().await;
-    let _c1 = Proc::consumer().await;
+    let c1 = Proc::consumer().await;
     let _c2 = Proc::consumer().await;
     let g1 = Proc::gateway(&[("AURORA_RATE_LIMIT", "30/1h")]).await;
     let g2 = Proc::gateway(&[("AURORA_RATE_LIMIT", "30/1h")]).await;
@@ -82,6 +82,48 @@ async fn two_gateways_two_consumers_one_consistent_chat() {
     b2.join(&room).await;
     let retry = b2.request(json!({"type":"send","room":room,"body":"once","nonce":"bn-1"})).await;
     assert_eq!(retry["id"], bob_first["id"]);
+
+    // The consumer's probes and metrics.
+    assert_eq!(crate::cluster::status(&format!("{}/readyz", c1.base())).await, 200);
+    assert_eq!(crate::cluster::status(&format!("{}/healthz", c1.base())).await, 200);
+    let metrics = http.get(format!("{}/metrics", c1.base())).send().await.unwrap().text().await.unwrap();
+    for name in ["aurora_consumer_messages_total", "aurora_consumer_lag", "aurora_consumer_batch_size_bucket", "aurora_consumer_end_to_end_seconds_bucket"] {
+        assert!(metrics.contains(name), "consumer metric {name} missing");
+    }
     g1.terminate().await;
     g2.terminate().await;
+}
+
+#[tokio::test]
+async fn consumers_pick_up_new_room_topics_without_restart() {
+    use aurora_core::distributed::kafka::{ensure_topic, KafkaLog, ROOM_TOPIC_PREFIX};
+    use aurora_core::model::{new_message_id, Submission};
+
+    let _one_at_a_time = crate::cluster::exclusive().await;
+    let _c = Proc::consumer().await;
+    let g = Proc::gateway(&[]).await;
+    let http = reqwest::Client::new();
+    let u = register_at(&http, &g.base(), &unique("top")).await;
+    let room = create_room(&g.base(), &u.token).await;
+    let mut c = Client::connect(g.addr, &u.token).await;
+    c.join(&room).await;
+
+    // A topic created after the consumer started (as the operator will for a ChatRoom).
+    let brokers = std::env::var("AURORA_KAFKA_BROKERS").unwrap();
+    let topic = format!("{ROOM_TOPIC_PREFIX}{room}");
+    ensure_topic(&brokers, &topic, 1, 1).await.expect("topic");
+    let log = KafkaLog::with_topic(&brokers, &topic).expect("producer");
+    let id = new_message_id();
+    let sub = Submission {
+        id: id.clone(),
+        room: room.clone(),
+        user: aurora_core::model::UserRef { id: u.id.as_str().into(), name: u.name.as_str().into() },
+        body: "via a room topic".into(),
+        ts: aurora_core::now_ms(),
+        nonce: None,
+    };
+    aurora_core::ports::MessageLog::append(&log, sub).await.expect("produced");
+    let m = tokio::time::timeout(std::time::Duration::from_secs(30), c.recv_type("message")).await.expect("picked up");
+    assert_eq!((m["id"].as_str(), m["body"].as_str()), (Some(id.as_str()), Some("via a room topic")));
+    g.terminate().await;
 }
