@@ -14,7 +14,8 @@ ROOMS="${BENCH_ROOMS:-8}"
 SECONDS_OF_LOAD="${BENCH_SECONDS:-20}"
 mode="${1:-embedded}"
 
-cargo build --release -p aurora-gateway -p aurora-consumer --example loadgen
+cargo build --release -p aurora-gateway -p aurora-consumer --bins
+cargo build --release -p aurora-gateway --example loadgen
 bin="$CARGO_TARGET_DIR/release"
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 work="$(mktemp -d)"

@@ -3,7 +3,8 @@
 # registries and cached under ~/.cache/aurora/:
 #   Apache Kafka 4.x (KRaft) from Maven Central, Redis from Debian, FerretDB 1.24 (SQLite
 #   backend, MongoDB wire protocol) built through the Go module proxy.
-# Usage: dev/services.sh up|down|status [kafka|redis|mongodb ...]
+# Usage: dev/services.sh up|down|status|reset [kafka|redis|mongodb ...]
+#        reset: stop, delete the data of the services this script runs, start again
 #        (prints the AURORA_* env on `up` and `status`; no names means all three)
 # A variable that already points at a running server (AURORA_REDIS_URL,
 # AURORA_KAFKA_BROKERS, AURORA_MONGODB_URI) is used instead of starting our own.
@@ -174,6 +175,17 @@ case "$cmd" in
     for n in "${names[@]}"; do
       case "$n" in redis) stop redis ;; mongodb) stop ferretdb ;; kafka) stop kafka ;; *) echo "unknown service $n" >&2; exit 2 ;; esac
     done
+    ;;
+  reset)
+    for n in "${names[@]}"; do
+      case "$n" in
+        redis) stop redis; rm -rf "$RUN/redis"; redis_up ;;
+        mongodb) stop ferretdb; rm -rf "$RUN/ferretdb"; mongo_up ;;
+        kafka) stop kafka; rm -rf "$RUN/kafka"; kafka_up ;;
+        *) echo "unknown service $n" >&2; exit 2 ;;
+      esac
+    done
+    print_env
     ;;
   status)
     for s in kafka redis ferretdb; do

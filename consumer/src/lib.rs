@@ -30,10 +30,13 @@ pub struct RebalanceFlag(AtomicBool);
 impl ClientContext for RebalanceFlag {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         // The `aurora.room.*` pattern matches nothing until a ChatRoom topic exists.
-        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) {
-            tracing::debug!(%error, reason, "no topic matches yet");
-        } else {
-            tracing::error!(%error, reason, "kafka client error");
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        match error.rdkafka_error_code() {
+            Some(Code::UnknownTopicOrPartition) => tracing::debug!(%error, reason, "no topic matches yet"),
+            Some(Code::BrokerTransportFailure | Code::AllBrokersDown) => {
+                tracing::warn!(%error, reason, "kafka unreachable; retrying")
+            }
+            _ => tracing::error!(%error, reason, "kafka client error"),
         }
     }
 }

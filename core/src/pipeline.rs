@@ -35,10 +35,12 @@ impl Pipeline {
     pub async fn process(&mut self, batch: Vec<Submission>) -> PortResult<Vec<Message>> {
         let mut attempt = 0;
         loop {
-            match self.try_process(&batch).await {
+            // The fast path assumes nothing of the batch is stored yet; a conflict (a
+            // redelivered id, or a seq another writer took) switches to looking ids up.
+            match self.try_process(&batch, attempt > 0).await {
                 Err(PortError::Conflict) if attempt < CONFLICT_RETRIES => {
                     attempt += 1;
-                    tracing::warn!(attempt, "seq taken by another writer; reloading and retrying");
+                    tracing::info!(attempt, "batch overlaps stored messages; reloading and retrying");
                     self.reset();
                 }
                 Err(e) => {
@@ -53,9 +55,13 @@ impl Pipeline {
         }
     }
 
-    async fn try_process(&mut self, batch: &[Submission]) -> PortResult<Vec<Message>> {
-        let ids: Vec<String> = batch.iter().map(|s| s.id.clone()).collect();
-        let mut stored = self.store.existing(&ids).await?;
+    async fn try_process(&mut self, batch: &[Submission], look_up: bool) -> PortResult<Vec<Message>> {
+        let mut stored = if look_up {
+            let ids: Vec<String> = batch.iter().map(|s| s.id.clone()).collect();
+            self.store.existing(&ids).await?
+        } else {
+            HashMap::new()
+        };
         let mut fresh = Vec::with_capacity(batch.len());
         let mut all = Vec::with_capacity(batch.len());
         for sub in batch {

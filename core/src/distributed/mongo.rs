@@ -250,12 +250,15 @@ impl MessageStore for MongoStore {
     }
 
     async fn existing(&self, ids: &[String]) -> PortResult<HashMap<String, Message>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
+        // One `_id` lookup each rather than `$in`: every server serves `_id` equality
+        // from its primary index (FerretDB 1.x scans for `$in`). Only used after a conflict.
+        let mut found = HashMap::new();
+        for id in ids {
+            if let Some(d) = self.messages.find_one(doc! {"_id": id}).await.map_err(unavailable)? {
+                found.insert(id.clone(), Message::from(d));
+            }
         }
-        let found: Vec<MessageDoc> =
-            self.messages.find(doc! {"_id": {"$in": ids}}).await.map_err(unavailable)?.try_collect().await.map_err(unavailable)?;
-        Ok(found.into_iter().map(|d| (d.id.clone(), Message::from(d))).collect())
+        Ok(found)
     }
 }
 

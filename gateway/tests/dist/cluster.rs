@@ -54,7 +54,11 @@ impl Proc {
             cmd.env(k, v);
         }
         cmd.env("AURORA_JWT_SECRET", SECRET)
-            .env("RUST_LOG", std::env::var("AURORA_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("AURORA_TEST_LOG")
+                    .unwrap_or_else(|_| "error,aurora_gateway=warn,aurora_consumer=warn,aurora_core=warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in extra {
