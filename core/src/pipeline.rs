@@ -85,12 +85,16 @@ impl Pipeline {
     }
 
     async fn publish(&self, messages: &[Message]) {
-        for m in messages {
-            let event = RoomEvent { seq: Some(m.seq), skip_user: None, frame: ServerFrame::Message(m).encode().into() };
-            if let Err(e) = self.bus.publish(&m.room, event).await {
-                // Stored already: members detect the gap and backfill from the store.
-                tracing::warn!(room = %m.room, seq = m.seq, error = %e, "publish failed");
-            }
+        let events = messages
+            .iter()
+            .map(|m| {
+                let event = RoomEvent { seq: Some(m.seq), skip_user: None, frame: ServerFrame::Message(m).encode().into() };
+                (m.room.clone(), event)
+            })
+            .collect();
+        if let Err(e) = self.bus.publish_many(events).await {
+            // Stored already: members detect the gap and backfill from the store.
+            tracing::warn!(messages = messages.len(), error = %e, "publish failed");
         }
     }
 }

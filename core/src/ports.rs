@@ -87,6 +87,13 @@ pub trait Bus: Send + Sync {
     /// Sets where subscribed traffic goes; called once at start-up.
     fn attach(&self, sink: Arc<dyn BusSink>);
     async fn publish(&self, room: &str, event: RoomEvent) -> PortResult<()>;
+    /// Publishes in order; implementations may send them in one round trip.
+    async fn publish_many(&self, events: Vec<(String, RoomEvent)>) -> PortResult<()> {
+        for (room, event) in events {
+            self.publish(&room, event).await?;
+        }
+        Ok(())
+    }
     async fn subscribe(&self, room: &str) -> PortResult<()>;
     async fn unsubscribe(&self, room: &str) -> PortResult<()>;
 }

@@ -236,6 +236,18 @@ impl Bus for RedisPublisher {
             .map_err(redis_err)
     }
 
+    async fn publish_many(&self, events: Vec<(String, RoomEvent)>) -> PortResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (room, event) in &events {
+            pipe.cmd("PUBLISH").arg(room_channel(room)).arg(event.frame.as_ref()).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(redis_err)
+    }
+
     async fn subscribe(&self, _room: &str) -> PortResult<()> {
         Err(PortError::Unavailable("the consumer's bus only publishes".into()))
     }
