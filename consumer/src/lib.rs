@@ -146,7 +146,12 @@ async fn process(shared: &Shared, pipeline: &mut Pipeline, batch: &[OwnedMessage
             match parsed {
                 Some(Ok(s)) => Some(s),
                 _ => {
-                    tracing::error!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "skipping an unreadable record");
+                    tracing::error!(
+                        topic = m.topic(),
+                        partition = m.partition(),
+                        offset = m.offset(),
+                        "skipping an unreadable record"
+                    );
                     None
                 }
             }

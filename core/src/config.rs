@@ -172,8 +172,7 @@ impl Config {
         let secret = if let Some(s) = &self.jwt_secret {
             s.as_bytes().to_vec()
         } else if let Some(path) = &self.jwt_secret_file {
-            let raw = std::fs::read(path)
-                .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
+            let raw = std::fs::read(path).map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
             raw.trim_ascii().to_vec()
         } else {
             return Ok(None);

@@ -88,7 +88,8 @@ impl Pipeline {
         let events = messages
             .iter()
             .map(|m| {
-                let event = RoomEvent { seq: Some(m.seq), skip_user: None, frame: ServerFrame::Message(m).encode().into() };
+                let event =
+                    RoomEvent { seq: Some(m.seq), skip_user: None, frame: ServerFrame::Message(m).encode().into() };
                 (m.room.clone(), event)
             })
             .collect();

@@ -89,10 +89,7 @@ fn opt_string(obj: &Map<String, Value>, key: &str, r: &Option<String>) -> Result
 fn opt_u64(obj: &Map<String, Value>, key: &str, r: &Option<String>) -> Result<Option<u64>, DecodeError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| err(r, format!("field `{key}` must be a non-negative integer"))),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| err(r, format!("field `{key}` must be a non-negative integer"))),
     }
 }
 
@@ -262,7 +259,8 @@ impl ServerFrame<'_> {
     /// Serializes the frame; done once per broadcast.
     pub fn encode(&self) -> String {
         // Serializing these types cannot fail: no maps with non-string keys, no custom errors.
-        serde_json::to_string(self).unwrap_or_else(|_| String::from(r#"{"type":"error","code":"internal","message":"encoding failed"}"#))
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| String::from(r#"{"type":"error","code":"internal","message":"encoding failed"}"#))
     }
 }
 

@@ -53,7 +53,9 @@ impl<'de> Deserialize<'de> for RateLimit {
 pub enum Decision {
     Allowed,
     /// No token; one will be available after this long.
-    Limited { retry_after: Duration },
+    Limited {
+        retry_after: Duration,
+    },
 }
 
 /// Bucket state; time is in milliseconds on any monotonic clock.

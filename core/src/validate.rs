@@ -3,8 +3,7 @@
 use regex::Regex;
 use std::sync::LazyLock;
 
-static USERNAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_.-]{3,32}$").expect("valid regex"));
+static USERNAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_.-]{3,32}$").expect("valid regex"));
 static ROOM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$").expect("valid regex"));
 

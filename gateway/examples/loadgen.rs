@@ -143,7 +143,12 @@ async fn latency(base: String, n: usize, receiver_base: String) {
     samples.sort();
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
     println!("send -> message at a second client, {} messages:", samples.len());
-    println!("  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms", ms(pct(0.50)), ms(pct(0.99)), ms(samples[samples.len() - 1]));
+    println!(
+        "  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(samples[samples.len() - 1])
+    );
 }
 
 /// Pipelined senders (50 in flight each), one room per sender, spread over the
@@ -235,7 +240,11 @@ async fn throughput(bases: Vec<String>, rooms: usize, secs: u64) {
         r.abort();
     }
     println!("throughput over {} gateways, {rooms} rooms, {secs}s of sending:", bases.len());
-    println!("  acked (in Kafka) {total_acked}: {:.0} msg/s; refused {}", total_acked as f64 / send_secs, refused.load(Ordering::Relaxed));
+    println!(
+        "  acked (in Kafka) {total_acked}: {:.0} msg/s; refused {}",
+        total_acked as f64 / send_secs,
+        refused.load(Ordering::Relaxed)
+    );
     println!(
         "  delivered {total_delivered} of them to receivers on the other gateway: {:.0} msg/s sustained end to end",
         total_delivered as f64 / delivery_secs

@@ -41,7 +41,9 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         let (backend, tasks) =
             aurora_core::distributed::gateway_backend(&config.endpoints(), &gateway_id, config.presence_lease)
                 .await
-                .context("cannot reach Kafka, Redis or MongoDB (AURORA_KAFKA_BROKERS, AURORA_REDIS_URL, AURORA_MONGODB_URI)")?;
+                .context(
+                    "cannot reach Kafka, Redis or MongoDB (AURORA_KAFKA_BROKERS, AURORA_REDIS_URL, AURORA_MONGODB_URI)",
+                )?;
         tracing::info!(gateway_id, "distributed mode");
         let daemons = tasks.into_iter().map(tokio::spawn).collect();
         return Ok(Wiring { backend, jwt_secret, background: Vec::new(), daemons });

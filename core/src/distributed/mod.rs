@@ -80,4 +80,3 @@ pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) 
     };
     Ok((backend, vec![Box::pin(subscriber), Box::pin(lease_task)]))
 }
-

@@ -78,7 +78,15 @@ impl From<&Message> for MessageDoc {
 
 impl From<MessageDoc> for Message {
     fn from(d: MessageDoc) -> Self {
-        Message { id: d.id, room: d.room, seq: d.seq.max(0) as u64, user: d.user, body: d.body, ts: d.ts, nonce: d.nonce }
+        Message {
+            id: d.id,
+            room: d.room,
+            seq: d.seq.max(0) as u64,
+            user: d.user,
+            body: d.body,
+            ts: d.ts,
+            nonce: d.nonce,
+        }
     }
 }
 
@@ -126,7 +134,6 @@ impl MongoStore {
     pub async fn ping(&self) -> PortResult<()> {
         self.db.run_command(doc! {"ping": 1}).await.map(|_| ()).map_err(unavailable)
     }
-
 }
 
 #[async_trait]
@@ -193,12 +200,7 @@ impl RoomStore for MongoStore {
 #[async_trait]
 impl MessageStore for MongoStore {
     async fn last_seq(&self, room: &str) -> PortResult<u64> {
-        let last = self
-            .messages
-            .find_one(doc! {"room": room})
-            .sort(doc! {"seq": -1})
-            .await
-            .map_err(unavailable)?;
+        let last = self.messages.find_one(doc! {"room": room}).sort(doc! {"seq": -1}).await.map_err(unavailable)?;
         Ok(last.map_or(0, |d| d.seq.max(0) as u64))
     }
 

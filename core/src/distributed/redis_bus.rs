@@ -8,9 +8,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -81,7 +81,10 @@ pub fn event_from_frame(payload: &[u8]) -> Option<RoomEvent> {
 }
 
 async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>, sink: Sink) {
-    let wanted: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // Subscriptions per room, counted: the hub subscribes on a room's first local member
+    // and unsubscribes on its last, and the two commands of a quick leave + join may
+    // arrive in either order; counting keeps the channel while anyone wants it.
+    let mut wanted: HashMap<String, usize> = HashMap::new();
     let mut backoff = Duration::from_millis(100);
     let mut reconnecting = false;
     loop {
@@ -100,7 +103,7 @@ async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>
                             Some(Command::Subscribe(_, reply)) => {
                                 let _ = reply.send(Err(PortError::Unavailable("redis pub/sub is down".into())));
                             }
-                            Some(Command::Unsubscribe(room)) => { wanted.lock().map(|mut w| w.remove(&room)).ok(); }
+                            Some(Command::Unsubscribe(room)) => { release(&mut wanted, &room); }
                         }
                     }
                 }
@@ -111,7 +114,7 @@ async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>
         };
         backoff = Duration::from_millis(100);
         let (mut subs, mut stream) = pubsub.split();
-        let rooms: Vec<String> = wanted.lock().map(|w| w.iter().cloned().collect()).unwrap_or_default();
+        let rooms: Vec<String> = wanted.keys().cloned().collect();
         let mut ok = true;
         for room in &rooms {
             if let Err(e) = subs.subscribe(room_channel(room)).await {
@@ -137,10 +140,19 @@ async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>
                 cmd = commands.recv() => match cmd {
                     None => return,
                     Some(Command::Subscribe(room, reply)) => {
-                        let r = subs.subscribe(room_channel(&room)).await.map_err(redis_err);
-                        if r.is_ok() {
-                            wanted.lock().map(|mut w| w.insert(room)).ok();
-                        }
+                        let r = match wanted.get_mut(&room) {
+                            Some(n) => {
+                                *n += 1;
+                                Ok(())
+                            }
+                            None => {
+                                let r = subs.subscribe(room_channel(&room)).await.map_err(redis_err);
+                                if r.is_ok() {
+                                    wanted.insert(room, 1);
+                                }
+                                r
+                            }
+                        };
                         let failed = r.is_err();
                         let _ = reply.send(r);
                         if failed {
@@ -148,8 +160,7 @@ async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>
                         }
                     }
                     Some(Command::Unsubscribe(room)) => {
-                        wanted.lock().map(|mut w| w.remove(&room)).ok();
-                        if subs.unsubscribe(room_channel(&room)).await.is_err() {
+                        if release(&mut wanted, &room) && subs.unsubscribe(room_channel(&room)).await.is_err() {
                             break;
                         }
                     }
@@ -171,6 +182,21 @@ async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>
                 },
             }
         }
+    }
+}
+
+/// Drops one subscription to `room`; true when it was the last.
+fn release(wanted: &mut HashMap<String, usize>, room: &str) -> bool {
+    match wanted.get_mut(room) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            false
+        }
+        Some(_) => {
+            wanted.remove(room);
+            true
+        }
+        None => false,
     }
 }
 
@@ -254,5 +280,35 @@ impl Bus for RedisPublisher {
 
     async fn unsubscribe(&self, _room: &str) -> PortResult<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_are_counted_so_a_late_unsubscribe_keeps_the_channel() {
+        let mut wanted = HashMap::from([("r".to_owned(), 1)]);
+        // A new first member subscribed before the last one's unsubscribe arrived.
+        *wanted.get_mut("r").unwrap() += 1;
+        assert!(!release(&mut wanted, "r"), "still wanted");
+        assert!(release(&mut wanted, "r"), "the last release unsubscribes");
+        assert!(!release(&mut wanted, "r"), "nothing left to release");
+    }
+
+    #[test]
+    fn frames_tell_the_hub_their_seq_and_who_skips_them() {
+        let m = event_from_frame(br#"{"type":"message","room":"r","seq":7,"user":{"id":"u1","name":"a"}}"#).unwrap();
+        assert_eq!((m.seq, m.skip_user), (Some(7), None));
+        let t = event_from_frame(br#"{"type":"typing","room":"r","user":{"id":"u1","name":"a"}}"#).unwrap();
+        assert_eq!(t.skip_user.as_deref(), Some("u1"));
+        let j = event_from_frame(br#"{"type":"presence","room":"r","joins":[{"id":"u2","name":"b"}],"leaves":[]}"#)
+            .unwrap();
+        assert_eq!(j.skip_user.as_deref(), Some("u2"), "a user's own join");
+        let l = event_from_frame(br#"{"type":"presence","room":"r","joins":[],"leaves":[{"id":"u2","name":"b"}]}"#)
+            .unwrap();
+        assert_eq!(l.skip_user, None);
+        assert!(event_from_frame(b"not json").is_none());
     }
 }

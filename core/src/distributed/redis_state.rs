@@ -120,7 +120,11 @@ impl NonceCache for RedisNonces {
 
     async fn release(&self, user_id: &str, room: &str, nonce: &str) -> PortResult<()> {
         let mut conn = self.conn.clone();
-        redis::cmd("DEL").arg(nonce_key(user_id, room, nonce)).query_async::<i64>(&mut conn).await.map_err(redis_err)?;
+        redis::cmd("DEL")
+            .arg(nonce_key(user_id, room, nonce))
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(redis_err)?;
         Ok(())
     }
 }
@@ -205,7 +209,11 @@ pub struct RedisPresence {
 impl RedisPresence {
     /// Presence for gateway `gateway`, and the task that renews its lease and reaps
     /// dead gateways (to spawn; runs until aborted).
-    pub fn new(conn: ConnectionManager, gateway: String, lease: Duration) -> (Arc<Self>, impl Future<Output = ()> + Send) {
+    pub fn new(
+        conn: ConnectionManager,
+        gateway: String,
+        lease: Duration,
+    ) -> (Arc<Self>, impl Future<Output = ()> + Send) {
         let presence = Arc::new(RedisPresence { conn, gateway, lease, local: Default::default() });
         let task = presence.clone().maintain();
         (presence, task)
@@ -223,16 +231,26 @@ impl RedisPresence {
     /// another gateway reaped us after a stall), so they are written again.
     async fn renew(&self) -> PortResult<()> {
         let mut conn = self.conn.clone();
-        let alive: bool =
-            redis::cmd("EXISTS").arg(format!("aurora:gw:{}", self.gateway)).query_async(&mut conn).await.map_err(redis_err)?;
+        let alive: bool = redis::cmd("EXISTS")
+            .arg(format!("aurora:gw:{}", self.gateway))
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
         if !alive {
             let entries: Vec<(String, Vec<(String, String)>)> = self
                 .local
                 .lock()
-                .map(|l| l.iter().map(|(k, f)| (k.clone(), f.iter().map(|(a, b)| (a.clone(), b.clone())).collect())).collect())
+                .map(|l| {
+                    l.iter()
+                        .map(|(k, f)| (k.clone(), f.iter().map(|(a, b)| (a.clone(), b.clone())).collect()))
+                        .collect()
+                })
                 .unwrap_or_default();
             if !entries.is_empty() {
-                tracing::warn!(rooms = entries.len(), "presence lease was gone; re-registering this gateway's connections");
+                tracing::warn!(
+                    rooms = entries.len(),
+                    "presence lease was gone; re-registering this gateway's connections"
+                );
             }
             let rooms_key = Self::rooms_key(&self.gateway);
             for (key, fields) in entries {
@@ -263,7 +281,8 @@ impl RedisPresence {
     /// Removes the entries of every gateway whose lease lapsed and announces the leaves.
     pub async fn reap(&self) -> PortResult<usize> {
         let mut conn = self.conn.clone();
-        let gateways: Vec<String> = redis::cmd("SMEMBERS").arg(GATEWAYS).query_async(&mut conn).await.map_err(redis_err)?;
+        let gateways: Vec<String> =
+            redis::cmd("SMEMBERS").arg(GATEWAYS).query_async(&mut conn).await.map_err(redis_err)?;
         let mut reaped = 0;
         for gw in gateways.into_iter().filter(|g| *g != self.gateway) {
             let alive: bool =
@@ -272,7 +291,8 @@ impl RedisPresence {
                 continue;
             }
             let rooms_key = Self::rooms_key(&gw);
-            let keys: Vec<String> = redis::cmd("SMEMBERS").arg(&rooms_key).query_async(&mut conn).await.map_err(redis_err)?;
+            let keys: Vec<String> =
+                redis::cmd("SMEMBERS").arg(&rooms_key).query_async(&mut conn).await.map_err(redis_err)?;
             for key in keys {
                 let gone: Vec<String> =
                     REAP.key(&key).arg(format!("{gw}:")).invoke_async(&mut conn).await.map_err(redis_err)?;
@@ -335,7 +355,10 @@ impl Presence for RedisPresence {
             .await
             .map_err(redis_err)?;
         if let Ok(mut local) = self.local.lock() {
-            local.entry(presence_key(room)).or_default().insert(self.field(conn), format!("{}\t{}", user.id, user.name));
+            local
+                .entry(presence_key(room))
+                .or_default()
+                .insert(self.field(conn), format!("{}\t{}", user.id, user.name));
         }
         Ok(first == 1)
     }
@@ -363,7 +386,8 @@ impl Presence for RedisPresence {
 
     async fn members(&self, room: &str) -> PortResult<Vec<UserRef>> {
         let mut c = self.conn.clone();
-        let values: Vec<String> = redis::cmd("HVALS").arg(presence_key(room)).query_async(&mut c).await.map_err(redis_err)?;
+        let values: Vec<String> =
+            redis::cmd("HVALS").arg(presence_key(room)).query_async(&mut c).await.map_err(redis_err)?;
         let mut seen = HashSet::new();
         let mut members: Vec<UserRef> =
             values.iter().filter_map(|v| parse_member(v)).filter(|u| seen.insert(u.id.clone())).collect();

@@ -45,9 +45,9 @@ impl MessageLog for EmbeddedLog {
     fn append(&self, submission: Submission) -> Accepted {
         let (reply, done) = oneshot::channel();
         match self.tx.try_send((submission, reply)) {
-            Ok(()) => done
-                .map(|r| r.unwrap_or_else(|_| Err(PortError::Unavailable("message log stopped".into()))))
-                .boxed(),
+            Ok(()) => {
+                done.map(|r| r.unwrap_or_else(|_| Err(PortError::Unavailable("message log stopped".into())))).boxed()
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 futures_util::future::ready(Err(PortError::Overloaded("message log queue full"))).boxed()
             }

@@ -61,9 +61,8 @@ pub struct MemoryPresence {
 impl Presence for MemoryPresence {
     async fn join(&self, room: &str, user: &UserRef, conn: ConnId) -> PortResult<bool> {
         let mut users = self.rooms.entry(room.to_owned()).or_default();
-        let online = users
-            .entry(user.id.clone())
-            .or_insert_with(|| Online { user: user.clone(), conns: HashSet::new() });
+        let online =
+            users.entry(user.id.clone()).or_insert_with(|| Online { user: user.clone(), conns: HashSet::new() });
         let first = online.conns.is_empty();
         online.conns.insert(conn);
         Ok(first)
@@ -88,11 +87,8 @@ impl Presence for MemoryPresence {
     }
 
     async fn members(&self, room: &str) -> PortResult<Vec<UserRef>> {
-        let mut members: Vec<UserRef> = self
-            .rooms
-            .get(room)
-            .map(|users| users.values().map(|o| o.user.clone()).collect())
-            .unwrap_or_default();
+        let mut members: Vec<UserRef> =
+            self.rooms.get(room).map(|users| users.values().map(|o| o.user.clone()).collect()).unwrap_or_default();
         members.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(members)
     }
@@ -133,10 +129,8 @@ impl RateLimiter for MemoryRateLimiter {
     async fn acquire(&self, user_id: &str, room: &str, limit: RateLimit) -> PortResult<Decision> {
         let now = self.now_ms();
         self.sweep(limit, now);
-        let mut bucket = self
-            .buckets
-            .entry((user_id.to_owned(), room.to_owned()))
-            .or_insert_with(|| Bucket::full(limit, now));
+        let mut bucket =
+            self.buckets.entry((user_id.to_owned(), room.to_owned())).or_insert_with(|| Bucket::full(limit, now));
         Ok(bucket.take(limit, now))
     }
 

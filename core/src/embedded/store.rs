@@ -253,8 +253,6 @@ impl MessageStore for FileStore {
 #[async_trait]
 impl Readiness for FileStore {
     async fn ready(&self) -> Result<(), String> {
-        self.blocking(|db| db.begin_read().map(|_| ()).map_err(db_err))
-            .await
-            .map_err(|e| e.to_string())
+        self.blocking(|db| db.begin_read().map(|_| ()).map_err(db_err)).await.map_err(|e| e.to_string())
     }
 }

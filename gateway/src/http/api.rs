@@ -82,12 +82,8 @@ pub async fn login(
 }
 
 pub async fn me(State(state): State<Arc<AppState>>, AuthUser(claims): AuthUser) -> Result<impl IntoResponse, ApiError> {
-    let user = state
-        .backend
-        .users
-        .user_by_id(&claims.sub)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown user"))?;
+    let user =
+        state.backend.users.user_by_id(&claims.sub).await?.ok_or_else(|| ApiError::unauthorized("unknown user"))?;
     Ok(Json(json!({ "id": user.id, "name": user.name })))
 }
 
@@ -153,9 +149,8 @@ pub async fn messages(
         return Err(ApiError::forbidden("private room"));
     }
     let before = query_u64(&q, "before")?;
-    let limit = query_u64(&q, "limit")?
-        .map(|l| l.clamp(1, MAX_HISTORY_PAGE as u64) as usize)
-        .unwrap_or(DEFAULT_HISTORY_PAGE);
+    let limit =
+        query_u64(&q, "limit")?.map(|l| l.clamp(1, MAX_HISTORY_PAGE as u64) as usize).unwrap_or(DEFAULT_HISTORY_PAGE);
     let messages = state.backend.messages.before(&name, before, limit).await?;
     Ok(Json(json!({ "messages": messages })))
 }

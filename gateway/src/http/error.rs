@@ -97,11 +97,7 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        state
-            .jwt
-            .verify(token)
-            .map(AuthUser)
-            .map_err(|_| ApiError::unauthorized("invalid or expired token"))
+        state.jwt.verify(token).map(AuthUser).map_err(|_| ApiError::unauthorized("invalid or expired token"))
     }
 }
 

@@ -7,9 +7,7 @@ use std::time::Instant;
 
 use aurora_core::model::{new_message_id, Submission};
 use aurora_core::ports::{Claim, PortError, RoomEvent};
-use aurora_core::protocol::{
-    decode, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES,
-};
+use aurora_core::protocol::{decode, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES};
 use aurora_core::ratelimit::Decision;
 
 use super::session::{End, JoinedRoom, Session};
@@ -264,7 +262,14 @@ impl Session {
         Ok(())
     }
 
-    async fn history(&mut self, socket: &mut WebSocket, r: Option<&str>, room: String, before: u64, limit: usize) -> Step {
+    async fn history(
+        &mut self,
+        socket: &mut WebSocket,
+        r: Option<&str>,
+        room: String,
+        before: u64,
+        limit: usize,
+    ) -> Step {
         if !self.rooms.contains_key(room.as_str()) {
             return self.not_joined(socket, r, &room).await;
         }

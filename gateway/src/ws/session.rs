@@ -368,7 +368,9 @@ fn too_big(e: axum::Error) -> Option<End> {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
     let inner = e.into_inner();
     match inner.downcast_ref::<Error>() {
-        Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => Some(End::Close(close::TOO_BIG, "frame too large")),
+        Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => {
+            Some(End::Close(close::TOO_BIG, "frame too large"))
+        }
         _ => None,
     }
 }

@@ -135,7 +135,11 @@ async fn killing_a_gateway_moves_its_users_without_losing_anything() {
     let died = Instant::now();
     let p = b.recv_type("presence").await;
     assert_eq!(p["leaves"][0]["id"], alice.id.as_str());
-    assert!(died.elapsed() <= Duration::from_secs(4) + Duration::from_millis(500), "leave within 2x the lease: {:?}", died.elapsed());
+    assert!(
+        died.elapsed() <= Duration::from_secs(4) + Duration::from_millis(500),
+        "leave within 2x the lease: {:?}",
+        died.elapsed()
+    );
 
     b.say(&name, "while alice was away 1").await;
     b.say(&name, "while alice was away 2").await;

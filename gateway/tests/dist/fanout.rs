@@ -28,7 +28,8 @@ async fn two_gateways_two_consumers_one_consistent_chat() {
     // Accounts are global: registered on one gateway, usable on the other.
     let alice = register_at(&http, &g1.base(), &unique("alice")).await;
     let bob = register_at(&http, &g2.base(), &unique("bob")).await;
-    let me: Value = http.get(format!("{}/api/me", g2.base())).bearer_auth(&alice.token).send().await.unwrap().json().await.unwrap();
+    let me: Value =
+        http.get(format!("{}/api/me", g2.base())).bearer_auth(&alice.token).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["id"], alice.id.as_str());
     let room = create_room(&g1.base(), &alice.token).await;
 
@@ -39,7 +40,15 @@ async fn two_gateways_two_consumers_one_consistent_chat() {
     // Presence is global: alice on g1 sees bob who joined on g2.
     let p = a.recv_type("presence").await;
     assert_eq!(p["joins"][0]["id"], bob.id.as_str());
-    let rooms: Value = http.get(format!("{}/api/rooms", g1.base())).bearer_auth(&alice.token).send().await.unwrap().json().await.unwrap();
+    let rooms: Value = http
+        .get(format!("{}/api/rooms", g1.base()))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let listed = rooms["rooms"].as_array().unwrap().iter().find(|r| r["name"] == room.as_str()).cloned().unwrap();
     assert_eq!(listed["online"], 2, "online counts users on every gateway");
 
@@ -87,7 +96,12 @@ async fn two_gateways_two_consumers_one_consistent_chat() {
     assert_eq!(crate::cluster::status(&format!("{}/readyz", c1.base())).await, 200);
     assert_eq!(crate::cluster::status(&format!("{}/healthz", c1.base())).await, 200);
     let metrics = http.get(format!("{}/metrics", c1.base())).send().await.unwrap().text().await.unwrap();
-    for name in ["aurora_consumer_messages_total", "aurora_consumer_lag", "aurora_consumer_batch_size_bucket", "aurora_consumer_end_to_end_seconds_bucket"] {
+    for name in [
+        "aurora_consumer_messages_total",
+        "aurora_consumer_lag",
+        "aurora_consumer_batch_size_bucket",
+        "aurora_consumer_end_to_end_seconds_bucket",
+    ] {
         assert!(metrics.contains(name), "consumer metric {name} missing");
     }
     g1.terminate().await;

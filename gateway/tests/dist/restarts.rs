@@ -85,7 +85,15 @@ async fn redis_restart_during_traffic_loses_nothing_and_recovers() {
 
     // Presence recovers: both users are online again once the gateways re-register.
     wait_for("presence after the restart", 30, async || {
-        let v: Value = http.get(format!("{}/api/rooms", g1.base())).bearer_auth(&alice.token).send().await.unwrap().json().await.unwrap();
+        let v: Value = http
+            .get(format!("{}/api/rooms", g1.base()))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         v["rooms"].as_array().unwrap().iter().any(|r| r["name"] == name.as_str() && r["online"] == 2)
     })
     .await;

@@ -52,8 +52,11 @@ async fn two_users_see_the_same_messages_in_the_same_order() {
     let seq: Vec<u64> = seen_a.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
     assert_eq!(seq, (1..=100).collect::<Vec<_>>(), "gap-free from 1");
     // Each user's own messages keep their send order.
-    let mine: Vec<String> =
-        seen_a.iter().filter(|m| m["user"]["id"] == a.id.as_str()).map(|m| m["body"].as_str().unwrap().into()).collect();
+    let mine: Vec<String> = seen_a
+        .iter()
+        .filter(|m| m["user"]["id"] == a.id.as_str())
+        .map(|m| m["body"].as_str().unwrap().into())
+        .collect();
     assert_eq!(mine, (0..50).map(|i| format!("a{i}")).collect::<Vec<_>>());
     let m = &seen_b[0];
     assert!(m["id"].as_str().is_some() && m["ts"].as_i64().unwrap() > 1_700_000_000_000);
@@ -196,7 +199,10 @@ async fn leave_stops_delivery_and_send_needs_a_join() {
     assert_eq!(l["type"], "left", "leaving a room not joined is fine");
     ca.say("general", "anyone?").await;
     let e = cb.request(json!({"type":"send","room":"general","body":"x"})).await;
-    assert_eq!((e["type"].as_str(), e["code"].as_str(), e["room"].as_str()), (Some("error"), Some("not_joined"), Some("general")));
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str(), e["room"].as_str()),
+        (Some("error"), Some("not_joined"), Some("general"))
+    );
     // The next frame cb sees is its own join reply, not the message sent while away.
     let j = cb.request(json!({"type":"join","room":"general"})).await;
     assert_eq!(j["type"], "joined");

@@ -70,7 +70,10 @@ async fn a_log_outage_answers_unavailable_accepts_nothing_and_recovers() {
     let r = s.http.get(s.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503, "readyz reports the outage");
     let e = c.request(json!({"type":"send","room":"general","body":"during outage","nonce":"n1"})).await;
-    assert_eq!((e["type"].as_str(), e["code"].as_str(), e["room"].as_str()), (Some("error"), Some("unavailable"), Some("general")));
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str(), e["room"].as_str()),
+        (Some("error"), Some("unavailable"), Some("general"))
+    );
     let (_, v) = s.get("/api/rooms/general/messages", &u.token).await;
     assert_eq!(v["messages"], json!([]), "nothing was accepted");
 

@@ -38,9 +38,7 @@ async fn upgrade_status(s: &Server, token: &str, origin: Option<&str>) -> (u16, 
 async fn bad_tokens_are_refused_before_upgrade_and_on_rest() {
     let s = Server::start_with(|c| c.jwt_secret = Some(SECRET.into())).await;
     let u = s.register(&unique("tok")).await;
-    let claims = |iss: &str, aud: &str, exp: u64| {
-        json!({"sub": u.id, "name": u.name, "iat": now(), "exp": exp, "iss": iss, "aud": aud})
-    };
+    let claims = |iss: &str, aud: &str, exp: u64| json!({"sub": u.id, "name": u.name, "iat": now(), "exp": exp, "iss": iss, "aud": aud});
     let good = sign(claims("aurora", "aurora", now() + 600), SECRET, Algorithm::HS256);
     assert_eq!(upgrade_status(&s, &good, None).await.0, 101, "a token we signed ourselves is valid");
 
@@ -55,7 +53,10 @@ async fn bad_tokens_are_refused_before_upgrade_and_on_rest() {
         ("alg none", format!("{header}.{payload}.")),
         ("wrong audience", sign(claims("aurora", "someone-else", now() + 600), SECRET, Algorithm::HS256)),
         ("wrong issuer", sign(claims("mallory", "aurora", now() + 600), SECRET, Algorithm::HS256)),
-        ("other key", sign(claims("aurora", "aurora", now() + 600), "another-secret-another-secret-xx", Algorithm::HS256)),
+        (
+            "other key",
+            sign(claims("aurora", "aurora", now() + 600), "another-secret-another-secret-xx", Algorithm::HS256),
+        ),
         ("HS512", sign(claims("aurora", "aurora", now() + 600), SECRET, Algorithm::HS512)),
         ("garbage", "not.a.jwt".into()),
     ];
@@ -114,9 +115,8 @@ async fn auth_refreshes_the_token_and_expiry_closes_4001() {
 
     // Wait one second so the new token's exp is later than the first one's.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (_, l) = s
-        .post("/api/auth/login", None, json!({"username": u.name, "password": "correct horse battery"}))
-        .await;
+    let (_, l) =
+        s.post("/api/auth/login", None, json!({"username": u.name, "password": "correct horse battery"})).await;
     let v = refreshed.request(json!({"type":"auth","token": l["token"]})).await;
     assert_eq!(v["type"], "authed");
     assert_eq!(v["exp"], l["expires_at"]);
