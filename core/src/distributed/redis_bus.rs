@@ -185,6 +185,17 @@ async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>
     }
 }
 
+async fn publish(conn: &ConnectionManager, room: &str, event: &RoomEvent) -> PortResult<()> {
+    let mut conn = conn.clone();
+    redis::cmd("PUBLISH")
+        .arg(room_channel(room))
+        .arg(event.frame.as_ref())
+        .query_async::<i64>(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(redis_err)
+}
+
 /// Drops one subscription to `room`; true when it was the last.
 fn release(wanted: &mut HashMap<String, usize>, room: &str) -> bool {
     match wanted.get_mut(room) {
@@ -209,14 +220,7 @@ impl Bus for RedisBus {
     }
 
     async fn publish(&self, room: &str, event: RoomEvent) -> PortResult<()> {
-        let mut conn = self.publisher.clone();
-        redis::cmd("PUBLISH")
-            .arg(room_channel(room))
-            .arg(event.frame.as_ref())
-            .query_async::<i64>(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(redis_err)
+        publish(&self.publisher, room, &event).await
     }
 
     async fn subscribe(&self, room: &str) -> PortResult<()> {
@@ -252,14 +256,7 @@ impl Bus for RedisPublisher {
     fn attach(&self, _sink: Arc<dyn BusSink>) {}
 
     async fn publish(&self, room: &str, event: RoomEvent) -> PortResult<()> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PUBLISH")
-            .arg(room_channel(room))
-            .arg(event.frame.as_ref())
-            .query_async::<i64>(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(redis_err)
+        publish(&self.conn, room, &event).await
     }
 
     async fn publish_many(&self, events: Vec<(String, RoomEvent)>) -> PortResult<()> {

@@ -3,19 +3,6 @@ use serde_json::{json, Value};
 use crate::cluster::Proc;
 use crate::harness::{register_at, unique, Client};
 
-async fn create_room(base: &str, token: &str) -> String {
-    let name = unique("room").to_lowercase();
-    let r = reqwest::Client::new()
-        .post(format!("{base}/api/rooms"))
-        .bearer_auth(token)
-        .json(&json!({"name": name}))
-        .send()
-        .await
-        .expect("create room");
-    assert_eq!(r.status(), 201);
-    name
-}
-
 #[tokio::test]
 async fn two_gateways_two_consumers_one_consistent_chat() {
     let _one_at_a_time = crate::cluster::exclusive().await;
@@ -31,7 +18,7 @@ async fn two_gateways_two_consumers_one_consistent_chat() {
     let me: Value =
         http.get(format!("{}/api/me", g2.base())).bearer_auth(&alice.token).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["id"], alice.id.as_str());
-    let room = create_room(&g1.base(), &alice.token).await;
+    let room = crate::failures::room(&g1.base(), &alice.token).await;
 
     let mut a = Client::connect(g1.addr, &alice.token).await;
     let mut b = Client::connect(g2.addr, &bob.token).await;
@@ -118,7 +105,7 @@ async fn consumers_pick_up_new_room_topics_without_restart() {
     let g = Proc::gateway(&[]).await;
     let http = reqwest::Client::new();
     let u = register_at(&http, &g.base(), &unique("top")).await;
-    let room = create_room(&g.base(), &u.token).await;
+    let room = crate::failures::room(&g.base(), &u.token).await;
     let mut c = Client::connect(g.addr, &u.token).await;
     c.join(&room).await;
 
