@@ -43,7 +43,11 @@ impl ClientContext for RebalanceFlag {
 
 impl ConsumerContext for RebalanceFlag {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        tracing::info!(?rebalance, "partitions rebalanced");
+        match rebalance {
+            Rebalance::Assign(tpl) => tracing::info!(partitions = tpl.count(), "partitions assigned"),
+            Rebalance::Revoke(tpl) => tracing::info!(partitions = tpl.count(), "partitions revoked"),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
+        }
         self.0.store(true, Ordering::SeqCst);
     }
 }

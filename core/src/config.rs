@@ -118,8 +118,9 @@ pub struct Config {
     /// Rooms that always exist.
     #[arg(long, env = "AURORA_DEFAULT_ROOMS", default_value = "general", value_delimiter = ',')]
     pub default_rooms: Vec<String>,
-    /// Per-connection outbound queue length; overflow closes with 4008.
-    #[arg(long, env = "AURORA_OUTBOUND_QUEUE", default_value = "1024", value_parser = positive("AURORA_OUTBOUND_QUEUE"))]
+    /// Per-connection outbound queue length; overflow closes with 4008. Slots hold
+    /// pointers to shared frames and are allocated as used, so idle sockets pay nothing.
+    #[arg(long, env = "AURORA_OUTBOUND_QUEUE", default_value = "4096", value_parser = positive("AURORA_OUTBOUND_QUEUE"))]
     pub outbound_queue: usize,
     /// How long SIGTERM waits for connections to close.
     #[arg(long, env = "AURORA_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration("AURORA_SHUTDOWN_TIMEOUT"))]

@@ -184,8 +184,13 @@ impl Client {
 
     /// The next text frame as JSON.
     pub async fn recv(&mut self) -> Value {
+        self.recv_within(DEADLINE).await
+    }
+
+    /// The next text frame as JSON, waiting up to `limit`.
+    pub async fn recv_within(&mut self, limit: Duration) -> Value {
         loop {
-            let next = tokio::time::timeout(DEADLINE, self.ws.next()).await.expect("frame within deadline");
+            let next = tokio::time::timeout(limit, self.ws.next()).await.expect("frame within deadline");
             match next {
                 Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).expect("server sends JSON"),
                 Some(Ok(Message::Ping(_))) => self.pings += 1,
