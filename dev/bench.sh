@@ -23,27 +23,31 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
+# Starts a binary in the background; sets $pid and $addr (from its "listening on" line).
 start() { # name, binary, env...
   local name="$1" binary="$2"; shift 2
   env "$@" RUST_LOG=warn "$binary" >"$work/$name.out" 2>"$work/$name.err" &
-  pids+=($!)
+  pid=$!
+  pids+=("$pid")
   for _ in $(seq 300); do grep -q listening "$work/$name.out" && break; sleep 0.1; done
-  grep -o 'http://[0-9.:]*' "$work/$name.out"
+  addr="$(grep -o 'http://[0-9.:]*' "$work/$name.out")"
 }
 
 case "$mode" in
   embedded)
-    base="$(start gateway "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 AURORA_DATA_DIR="$work/data" AURORA_RATE_LIMIT=1000000/1s)"
-    echo "embedded gateway $base (pid ${pids[0]})"
-    "$bin/examples/loadgen" latency "$base" "$MESSAGES"
-    "$bin/examples/loadgen" idle "$base" "${pids[0]}" "$CONNS"
+    start gateway "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 AURORA_DATA_DIR="$work/data" AURORA_RATE_LIMIT=1000000/1s
+    echo "embedded gateway $addr (pid $pid)"
+    "$bin/examples/loadgen" latency "$addr" "$MESSAGES"
+    "$bin/examples/loadgen" idle "$addr" "$pid" "$CONNS"
     ;;
   distributed)
     eval "$(dev/services.sh up)"
     common=(AURORA_MODE=distributed AURORA_JWT_SECRET=benchmark-secret-benchmark-secret-0123 AURORA_RATE_LIMIT=1000000/1s)
-    start consumer "$bin/aurora-consumer" AURORA_CONSUMER_LISTEN=127.0.0.1:0 "${common[@]}" >/dev/null
-    g1="$(start gateway1 "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 "${common[@]}")"
-    g2="$(start gateway2 "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 "${common[@]}")"
+    start consumer "$bin/aurora-consumer" AURORA_CONSUMER_LISTEN=127.0.0.1:0 "${common[@]}"
+    start gateway1 "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 "${common[@]}"
+    g1="$addr"
+    start gateway2 "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 "${common[@]}"
+    g2="$addr"
     echo "distributed: gateways $g1 $g2, one consumer"
     "$bin/examples/loadgen" latency "$g1" "$MESSAGES" "$g2"
     "$bin/examples/loadgen" throughput "$g1,$g2" "$ROOMS" "$SECONDS_OF_LOAD"
