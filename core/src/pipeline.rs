@@ -17,16 +17,23 @@ pub struct Pipeline {
     store: Arc<dyn MessageStore>,
     bus: Arc<dyn Bus>,
     last_seq: HashMap<String, u64>,
+    /// Look ids up before assigning: from a start or reassignment until a batch holds
+    /// nothing already stored. Redelivered records only come right after those, and a
+    /// batch must never be inserted on the assumption that none of it is stored (a
+    /// server need not stop an ordered insert at the first duplicate, and records
+    /// after it would keep seqs that leave holes).
+    verify: bool,
 }
 
 impl Pipeline {
     pub fn new(store: Arc<dyn MessageStore>, bus: Arc<dyn Bus>) -> Self {
-        Pipeline { store, bus, last_seq: HashMap::new() }
+        Pipeline { store, bus, last_seq: HashMap::new(), verify: true }
     }
 
-    /// Forgets cached sequence numbers (after a rebalance or an error).
+    /// Forgets cached sequence numbers and verifies ids again (after a rebalance or an error).
     pub fn reset(&mut self) {
         self.last_seq.clear();
+        self.verify = true;
     }
 
     /// Processes a batch in order and returns its messages in `seq` order per room.
@@ -35,9 +42,7 @@ impl Pipeline {
     pub async fn process(&mut self, batch: Vec<Submission>) -> PortResult<Vec<Message>> {
         let mut attempt = 0;
         loop {
-            // The fast path assumes nothing of the batch is stored yet; a conflict (a
-            // redelivered id, or a seq another writer took) switches to looking ids up.
-            match self.try_process(&batch, attempt > 0).await {
+            match self.try_process(&batch, self.verify).await {
                 Err(PortError::Conflict) if attempt < CONFLICT_RETRIES => {
                     attempt += 1;
                     tracing::info!(attempt, "batch overlaps stored messages; reloading and retrying");
@@ -47,7 +52,10 @@ impl Pipeline {
                     self.reset();
                     return Err(e);
                 }
-                Ok(messages) => {
+                Ok((messages, found_stored)) => {
+                    if !found_stored {
+                        self.verify = false;
+                    }
                     self.publish(&messages).await;
                     return Ok(messages);
                 }
@@ -55,13 +63,15 @@ impl Pipeline {
         }
     }
 
-    async fn try_process(&mut self, batch: &[Submission], look_up: bool) -> PortResult<Vec<Message>> {
+    /// Returns the batch's messages and whether any of them was already stored.
+    async fn try_process(&mut self, batch: &[Submission], look_up: bool) -> PortResult<(Vec<Message>, bool)> {
         let mut stored = if look_up {
             let ids: Vec<String> = batch.iter().map(|s| s.id.clone()).collect();
             self.store.existing(&ids).await?
         } else {
             HashMap::new()
         };
+        let found_stored = !stored.is_empty();
         let mut fresh = Vec::with_capacity(batch.len());
         let mut all = Vec::with_capacity(batch.len());
         for sub in batch {
@@ -81,7 +91,7 @@ impl Pipeline {
             all.push(m);
         }
         self.store.insert(&fresh).await?;
-        Ok(all)
+        Ok((all, found_stored))
     }
 
     async fn publish(&self, messages: &[Message]) {
@@ -97,5 +107,81 @@ impl Pipeline {
             // Stored already: members detect the gap and backfill from the store.
             tracing::warn!(messages = messages.len(), error = %e, "publish failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::MemoryBus;
+    use crate::model::UserRef;
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    /// Stores like a server that keeps inserting past a duplicate (FerretDB does).
+    #[derive(Default)]
+    struct LenientStore(Mutex<Vec<Message>>);
+
+    #[async_trait]
+    impl MessageStore for LenientStore {
+        async fn last_seq(&self, room: &str) -> PortResult<u64> {
+            Ok(self.0.lock().unwrap().iter().filter(|m| m.room == room).map(|m| m.seq).max().unwrap_or(0))
+        }
+        async fn insert(&self, messages: &[Message]) -> PortResult<()> {
+            let mut all = self.0.lock().unwrap();
+            let mut conflict = false;
+            for m in messages {
+                if all.iter().any(|s| s.id == m.id || (s.room == m.room && s.seq == m.seq)) {
+                    conflict = true;
+                } else {
+                    all.push(m.clone());
+                }
+            }
+            if conflict {
+                Err(PortError::Conflict)
+            } else {
+                Ok(())
+            }
+        }
+        async fn before(&self, _: &str, _: Option<u64>, _: usize) -> PortResult<Vec<Message>> {
+            Ok(Vec::new())
+        }
+        async fn after(&self, _: &str, _: u64, _: usize) -> PortResult<(Vec<Message>, bool)> {
+            Ok((Vec::new(), false))
+        }
+        async fn existing(&self, ids: &[String]) -> PortResult<HashMap<String, Message>> {
+            let all = self.0.lock().unwrap();
+            Ok(all.iter().filter(|m| ids.contains(&m.id)).map(|m| (m.id.clone(), m.clone())).collect())
+        }
+    }
+
+    fn sub(id: &str) -> Submission {
+        Submission {
+            id: id.into(),
+            room: "r".into(),
+            user: UserRef { id: "u".into(), name: "u".into() },
+            body: id.into(),
+            ts: 0,
+            nonce: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn redelivery_after_a_reassignment_keeps_seqs_gap_free() {
+        let store = Arc::new(LenientStore::default());
+        let mut p = Pipeline::new(store.clone(), Arc::new(MemoryBus::default()));
+        p.process(vec![sub("a"), sub("b"), sub("c")]).await.unwrap();
+        p.process(vec![sub("d")]).await.unwrap();
+        // A new owner after a crash: b, c, d were stored but not committed; e is new.
+        let mut owner = Pipeline::new(store.clone(), Arc::new(MemoryBus::default()));
+        let out = owner.process(vec![sub("b"), sub("c"), sub("d"), sub("e")]).await.unwrap();
+        assert_eq!(out.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3, 4, 5], "stored ones keep their seq");
+        // The same on the old owner after a rebalance.
+        p.reset();
+        let out = p.process(vec![sub("e"), sub("f")]).await.unwrap();
+        assert_eq!(out.iter().map(|m| m.seq).collect::<Vec<_>>(), [5, 6]);
+        let mut seqs: Vec<u64> = store.0.lock().unwrap().iter().map(|m| m.seq).collect();
+        seqs.sort();
+        assert_eq!(seqs, (1..=6).collect::<Vec<_>>(), "no holes, no duplicates");
     }
 }

@@ -224,7 +224,8 @@ impl Session {
                 let wanted = (missing as usize).min(MAX_SINCE_MESSAGES);
                 tracing::warn!(room = %d.room, from = joined.last_seq, to = seq, "gap in room stream; backfilling");
                 let backfill = self.state.backend.messages.before(&d.room, Some(seq), wanted).await;
-                for m in backfill.unwrap_or_default() {
+                let last = joined.last_seq;
+                for m in backfill.unwrap_or_default().into_iter().filter(|m| m.seq > last && m.seq < seq) {
                     let text = ServerFrame::Message(&m).encode();
                     self.feed(socket, Message::Text(text.into())).await?;
                     written += 1;
