@@ -8,7 +8,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::harness::DEADLINE;
+use serde_json::{json, Value};
+
+use crate::harness::{register_at, unique, Client, Session, DEADLINE};
 
 /// These tests stop and restart shared services: one at a time.
 pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
@@ -157,4 +159,61 @@ pub async fn status(url: &str) -> u16 {
         Ok(r) => r.status().as_u16(),
         Err(_) => 0,
     }
+}
+
+/// A room created over REST by `token`'s user.
+pub async fn room(base: &str, token: &str) -> String {
+    let name = unique("room").to_lowercase();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/rooms"))
+        .bearer_auth(token)
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .expect("create room");
+    assert_eq!(r.status(), 201);
+    name
+}
+
+/// Every stored message of a room, oldest first, paged over REST.
+pub async fn stored(base: &str, token: &str, room: &str) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let mut all = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let url = match before {
+            Some(b) => format!("{base}/api/rooms/{room}/messages?limit=100&before={b}"),
+            None => format!("{base}/api/rooms/{room}/messages?limit=100"),
+        };
+        let v: Value = http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        let page = v["messages"].as_array().unwrap().clone();
+        if page.is_empty() {
+            break;
+        }
+        before = page[0]["seq"].as_u64();
+        all.splice(0..0, page);
+    }
+    all
+}
+
+/// The common start of a single-gateway test: one consumer, one gateway, and a
+/// new user whose client has joined a new room.
+pub struct Solo {
+    pub consumer: Proc,
+    pub gateway: Proc,
+    pub http: reqwest::Client,
+    pub user: Session,
+    pub room: String,
+    pub client: Client,
+}
+
+pub async fn solo(prefix: &str) -> Solo {
+    let consumer = Proc::consumer().await;
+    let gateway = Proc::gateway(&[]).await;
+    let http = reqwest::Client::new();
+    let user = register_at(&http, &gateway.base(), &unique(prefix)).await;
+    let room = room(&gateway.base(), &user.token).await;
+    let mut client = Client::connect(gateway.addr, &user.token).await;
+    client.join(&room).await;
+    Solo { consumer, gateway, http, user, room, client }
 }

@@ -2,42 +2,8 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{status, Outage, Proc};
+use crate::cluster::{room, solo, status, stored, Outage, Proc, Solo};
 use crate::harness::{register_at, unique, Client, Session};
-
-pub async fn room(base: &str, token: &str) -> String {
-    let name = unique("room").to_lowercase();
-    let r = reqwest::Client::new()
-        .post(format!("{base}/api/rooms"))
-        .bearer_auth(token)
-        .json(&json!({"name": name}))
-        .send()
-        .await
-        .expect("create room");
-    assert_eq!(r.status(), 201);
-    name
-}
-
-/// Every stored message of a room, oldest first, paged over REST.
-pub async fn stored(base: &str, token: &str, room: &str) -> Vec<Value> {
-    let http = reqwest::Client::new();
-    let mut all = Vec::new();
-    let mut before: Option<u64> = None;
-    loop {
-        let url = match before {
-            Some(b) => format!("{base}/api/rooms/{room}/messages?limit=100&before={b}"),
-            None => format!("{base}/api/rooms/{room}/messages?limit=100"),
-        };
-        let v: Value = http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-        let page = v["messages"].as_array().unwrap().clone();
-        if page.is_empty() {
-            break;
-        }
-        before = page[0]["seq"].as_u64();
-        all.splice(0..0, page);
-    }
-    all
-}
 
 /// Reads `n` messages of `room`, allowing up to `overall` for all of them.
 async fn collect(c: &mut Client, n: usize, overall: Duration) -> Vec<Value> {
@@ -165,13 +131,7 @@ async fn killing_a_gateway_moves_its_users_without_losing_anything() {
 #[tokio::test]
 async fn kafka_outage_answers_unavailable_and_recovers_without_loss() {
     let _one_at_a_time = crate::cluster::exclusive().await;
-    let _c = Proc::consumer().await;
-    let g = Proc::gateway(&[]).await;
-    let http = reqwest::Client::new();
-    let u = register_at(&http, &g.base(), &unique("kaf")).await;
-    let name = room(&g.base(), &u.token).await;
-    let mut c = Client::connect(g.addr, &u.token).await;
-    c.join(&name).await;
+    let Solo { consumer: _c, gateway: g, user: u, room: name, client: mut c, .. } = solo("kaf").await;
     c.say(&name, "before").await;
 
     let outage = Outage::start("kafka").await;

@@ -18,7 +18,7 @@ async fn two_gateways_two_consumers_one_consistent_chat() {
     let me: Value =
         http.get(format!("{}/api/me", g2.base())).bearer_auth(&alice.token).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["id"], alice.id.as_str());
-    let room = crate::failures::room(&g1.base(), &alice.token).await;
+    let room = crate::cluster::room(&g1.base(), &alice.token).await;
 
     let mut a = Client::connect(g1.addr, &alice.token).await;
     let mut b = Client::connect(g2.addr, &bob.token).await;
@@ -101,13 +101,8 @@ async fn consumers_pick_up_new_room_topics_without_restart() {
     use aurora_core::model::{new_message_id, Submission};
 
     let _one_at_a_time = crate::cluster::exclusive().await;
-    let _c = Proc::consumer().await;
-    let g = Proc::gateway(&[]).await;
-    let http = reqwest::Client::new();
-    let u = register_at(&http, &g.base(), &unique("top")).await;
-    let room = crate::failures::room(&g.base(), &u.token).await;
-    let mut c = Client::connect(g.addr, &u.token).await;
-    c.join(&room).await;
+    let crate::cluster::Solo { consumer: _c, gateway: g, user: u, room, client: mut c, .. } =
+        crate::cluster::solo("top").await;
 
     // A topic created after the consumer started (as the operator will for a ChatRoom).
     let brokers = std::env::var("AURORA_KAFKA_BROKERS").unwrap();

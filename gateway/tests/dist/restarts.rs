@@ -3,8 +3,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Outage, Proc};
-use crate::failures::{room, stored};
+use crate::cluster::{room, solo, stored, Outage, Proc, Solo};
 use crate::harness::{register_at, unique, Client};
 
 async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
@@ -122,13 +121,7 @@ async fn redis_restart_during_traffic_loses_nothing_and_recovers() {
 #[tokio::test]
 async fn mongodb_restart_recovers_history_and_registration_without_loss() {
     let _one_at_a_time = crate::cluster::exclusive().await;
-    let _c = Proc::consumer().await;
-    let g = Proc::gateway(&[]).await;
-    let http = reqwest::Client::new();
-    let u = register_at(&http, &g.base(), &unique("mon")).await;
-    let name = room(&g.base(), &u.token).await;
-    let mut c = Client::connect(g.addr, &u.token).await;
-    c.join(&name).await;
+    let Solo { consumer: _c, gateway: g, http, user: u, room: name, client: mut c } = solo("mon").await;
     c.say(&name, "before").await;
     assert_eq!(c.recv_type("message").await["body"], "before");
 
