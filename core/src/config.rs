@@ -133,6 +133,10 @@ pub struct Config {
     /// A gateway's presence lease in Redis; a dead gateway's users leave within 2x this.
     #[arg(long, env = "AURORA_PRESENCE_LEASE", default_value = "10s", value_parser = duration("AURORA_PRESENCE_LEASE"))]
     pub presence_lease: Duration,
+    /// How often a gateway re-reads every room's configuration (announcements on
+    /// `aurora:control` apply at once; this heals a missed one).
+    #[arg(long, env = "AURORA_ROOM_REFRESH", default_value = "30s", value_parser = duration("AURORA_ROOM_REFRESH"))]
+    pub room_refresh: Duration,
     #[arg(long, env = "AURORA_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     #[arg(long, env = "AURORA_MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]

@@ -66,6 +66,9 @@ pub struct Room {
     pub max_message_bytes: Option<usize>,
     #[serde(default)]
     pub created_at: i64,
+    /// The ChatRoom that manages the room (`namespace/name`), for operator rooms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Room {
@@ -80,6 +83,7 @@ impl Room {
             rate_limit: None,
             max_message_bytes: None,
             created_at: crate::now_ms(),
+            owner: None,
         }
     }
 
@@ -109,6 +113,9 @@ pub struct Submission {
     pub ts: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// The room is managed by a ChatRoom resource: the log routes it to the room's own topic.
+    #[serde(skip)]
+    pub managed: bool,
 }
 
 /// A stored message with its place in the room.

@@ -163,6 +163,7 @@ mod tests {
             body: id.into(),
             ts: 0,
             nonce: None,
+            managed: false,
         }
     }
 

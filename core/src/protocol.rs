@@ -213,6 +213,10 @@ pub enum ServerFrame<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
         room: &'a str,
+        /// Set on a push the client did not ask for: `removed` (no longer a member of a
+        /// private room) or `deleted` (the room was deleted).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
     },
     Ack {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]

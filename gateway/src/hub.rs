@@ -16,6 +16,8 @@ pub struct Delivery {
     pub room: Arc<str>,
     /// No frame: traffic may have been lost; compare `last_seq` with the store.
     pub resync: bool,
+    /// No frame: the room's configuration changed; check access and apply it.
+    pub recheck: bool,
     pub seq: Option<u64>,
     pub skip_user: Option<Arc<str>>,
     pub frame: Utf8Bytes,
@@ -83,6 +85,22 @@ impl Hub {
     pub fn local_members(&self, room: &str) -> usize {
         self.rooms.get(room).map(|m| m.len()).unwrap_or(0)
     }
+
+    /// Tells every local member of `room` that its configuration changed.
+    pub fn recheck(&self, room: &str) {
+        let Some(members) = self.rooms.get(room) else { return };
+        let delivery = Arc::new(Delivery {
+            room: members.key().clone(),
+            resync: false,
+            recheck: true,
+            seq: None,
+            skip_user: None,
+            frame: Utf8Bytes::from_static(""),
+        });
+        for handle in members.values() {
+            self.offer(handle, &delivery);
+        }
+    }
 }
 
 impl Hub {
@@ -101,6 +119,7 @@ impl BusSink for Hub {
         let delivery = Arc::new(Delivery {
             room: members.key().clone(),
             resync: true,
+            recheck: false,
             seq: None,
             skip_user: None,
             frame: Utf8Bytes::from_static(""),
@@ -122,6 +141,7 @@ impl BusSink for Hub {
         let delivery = Arc::new(Delivery {
             room: members.key().clone(),
             resync: false,
+            recheck: false,
             seq: event.seq,
             skip_user: event.skip_user,
             frame,

@@ -4,6 +4,7 @@
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod rooms;
 pub mod shutdown;
 pub mod state;
 pub mod ws;
@@ -31,6 +32,8 @@ pub struct Wiring {
     pub background: Vec<JoinHandle<()>>,
     /// Tasks that run until aborted at shutdown (pub/sub subscriber, presence lease).
     pub daemons: Vec<JoinHandle<()>>,
+    /// Room announcements (distributed mode); every room is also re-read periodically.
+    pub control: Option<tokio::sync::mpsc::Receiver<aurora_core::distributed::ControlSignal>>,
 }
 
 /// Opens storage and wires every port for `config.mode`.
@@ -38,15 +41,16 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
     if config.mode == Mode::Distributed {
         let jwt_secret = config.configured_secret()?.context("AURORA_JWT_SECRET is required in distributed mode")?;
         let gateway_id = uuid::Uuid::new_v4().simple().to_string();
-        let (backend, tasks) =
+        let wired =
             aurora_core::distributed::gateway_backend(&config.endpoints(), &gateway_id, config.presence_lease)
                 .await
                 .context(
                     "cannot reach Kafka, Redis or MongoDB (AURORA_KAFKA_BROKERS, AURORA_REDIS_URL, AURORA_MONGODB_URI)",
                 )?;
         tracing::info!(gateway_id, "distributed mode");
-        let daemons = tasks.into_iter().map(tokio::spawn).collect();
-        return Ok(Wiring { backend, jwt_secret, background: Vec::new(), daemons });
+        let daemons = wired.tasks.into_iter().map(tokio::spawn).collect();
+        let control = Some(wired.control);
+        return Ok(Wiring { backend: wired.backend, jwt_secret, background: Vec::new(), daemons, control });
     }
     let (backend, store, pipeline) =
         aurora_core::embedded::open(&config.data_dir).context("AURORA_DATA_DIR: cannot open the embedded store")?;
@@ -54,7 +58,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         Some(s) => s,
         None => store.jwt_secret_or_generate().context("cannot load or create the JWT key")?,
     };
-    Ok(Wiring { backend, jwt_secret, background: vec![tokio::spawn(pipeline)], daemons: Vec::new() })
+    Ok(Wiring { backend, jwt_secret, background: vec![tokio::spawn(pipeline)], daemons: Vec::new(), control: None })
 }
 
 /// Wires the configured mode and serves until `shutdown` is cancelled.
@@ -71,13 +75,17 @@ pub async fn serve_wired(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Wiring { backend, jwt_secret, background, daemons } = wiring;
+    let Wiring { backend, jwt_secret, background, mut daemons, control } = wiring;
     for name in &config.default_rooms {
         backend.rooms.ensure_room(Room::new_api(name, None)).await.context("cannot create default rooms")?;
     }
     let jwt = JwtKeys::new(&jwt_secret, config.jwt_ttl);
     let timeout = config.shutdown_timeout;
+    let refresh = config.room_refresh;
     let state = Arc::new(AppState::new(config, backend, jwt, shutdown.clone())?);
+    if let Some(control) = control {
+        daemons.push(tokio::spawn(rooms::watch(state.rooms.clone(), control, refresh, shutdown.clone())));
+    }
     let app = http::router(state.clone());
 
     // Small frames must not wait for Nagle + delayed ACK (~40 ms stalls).

@@ -17,6 +17,11 @@ pub const SHARED_TOPIC: &str = "aurora.messages";
 /// Topics of rooms managed by ChatRoom resources: `aurora.room.<name>`.
 pub const ROOM_TOPIC_PREFIX: &str = "aurora.room.";
 
+/// The topic of a room managed by a ChatRoom resource.
+pub fn room_topic(room: &str) -> String {
+    format!("{ROOM_TOPIC_PREFIX}{room}")
+}
+
 /// How long a send may wait for the broker before it answers `unavailable`.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -70,7 +75,9 @@ impl MessageLog for KafkaLog {
             Ok(p) => p,
             Err(e) => return futures_util::future::ready(Err(PortError::Corrupt(e.to_string()))).boxed(),
         };
-        let record = FutureRecord::to(&self.topic).key(submission.room.as_bytes()).payload(&payload);
+        let own_topic = submission.managed.then(|| room_topic(&submission.room));
+        let topic = own_topic.as_deref().unwrap_or(&self.topic);
+        let record = FutureRecord::to(topic).key(submission.room.as_bytes()).payload(&payload);
         match self.producer.send_result(record) {
             Ok(delivery) => async move {
                 match delivery.await {

@@ -1,6 +1,7 @@
 //! Distributed mode: Kafka (message log), Redis (bus, presence, rate limits,
 //! nonces) and MongoDB (users, rooms, messages) behind the same ports.
 
+pub mod control;
 pub mod kafka;
 pub mod mongo;
 pub mod redis_bus;
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use crate::ports::{Backend, PortResult, Readiness};
 
-pub use kafka::{KafkaLog, SHARED_TOPIC};
+pub use control::{ControlSignal, RoomChange, RoomOp, CONTROL_CHANNEL};
+pub use kafka::{room_topic, KafkaLog, SHARED_TOPIC};
 pub use mongo::MongoStore;
 pub use redis_bus::{RedisBus, RedisPublisher};
 pub use redis_state::{RedisNonces, RedisPresence, RedisRateLimiter};
@@ -58,14 +60,21 @@ impl Readiness for Ready {
     }
 }
 
-/// Connects every port for a gateway. The returned tasks (pub/sub subscriber,
-/// presence lease) run until aborted.
-pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) -> PortResult<(Backend, Vec<Task>)> {
+/// A gateway's ports, the tasks that serve them (pub/sub subscriber, presence lease,
+/// control listener; they run until aborted) and the room announcements they hear.
+pub struct GatewayBackend {
+    pub backend: Backend,
+    pub tasks: Vec<Task>,
+    pub control: tokio::sync::mpsc::Receiver<ControlSignal>,
+}
+
+/// Connects every port for a gateway.
+pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) -> PortResult<GatewayBackend> {
     kafka::ensure_topic(&ep.kafka_brokers, SHARED_TOPIC, ep.partitions, 1).await?;
     let mongo = MongoStore::connect(&ep.mongodb_uri).await?;
     let (client, redis) = redis_manager(&ep.redis_url).await?;
     let log = Arc::new(KafkaLog::new(&ep.kafka_brokers)?);
-    let (bus, subscriber) = RedisBus::new(client, redis.clone());
+    let (bus, subscriber) = RedisBus::new(client.clone(), redis.clone());
     let (presence, lease_task) = RedisPresence::new(redis.clone(), gateway_id.to_owned(), lease);
     let backend = Backend {
         users: Arc::new(mongo.clone()),
@@ -78,5 +87,7 @@ pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) 
         nonces: Arc::new(RedisNonces::new(redis.clone())),
         readiness: Arc::new(Ready { kafka: log, redis, mongo }),
     };
-    Ok((backend, vec![Box::pin(subscriber), Box::pin(lease_task)]))
+    let (control_tx, control) = tokio::sync::mpsc::channel(256);
+    let listener = control::listen(client, control_tx);
+    Ok(GatewayBackend { backend, tasks: vec![Box::pin(subscriber), Box::pin(lease_task), Box::pin(listener)], control })
 }

@@ -265,6 +265,24 @@ impl MessageStore for MongoStore {
 }
 
 impl MongoStore {
+    /// Creates or replaces the registration of a room (the operator's copy of a ChatRoom).
+    pub async fn put_room(&self, room: &Room) -> PortResult<()> {
+        let doc = RoomDoc { id: room.name.clone(), room: room.clone() };
+        self.rooms.replace_one(doc! {"_id": &room.name}, doc).upsert(true).await.map(|_| ()).map_err(unavailable)
+    }
+
+    /// Deletes a room and every stored message of it; returns how many messages went.
+    pub async fn delete_room(&self, name: &str) -> PortResult<u64> {
+        let gone = self.messages.delete_many(doc! {"room": name}).await.map_err(unavailable)?.deleted_count;
+        self.rooms.delete_one(doc! {"_id": name}).await.map_err(unavailable)?;
+        Ok(gone)
+    }
+
+    /// How many messages of `room` are stored.
+    pub async fn count_messages(&self, room: &str) -> PortResult<u64> {
+        self.messages.count_documents(doc! {"room": room}).await.map_err(unavailable)
+    }
+
     async fn insert_one_by_one(&self, messages: &[Message]) -> PortResult<()> {
         for m in messages {
             match self.messages.insert_one(MessageDoc::from(m)).await {

@@ -143,7 +143,7 @@ impl Session {
         if self.rooms.remove(room.as_str()).is_some() {
             self.part(&room).await;
         }
-        self.send(socket, ServerFrame::Left { reference: r, room: &room }.encode()).await
+        self.send(socket, ServerFrame::Left { reference: r, room: &room, reason: None }.encode()).await
     }
 
     async fn send_message(
@@ -157,7 +157,8 @@ impl Session {
         let Some(joined) = self.rooms.get(room.as_str()) else {
             return self.not_joined(socket, r, &room).await;
         };
-        let config = joined.config.clone();
+        // The directory holds the newest configuration (a ChatRoom may change it live).
+        let config = self.state.rooms.cached(&room).unwrap_or_else(|| joined.config.clone());
         let max = config.max_message_bytes.unwrap_or(self.state.config.max_message_bytes);
         if body.len() > max {
             let msg = format!("message body is over {max} bytes");
@@ -208,6 +209,7 @@ impl Session {
             body,
             ts: aurora_core::now_ms(),
             nonce: nonce.clone(),
+            managed: config.managed(),
         };
         let accepted = backend.log.append(submission);
         let reference = r.map(str::to_owned);

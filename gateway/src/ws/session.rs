@@ -214,6 +214,9 @@ impl Session {
         if d.resync {
             return self.catch_up(socket, &d.room).await;
         }
+        if d.recheck {
+            return self.recheck(socket, &d.room).await;
+        }
         let mut written = 0;
         if let Some(seq) = d.seq {
             if seq <= joined.last_seq {
@@ -261,6 +264,37 @@ impl Session {
             written += 1;
         }
         Ok(written)
+    }
+
+    /// Applies a changed room configuration; a user who may no longer be in the room
+    /// (removed from a private room's members, or the room was deleted) leaves it with
+    /// a `left` push carrying the reason, and gets nothing more from it.
+    async fn recheck(&mut self, socket: &mut WebSocket, room: &Arc<str>) -> Result<u64, End> {
+        let current = match self.state.rooms.get(room).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(room = %room, error = %e, "room re-check failed; keeping the old configuration");
+                return Ok(0);
+            }
+        };
+        let reason = match current {
+            Some(config) if config.admits(&self.user.name) => {
+                if let Some(joined) = self.rooms.get_mut(room) {
+                    joined.config = config;
+                }
+                return Ok(0);
+            }
+            Some(_) => "removed",
+            None => "deleted",
+        };
+        if self.rooms.remove(room).is_none() {
+            return Ok(0);
+        }
+        self.part(room).await;
+        tracing::info!(room = %room, user_id = %self.user.id, reason, "taken out of the room");
+        let frame = ServerFrame::Left { reference: None, room, reason: Some(reason) }.encode();
+        self.feed(socket, Message::Text(frame.into())).await?;
+        Ok(1)
     }
 
     fn write_timeout(&self) -> Duration {

@@ -1,0 +1,106 @@
+//! Room configuration announcements on the Redis channel `aurora:control`.
+//!
+//! The operator announces that a room was created, updated or deleted; gateways
+//! re-read that room from the store. Announcements are hints, not the source of
+//! truth: a gateway also re-reads every room after (re)connecting and periodically,
+//! so a missed announcement heals.
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+use super::redis_bus::redis_err;
+use crate::ports::PortResult;
+
+/// The control channel (SPEC §6).
+pub const CONTROL_CHANNEL: &str = "aurora:control";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomOp {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// One announcement: `{"op":"updated","room":"announcements"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomChange {
+    pub op: RoomOp,
+    pub room: String,
+}
+
+/// What a listener hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlSignal {
+    /// Re-read this room.
+    Room(RoomChange),
+    /// Announcements may have been missed (first connect, reconnect): re-read every room.
+    Resync,
+}
+
+/// Publishes `change` on the control channel.
+pub async fn announce(conn: &ConnectionManager, change: &RoomChange) -> PortResult<()> {
+    let payload = serde_json::to_string(change).map_err(|e| crate::ports::PortError::Corrupt(e.to_string()))?;
+    let mut conn = conn.clone();
+    redis::cmd("PUBLISH")
+        .arg(CONTROL_CHANNEL)
+        .arg(payload)
+        .query_async::<i64>(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(redis_err)
+}
+
+/// Subscribes to the control channel until `tx` is closed, reconnecting with backoff.
+/// Sends [`ControlSignal::Resync`] after every (re)subscription.
+pub async fn listen(client: redis::Client, tx: mpsc::Sender<ControlSignal>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut pubsub = match client.get_async_pubsub().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "control channel connection failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if let Err(e) = pubsub.subscribe(CONTROL_CHANNEL).await {
+            tracing::warn!(error = %e, "control channel subscribe failed; retrying");
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        backoff = Duration::from_millis(100);
+        if tx.send(ControlSignal::Resync).await.is_err() {
+            return;
+        }
+        let mut stream = pubsub.on_message();
+        while let Some(msg) = stream.next().await {
+            match serde_json::from_slice::<RoomChange>(msg.get_payload_bytes()) {
+                Ok(change) => {
+                    if tx.send(ControlSignal::Room(change)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "ignoring an unreadable control announcement"),
+            }
+        }
+        tracing::warn!("control channel connection lost; reconnecting");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_have_a_stable_wire_form() {
+        let change = RoomChange { op: RoomOp::Deleted, room: "ops".into() };
+        let text = serde_json::to_string(&change).unwrap();
+        assert_eq!(text, r#"{"op":"deleted","room":"ops"}"#);
+        assert_eq!(serde_json::from_str::<RoomChange>(&text).unwrap(), change);
+    }
+}

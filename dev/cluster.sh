@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on 127.0.0.1 for the operator and its tests:
+# etcd + kube-apiserver + kube-controller-manager (namespaces finalise, owner
+# references are garbage-collected), built through the Go module proxy from the
+# wrapper modules in dev/cluster/ and cached under ~/.cache/aurora/bin.
+# Usage: dev/cluster.sh up|down|status|build
+#   up     builds what is missing, starts the control plane, writes the admin
+#          kubeconfig to ~/.cache/aurora/cluster/kubeconfig, installs the ChatRoom
+#          CRD and prints `export KUBECONFIG=…`
+#   down   stops what `up` started and deletes the cluster's data (PKI is kept)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+CACHE="${AURORA_CACHE:-$HOME/.cache/aurora}"
+DIR="$CACHE/cluster"
+K8S_VERSION=v1.34.4
+ETCD_VERSION=3.6.16
+BIN="$CACHE/bin/k8s-$K8S_VERSION"
+ETCD="$CACHE/bin/etcd-$ETCD_VERSION"
+API_PORT="${AURORA_APISERVER_PORT:-16443}"
+ETCD_PORT="${AURORA_ETCD_PORT:-12379}"
+KUBECONFIG_FILE="$DIR/kubeconfig"
+COMPONENTS=(kube-apiserver kube-controller-manager kubectl)
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+
+go_build() { # module dir, output, package, ldflags
+  (cd "$1" && GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$4" -o "$2.tmp" "$3" >&2)
+  mv "$2.tmp" "$2"
+}
+
+build() {
+  command -v go >/dev/null || { log "go is required to build Kubernetes"; exit 1; }
+  mkdir -p "$BIN"
+  if [ ! -x "$ETCD" ]; then
+    log "building etcd $ETCD_VERSION through the Go module proxy (first run only, ~2 min)"
+    go_build "$here/cluster/etcd" "$ETCD" go.etcd.io/etcd/server/v3 "-s -w"
+  fi
+  local v="k8s.io/component-base/version" ld
+  ld="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=34 -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+  for c in "${COMPONENTS[@]}"; do
+    if [ ! -x "$BIN/$c" ]; then
+      log "building $c $K8S_VERSION through the Go module proxy (first run only; all three ~15 min on 2 cores)"
+      go_build "$here/cluster/k8s" "$BIN/$c" "k8s.io/kubernetes/cmd/$c" "$ld"
+    fi
+  done
+}
+
+running() { [ -f "$DIR/$1.pid" ] && kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null; }
+
+wait_until() { # seconds, description, command...
+  local secs="$1" what="$2"; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then log "$what did not come up in ${secs}s (logs: $DIR/*.log)"; return 1; fi
+    sleep 0.2
+  done
+}
+
+cert() { # name, subject, extended key usage, subjectAltName (optional)
+  local name="$1" subj="$2" eku="$3" san="${4:-}"
+  [ -f "$DIR/pki/$name.crt" ] && return
+  # X.509 v3 with extensions: rustls (the operator's client) refuses v1 certificates.
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=$eku"
+    [ -n "$san" ] && echo "subjectAltName=$san"
+  } > "$DIR/pki/$name.ext"
+  openssl genrsa -out "$DIR/pki/$name.key" 2048 2>/dev/null
+  openssl req -new -key "$DIR/pki/$name.key" -subj "$subj" -out "$DIR/pki/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$DIR/pki/$name.csr" -CA "$DIR/pki/ca.crt" -CAkey "$DIR/pki/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$DIR/pki/$name.ext" -out "$DIR/pki/$name.crt" 2>/dev/null
+}
+
+pki() {
+  mkdir -p "$DIR/pki"
+  if [ ! -f "$DIR/pki/ca.crt" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$DIR/pki/ca.key" -out "$DIR/pki/ca.crt" -days 3650 \
+      -subj "/CN=aurora-dev-ca" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+  fi
+  cert apiserver "/CN=kube-apiserver" serverAuth \
+    "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1"
+  cert admin "/O=system:masters/CN=aurora-admin" clientAuth
+  cert controller-manager "/CN=system:kube-controller-manager" clientAuth
+  cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
+  [ -f "$DIR/pki/sa.key" ] || openssl genrsa -out "$DIR/pki/sa.key" 2048 2>/dev/null
+  [ -f "$DIR/pki/sa.pub" ] || openssl rsa -in "$DIR/pki/sa.key" -pubout -out "$DIR/pki/sa.pub" 2>/dev/null
+}
+
+kubeconfig() { # file, user cert name
+  local file="$1" user="$2" k="$BIN/kubectl"
+  rm -f "$file"
+  $k config --kubeconfig "$file" set-cluster aurora --server "https://127.0.0.1:$API_PORT" \
+    --certificate-authority "$DIR/pki/ca.crt" --embed-certs >/dev/null
+  $k config --kubeconfig "$file" set-credentials "$user" --client-certificate "$DIR/pki/$user.crt" \
+    --client-key "$DIR/pki/$user.key" --embed-certs >/dev/null
+  $k config --kubeconfig "$file" set-context aurora --cluster aurora --user "$user" >/dev/null
+  $k config --kubeconfig "$file" use-context aurora >/dev/null
+  chmod 600 "$file"
+}
+
+start() { # name, command...
+  local name="$1"; shift
+  running "$name" && return
+  nohup "$@" >"$DIR/$name.log" 2>&1 &
+  echo $! > "$DIR/$name.pid"
+}
+
+up() {
+  build
+  command -v openssl >/dev/null || { log "openssl is required"; exit 1; }
+  mkdir -p "$DIR"
+  pki
+  kubeconfig "$KUBECONFIG_FILE" admin
+  kubeconfig "$DIR/controller-manager.kubeconfig" controller-manager
+  start etcd "$ETCD" --name aurora --data-dir "$DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+    --initial-cluster "aurora=http://127.0.0.1:$((ETCD_PORT + 1))" \
+    --unsafe-no-fsync --quota-backend-bytes 1073741824
+  wait_until 30 etcd bash -c "exec 3<>/dev/tcp/127.0.0.1/$ETCD_PORT"
+  start kube-apiserver "$BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --tls-cert-file "$DIR/pki/apiserver.crt" --tls-private-key-file "$DIR/pki/apiserver.key" \
+    --client-ca-file "$DIR/pki/ca.crt" \
+    --service-account-key-file "$DIR/pki/sa.pub" --service-account-signing-key-file "$DIR/pki/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --authorization-mode Node,RBAC --endpoint-reconciler-type none --allow-privileged=true \
+    --kubelet-preferred-address-types InternalIP \
+    --kubelet-client-certificate "$DIR/pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$DIR/pki/apiserver-kubelet-client.key"
+  wait_until 90 kube-apiserver "$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" get --raw /readyz
+  start kube-controller-manager "$BIN/kube-controller-manager" \
+    --kubeconfig "$DIR/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$DIR/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port 0 \
+    --service-account-private-key-file "$DIR/pki/sa.key" --root-ca-file "$DIR/pki/ca.crt" \
+    --use-service-account-credentials --leader-elect=false \
+    --service-cluster-ip-range 10.96.0.0/16
+  local k=("$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE")
+  wait_until 60 "the default service account" "${k[@]}" -n default get serviceaccount default
+  "${k[@]}" apply --server-side -f "$repo/manifests/crds/chatroom.yaml" >/dev/null
+  "${k[@]}" wait --for condition=Established --timeout 30s crd/chatrooms.aurorachat.dev >/dev/null
+  log "control plane up: https://127.0.0.1:$API_PORT ($("${k[@]}" version -o json | grep -m1 gitVersion | tr -d ' ",'))"
+  print_env
+}
+
+print_env() {
+  echo "export KUBECONFIG=$KUBECONFIG_FILE"
+  echo "export PATH=$BIN:\$PATH"
+}
+
+stop() {
+  local name="$1"
+  if running "$name"; then
+    local pid; pid="$(cat "$DIR/$name.pid")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "$name: stopped"
+  fi
+  rm -f "$DIR/$name.pid"
+}
+
+down() {
+  stop kube-controller-manager
+  stop kube-apiserver
+  stop etcd
+  rm -rf "$DIR/etcd"
+}
+
+status() {
+  for c in etcd kube-apiserver kube-controller-manager; do
+    if running "$c"; then log "$c: running (pid $(cat "$DIR/$c.pid"))"; else log "$c: not running"; fi
+  done
+  print_env
+}
+
+case "${1:-status}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  build) build ;;
+  env) print_env ;;
+  *) echo "usage: $0 up|down|status|build" >&2; exit 2 ;;
+esac

@@ -1,0 +1,65 @@
+//! AuroraChat operator: reconciles `ChatRoom` resources into Kafka topics and room
+//! configuration, one leader at a time (a `coordination.k8s.io` Lease).
+//!
+//! - [`crd`]: the `ChatRoom` type and its schema.
+//! - [`reconcile`]: topic, registration, status, events, cleanup.
+//! - [`topics`]: the Kafka admin calls.
+//! - [`leader`]: leader election and the controller it runs while leading.
+
+pub mod config;
+pub mod crd;
+pub mod error;
+mod http;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod room;
+pub mod status;
+pub mod topics;
+
+use anyhow::Context as _;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use aurora_core::distributed::{kafka, redis_manager, MongoStore};
+
+use crate::config::OperatorConfig;
+use crate::metrics::Metrics;
+use crate::topics::Topics;
+
+/// Runs until `shutdown`: probes at once, the controller only while leading.
+pub async fn run(config: OperatorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes API: set KUBECONFIG, or run in a pod with a service account")?;
+    kafka::ensure_topic(&config.kafka_brokers, kafka::SHARED_TOPIC, config.kafka_partitions, 1)
+        .await
+        .context("AURORA_KAFKA_BROKERS: cannot reach Kafka")?;
+    let topics = Topics::new(&config.kafka_brokers).context("AURORA_KAFKA_BROKERS")?;
+    let store = MongoStore::connect(&config.mongodb_uri).await.context("AURORA_MONGODB_URI: cannot reach MongoDB")?;
+    let (_, redis) = redis_manager(&config.redis_url).await.context("AURORA_REDIS_URL: cannot reach Redis")?;
+    let metrics = Metrics::new()?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("AURORA_OPERATOR_LISTEN: cannot bind {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let probes = Arc::new(http::Probes {
+        client: client.clone(),
+        topics: topics.clone(),
+        metrics: metrics.clone(),
+        elected: AtomicBool::new(false),
+    });
+    let probe_stop = CancellationToken::new();
+    let server = tokio::spawn(http::serve(listener, probes.clone(), probe_stop.clone()));
+    tracing::info!(%addr, "operator started");
+    println!("aurora-operator listening on http://{addr}");
+
+    let deps = leader::Deps { client, topics, store, redis, metrics };
+    let result = leader::run(&config, deps, probes, shutdown).await;
+    probe_stop.cancel();
+    let _ = server.await;
+    tracing::info!("operator stopped");
+    result
+}
