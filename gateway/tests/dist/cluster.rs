@@ -38,9 +38,14 @@ fn repo() -> PathBuf {
 }
 
 fn consumer_binary() -> PathBuf {
-    // target/<profile>/deps/dist-… → target/<profile>/aurora-consumer
+    sibling_binary("aurora-consumer")
+}
+
+/// A binary of another workspace crate, next to the test binary's profile dir.
+pub fn sibling_binary(name: &str) -> PathBuf {
+    // target/<profile>/deps/dist-… → target/<profile>/<name>
     let exe = std::env::current_exe().expect("test binary path");
-    let path = exe.parent().and_then(|d| d.parent()).expect("target dir").join("aurora-consumer");
+    let path = exe.parent().and_then(|d| d.parent()).expect("target dir").join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path
 }
@@ -51,7 +56,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    async fn spawn(mut cmd: Command, extra: &[(&str, &str)]) -> Proc {
+    pub async fn spawn(mut cmd: Command, extra: &[(&str, &str)]) -> Proc {
         for (k, v) in services() {
             cmd.env(k, v);
         }
@@ -59,7 +64,7 @@ impl Proc {
             .env(
                 "RUST_LOG",
                 std::env::var("AURORA_TEST_LOG")
-                    .unwrap_or_else(|_| "error,aurora_gateway=warn,aurora_consumer=warn,aurora_core=warn".into()),
+                    .unwrap_or_else(|_| "error,aurora_gateway=warn,aurora_consumer=warn,aurora_core=warn,aurora_operator=warn".into()),
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -92,6 +97,7 @@ impl Proc {
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
+
 
     /// SIGKILL: no cleanup of any kind.
     pub async fn kill9(&mut self) {

@@ -1,0 +1,48 @@
+//! Private ChatRooms: members only, changes apply to open connections.
+
+use serde_json::json;
+
+use crate::cluster::exclusive;
+use crate::kube_env::{listed, until_reply};
+use crate::lifecycle::{get, room_name, Stack};
+
+#[tokio::test]
+async fn private_rooms_admit_members_only_and_membership_changes_apply_at_once() {
+    let _one = exclusive().await;
+    let s = Stack::start().await;
+    let base = s.gateway.base();
+    let (alice, mut a) = s.user("alice").await;
+    let (bob, mut b) = s.user("bob").await;
+    let name = room_name();
+    s.ns.apply(&name, json!({"visibility": "private", "members": [alice.name.to_uppercase()]})).await;
+    s.ns.condition(&name, "Ready", "True").await;
+
+    a.join(&name).await;
+    let refused = b.request(json!({"type":"join","room":name})).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert!(listed(&base, &bob.token, &name).await.is_none(), "hidden from non-members");
+    assert_eq!(listed(&base, &alice.token, &name).await.expect("listed to members")["managed"], true);
+    let (status, _) = get(&format!("{base}/api/rooms/{name}/messages"), &bob.token).await;
+    assert_eq!(status, 403, "non-members cannot read history");
+    // The name belongs to the ChatRoom.
+    let r = s.http.post(format!("{base}/api/rooms")).bearer_auth(&bob.token).json(&json!({"name": name})).send().await;
+    assert_eq!(r.expect("POST").status(), 409);
+
+    // Added to the spec: in, on the same connection.
+    s.ns.merge_spec(&name, json!({"members": [alice.name, bob.name]})).await;
+    until_reply(&mut b, json!({"type":"join","room":name}), "bob may join", |v| v["type"] == "joined").await;
+    a.say(&name, "welcome bob").await;
+    assert_eq!(b.recv_type("message").await["body"], "welcome bob");
+
+    // Removed from the spec: out at once, with a `left` push, and nothing more arrives.
+    s.ns.merge_spec(&name, json!({"members": [alice.name]})).await;
+    let left = b.recv_type("left").await;
+    assert_eq!((left["room"].as_str(), left["reason"].as_str()), (Some(name.as_str()), Some("removed")));
+    assert!(left.get("ref").is_none(), "a push, not a reply");
+    a.say(&name, "bob is gone").await;
+    let again = b.request(json!({"type":"join","room":name})).await;
+    assert_eq!(again["code"], "forbidden", "{again}");
+    let probe = b.request(json!({"type":"leave","room":"general"})).await;
+    assert_eq!(probe["type"], "left", "no room traffic reached bob before this reply: {probe}");
+    assert!(listed(&base, &bob.token, &name).await.is_none());
+}

@@ -1,0 +1,19 @@
+//! The ChatRoom operator against a real kube-apiserver (`dev/cluster.sh up`), with
+//! real Kafka, Redis and the MongoDB-compatible server (`dev/services.sh up`);
+//! `./run.sh test` starts both. Each test runs in a fresh namespace with its own
+//! operator(s), a gateway and a consumer, one test at a time (they share the
+//! consumer group).
+
+#[path = "../it/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+#[path = "../dist/cluster.rs"]
+#[allow(dead_code)]
+mod cluster;
+
+mod kube_env;
+
+mod access;
+mod lifecycle;
+mod resilience;
