@@ -4,6 +4,7 @@
 #   ./run.sh test       install what the tests need, then run every test
 #   ./run.sh stack      Kafka + Redis + FerretDB on loopback, 2 gateways (8080, 8081), 1 consumer
 #   ./run.sh services up|down|status   only the services; prints the AURORA_* env
+#   ./run.sh cluster up|down|status    a real Kubernetes control plane on 127.0.0.1 with the ChatRoom CRD
 #   ./run.sh bench      measure idle-connection memory and send→message latency
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,7 +12,7 @@ cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
 
 usage() {
-  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd="${1:-run}"
@@ -24,6 +25,7 @@ case "$cmd" in
   test) exec dev/test.sh "$@" ;;
   bench) exec dev/bench.sh "$@" ;;
   services) exec dev/services.sh "$@" ;;
+  cluster) exec dev/cluster.sh "$@" ;;
   stack) exec dev/stack.sh "$@" ;;
   -h|--help|help) usage ;;
   *) echo "unknown command: $cmd" >&2; usage >&2; exit 2 ;;

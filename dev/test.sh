@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Chromium from apt, npm packages, and the real
-# services: Kafka, Redis, FerretDB via dev/services.sh), then runs unit and
-# integration tests (cargo; embedded and distributed) and the browser test.
+# Installs what the tests need (Chromium from apt, npm packages, the real
+# services: Kafka, Redis, FerretDB via dev/services.sh, and a Kubernetes control
+# plane via dev/cluster.sh), then runs unit and integration tests (cargo: embedded,
+# distributed, operator) and the browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
@@ -31,12 +32,16 @@ command -v chromium >/dev/null
 
 log "services (Kafka, Redis, FerretDB on loopback)"
 eval "$(dev/services.sh up)"
-trap 'dev/services.sh down' EXIT
+trap 'dev/cluster.sh down; dev/services.sh down' EXIT
 # FerretDB's SQLite backend scans for most queries: start each run from an empty store.
 dev/services.sh reset mongodb >/dev/null
 
 log "build"
 cargo build --workspace --bins --locked
+
+log "Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager on 127.0.0.1)"
+apt_install openssl
+eval "$(dev/cluster.sh up)"
 
 log "unit and integration tests (cargo test; distributed tests use the services above)"
 cargo test --workspace --locked

@@ -169,6 +169,7 @@ function handle(f) {
     case "presence": onPresence(f); break;
     case "typing": onTyping(f); break;
     case "error": onError(f); break;
+    case "left": onLeft(f); break;
     default: break;
   }
 }
@@ -237,6 +238,16 @@ function onTyping(f) {
   r.typing.set(f.user.id, { name: f.user.name, until: Date.now() + 3000 });
   if (state.current === f.room) renderTyping();
   setTimeout(() => { if (state.current === f.room) renderTyping(); }, 3100);
+}
+
+// A `left` push with a reason: removed from a private room, or the room was deleted.
+function onLeft(f) {
+  if (!f.reason) return;
+  state.joined.delete(f.room);
+  if (f.reason === "deleted") state.rooms.delete(f.room);
+  showNotice(f.reason === "deleted" ? "Room " + f.room + " was deleted." : "You are no longer a member of " + f.room + ".");
+  if (state.current === f.room) state.current = null;
+  loadRooms();
 }
 
 function onError(f) {

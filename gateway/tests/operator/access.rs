@@ -46,3 +46,34 @@ async fn private_rooms_admit_members_only_and_membership_changes_apply_at_once()
     assert_eq!(probe["type"], "left", "no room traffic reached bob before this reply: {probe}");
     assert!(listed(&base, &bob.token, &name).await.is_none());
 }
+
+/// Announcements are hints: a gateway that missed one still applies the change at
+/// its next periodic re-read (`AURORA_ROOM_REFRESH`).
+#[tokio::test]
+async fn a_missed_announcement_heals_at_the_next_refresh() {
+    use aurora_core::distributed::MongoStore;
+    use aurora_core::model::{Room, RoomSource, Visibility};
+
+    let _one = exclusive().await;
+    let uri = crate::cluster::services().into_iter().find(|(k, _)| *k == "AURORA_MONGODB_URI").expect("uri").1;
+    let store = MongoStore::connect(&uri).await.expect("mongodb");
+    let gateway = crate::cluster::Proc::gateway(&[("AURORA_ROOM_REFRESH", "1s")]).await;
+    let http = reqwest::Client::new();
+    let base = gateway.base();
+    let alice = crate::harness::register_at(&http, &base, &crate::harness::unique("alice")).await;
+    let bob = crate::harness::register_at(&http, &base, &crate::harness::unique("bob")).await;
+    let mut room = Room::new_api(&room_name(), Some("quiet"));
+    room.source = RoomSource::Operator;
+    room.visibility = Visibility::Private;
+    room.members = vec![alice.name.to_lowercase(), bob.name.to_lowercase()];
+    store.put_room(&room).await.expect("register");
+    let mut b = crate::harness::Client::connect(gateway.addr, &bob.token).await;
+    b.join(&room.name).await;
+
+    // Changed in the store with no announcement on aurora:control.
+    room.members.retain(|m| *m != bob.name.to_lowercase());
+    store.put_room(&room).await.expect("update");
+    let left = b.recv_type("left").await;
+    assert_eq!(left["reason"], "removed", "{left}");
+    store.delete_room(&room.name).await.expect("clean up");
+}

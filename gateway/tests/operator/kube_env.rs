@@ -181,3 +181,19 @@ pub async fn until_reply(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The upper bound of the histogram bucket holding quantile `q` of `name` (`None` if empty).
+pub async fn bucket_quantile(base: &str, name: &str, q: f64) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics")).await.ok()?.text().await.ok()?;
+    let prefix = format!("{name}_bucket{{le=\"");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            Some((le.parse().unwrap_or(f64::INFINITY), count.parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last()?.1;
+    (total > 0.0).then(|| buckets.iter().find(|(_, c)| *c >= q * total).map(|(le, _)| *le))?
+}
