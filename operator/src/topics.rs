@@ -82,6 +82,22 @@ impl Topics {
         Ok(Some(TopicState { partitions, retention_ms }))
     }
 
+    /// Records currently in the topic, over all partitions (high minus low watermark).
+    pub async fn records(&self, topic: &str, partitions: usize) -> Result<i64> {
+        let admin = self.admin.clone();
+        let name = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut total = 0;
+            for p in 0..partitions as i32 {
+                let (low, high) = admin.inner().fetch_watermarks(&name, p, TIMEOUT).map_err(kafka)?;
+                total += high - low;
+            }
+            Ok(total)
+        })
+        .await
+        .map_err(kafka)?
+    }
+
     /// Creates the topic; an existing one is left as it is.
     pub async fn create(&self, topic: &str, partitions: i32, replication: i32, retention_ms: Option<i64>) -> Result<()> {
         let retention = retention_ms.map(|r| r.to_string());

@@ -91,7 +91,9 @@ async fn an_applied_chatroom_becomes_a_managed_room_with_its_own_limits() {
         let m = b.recv_type("message").await;
         bodies.push(m["body"].as_str().expect("body").to_owned());
     }
-    assert_eq!(bodies, ["one", "two", "from bob"], "messages through the room's own topic, in order");
+    assert_eq!(bodies, ["one", "two", "from bob"], "messages in order");
+    let records = crate::kube_env::topics().records(&format!("aurora.room.{name}"), 2).await.expect("watermarks");
+    assert_eq!(records, 3, "the room's messages went through its own topic");
 
     // History size: 2 on join.
     let (_carol, mut c) = s.user("carol").await;
