@@ -23,6 +23,9 @@ KUBECONFIG_FILE="$DIR/kubeconfig"
 COMPONENTS=(kube-apiserver kube-controller-manager kubectl)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
+PIDDIR="$DIR"
+# shellcheck source=dev/lib.sh
+. "$here/lib.sh"
 
 go_build() { # module dir, output, package, ldflags
   (cd "$1" && GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$4" -o "$2.tmp" "$3" >&2)
@@ -43,17 +46,6 @@ build() {
       log "building $c $K8S_VERSION through the Go module proxy (first run only; all three ~15 min on 2 cores)"
       go_build "$here/cluster/k8s" "$BIN/$c" "k8s.io/kubernetes/cmd/$c" "$ld"
     fi
-  done
-}
-
-running() { [ -f "$DIR/$1.pid" ] && kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null; }
-
-wait_until() { # seconds, description, command...
-  local secs="$1" what="$2"; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then log "$what did not come up in ${secs}s (logs: $DIR/*.log)"; return 1; fi
-    sleep 0.2
   done
 }
 
@@ -121,7 +113,7 @@ up() {
     --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
     --initial-cluster "aurora=http://127.0.0.1:$((ETCD_PORT + 1))" \
     --unsafe-no-fsync --quota-backend-bytes 1073741824
-  wait_until 30 etcd bash -c "exec 3<>/dev/tcp/127.0.0.1/$ETCD_PORT"
+  wait_until 30 etcd port_open 127.0.0.1 "$ETCD_PORT"
   start kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
@@ -153,18 +145,6 @@ up() {
 print_env() {
   echo "export KUBECONFIG=$KUBECONFIG_FILE"
   echo "export PATH=$BIN:\$PATH"
-}
-
-stop() {
-  local name="$1"
-  if running "$name"; then
-    local pid; pid="$(cat "$DIR/$name.pid")"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    log "$name: stopped"
-  fi
-  rm -f "$DIR/$name.pid"
 }
 
 down() {

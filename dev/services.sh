@@ -18,31 +18,12 @@ MONGO_PORT="${AURORA_MONGO_PORT:-27018}"
 mkdir -p "$RUN" "$CACHE/bin"
 
 log() { printf '[services] %s\n' "$*" >&2; }
+PIDDIR="$RUN"
+# shellcheck source=dev/lib.sh
+. "$here/lib.sh"
 
-apt_install() {
-  local missing=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  log "apt-get install ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 host_of() { local hp="${1#*://}"; hp="${hp%%/*}"; hp="${hp##*@}"; echo "${hp%%:*}"; }
 port_of() { local hp="${1#*://}"; hp="${hp%%/*}"; hp="${hp##*@}"; echo "${hp##*:}"; }
-
-wait_until() { # seconds, description, command...
-  local secs="$1" what="$2"; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then log "$what did not come up in ${secs}s"; return 1; fi
-    sleep 0.2
-  done
-}
-
-running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
 # ---------- Redis ----------
 redis_up() {
@@ -146,18 +127,6 @@ print_env() {
   echo "export AURORA_KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
   echo "export AURORA_REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
   echo "export AURORA_MONGODB_URI=${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT}"
-}
-
-stop() {
-  local name="$1"
-  if running "$name"; then
-    local pid; pid="$(cat "$RUN/$name.pid")"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    log "$name: stopped"
-  fi
-  rm -f "$RUN/$name.pid"
 }
 
 cmd="${1:-status}"

@@ -63,13 +63,14 @@ pub struct Shared {
 
 /// Runs until `shutdown`, finishing and committing the batch in hand.
 pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    kafka::ensure_topic(&config.kafka_brokers, kafka::SHARED_TOPIC, config.kafka_partitions, 1)
+    kafka::ensure_topic(&config.services.kafka_brokers, kafka::SHARED_TOPIC, config.services.kafka_partitions, 1)
         .await
         .context("AURORA_KAFKA_BROKERS: cannot reach Kafka")?;
-    let mongo = MongoStore::connect(&config.mongodb_uri).await.context("AURORA_MONGODB_URI: cannot reach MongoDB")?;
-    let (_, redis) = redis_manager(&config.redis_url).await.context("AURORA_REDIS_URL: cannot reach Redis")?;
+    let mongo =
+        MongoStore::connect(&config.services.mongodb_uri).await.context("AURORA_MONGODB_URI: cannot reach MongoDB")?;
+    let (_, redis) = redis_manager(&config.services.redis_url).await.context("AURORA_REDIS_URL: cannot reach Redis")?;
     let consumer: Kafka = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka_brokers)
+        .set("bootstrap.servers", &config.services.kafka_brokers)
         .set("group.id", &config.group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

@@ -143,6 +143,20 @@ pub struct Config {
     pub mongodb_uri: String,
 }
 
+/// Where the distributed services are: flags shared by the consumer and the operator.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    #[arg(long, env = "AURORA_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    #[arg(long, env = "AURORA_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    #[arg(long, env = "AURORA_MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
+    pub mongodb_uri: String,
+    /// Partitions of `aurora.messages` when it is created.
+    #[arg(long, env = "AURORA_KAFKA_PARTITIONS", default_value_t = 12)]
+    pub kafka_partitions: i32,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("AURORA_JWT_SECRET must be at least 32 bytes")]

@@ -15,6 +15,7 @@ pub mod embedded;
 pub mod model;
 pub mod pipeline;
 pub mod ports;
+pub mod process;
 pub mod protocol;
 pub mod ratelimit;
 pub mod validate;

@@ -88,11 +88,16 @@ impl Hub {
 
     /// Tells every local member of `room` that its configuration changed.
     pub fn recheck(&self, room: &str) {
+        self.signal(room, false, true);
+    }
+
+    /// Queues a frameless notice (resync or recheck) to every local member of `room`.
+    fn signal(&self, room: &str, resync: bool, recheck: bool) {
         let Some(members) = self.rooms.get(room) else { return };
         let delivery = Arc::new(Delivery {
             room: members.key().clone(),
-            resync: false,
-            recheck: true,
+            resync,
+            recheck,
             seq: None,
             skip_user: None,
             frame: Utf8Bytes::from_static(""),
@@ -115,18 +120,7 @@ impl Hub {
 
 impl BusSink for Hub {
     fn resync(&self, room: &str) {
-        let Some(members) = self.rooms.get(room) else { return };
-        let delivery = Arc::new(Delivery {
-            room: members.key().clone(),
-            resync: true,
-            recheck: false,
-            seq: None,
-            skip_user: None,
-            frame: Utf8Bytes::from_static(""),
-        });
-        for handle in members.values() {
-            self.offer(handle, &delivery);
-        }
+        self.signal(room, true, false);
     }
 
     fn deliver(&self, room: &str, event: RoomEvent) {

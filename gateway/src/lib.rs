@@ -5,7 +5,6 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod rooms;
-pub mod shutdown;
 pub mod state;
 pub mod ws;
 
@@ -41,12 +40,11 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
     if config.mode == Mode::Distributed {
         let jwt_secret = config.configured_secret()?.context("AURORA_JWT_SECRET is required in distributed mode")?;
         let gateway_id = uuid::Uuid::new_v4().simple().to_string();
-        let wired =
-            aurora_core::distributed::gateway_backend(&config.endpoints(), &gateway_id, config.presence_lease)
-                .await
-                .context(
-                    "cannot reach Kafka, Redis or MongoDB (AURORA_KAFKA_BROKERS, AURORA_REDIS_URL, AURORA_MONGODB_URI)",
-                )?;
+        let wired = aurora_core::distributed::gateway_backend(&config.endpoints(), &gateway_id, config.presence_lease)
+            .await
+            .context(
+                "cannot reach Kafka, Redis or MongoDB (AURORA_KAFKA_BROKERS, AURORA_REDIS_URL, AURORA_MONGODB_URI)",
+            )?;
         tracing::info!(gateway_id, "distributed mode");
         let daemons = wired.tasks.into_iter().map(tokio::spawn).collect();
         let control = Some(wired.control);

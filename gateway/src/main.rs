@@ -1,7 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 use aurora_core::config::Config;
 
@@ -27,12 +26,7 @@ async fn run() -> anyhow::Result<()> {
         eprintln!("error: {e}");
         std::process::exit(2);
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if std::env::var("AURORA_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    }
+    aurora_core::process::init_logging();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("AURORA_LISTEN: cannot bind {}", config.listen))?;
@@ -41,6 +35,6 @@ async fn run() -> anyhow::Result<()> {
     // Scripts and tests read this line to learn the port when listening on :0.
     println!("aurora-gateway listening on http://{addr}");
     let shutdown = CancellationToken::new();
-    aurora_gateway::shutdown::on_signal(shutdown.clone());
+    aurora_core::process::on_signal(shutdown.clone());
     aurora_gateway::serve(config, listener, shutdown).await
 }

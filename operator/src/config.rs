@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "aurora-operator", version, about = "AuroraChat operator: ChatRoom resources to Kafka topics and rooms")]
+#[command(
+    name = "aurora-operator",
+    version,
+    about = "AuroraChat operator: ChatRoom resources to Kafka topics and rooms"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -23,15 +27,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct OperatorConfig {
-    #[arg(long, env = "AURORA_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub kafka_brokers: String,
-    #[arg(long, env = "AURORA_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-    #[arg(long, env = "AURORA_MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
-    pub mongodb_uri: String,
-    /// Partitions of `aurora.messages` when the operator creates it.
-    #[arg(long, env = "AURORA_KAFKA_PARTITIONS", default_value_t = 12)]
-    pub kafka_partitions: i32,
+    #[command(flatten)]
+    pub services: aurora_core::config::ServiceArgs,
     /// `/healthz`, `/readyz`, `/metrics`.
     #[arg(long, env = "AURORA_OPERATOR_LISTEN", default_value = "127.0.0.1:9200")]
     pub listen: SocketAddr,

@@ -33,12 +33,13 @@ pub async fn run(config: OperatorConfig, shutdown: CancellationToken) -> anyhow:
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes API: set KUBECONFIG, or run in a pod with a service account")?;
-    kafka::ensure_topic(&config.kafka_brokers, kafka::SHARED_TOPIC, config.kafka_partitions, 1)
+    kafka::ensure_topic(&config.services.kafka_brokers, kafka::SHARED_TOPIC, config.services.kafka_partitions, 1)
         .await
         .context("AURORA_KAFKA_BROKERS: cannot reach Kafka")?;
-    let topics = Topics::new(&config.kafka_brokers).context("AURORA_KAFKA_BROKERS")?;
-    let store = MongoStore::connect(&config.mongodb_uri).await.context("AURORA_MONGODB_URI: cannot reach MongoDB")?;
-    let (_, redis) = redis_manager(&config.redis_url).await.context("AURORA_REDIS_URL: cannot reach Redis")?;
+    let topics = Topics::new(&config.services.kafka_brokers).context("AURORA_KAFKA_BROKERS")?;
+    let store =
+        MongoStore::connect(&config.services.mongodb_uri).await.context("AURORA_MONGODB_URI: cannot reach MongoDB")?;
+    let (_, redis) = redis_manager(&config.services.redis_url).await.context("AURORA_REDIS_URL: cannot reach Redis")?;
     let metrics = Metrics::new()?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -1,6 +1,8 @@
 //! Operator metrics, names prefixed `aurora_operator_`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -27,10 +29,8 @@ impl Metrics {
             HistogramOpts::new("aurora_operator_reconcile_seconds", "Time to reconcile one ChatRoom")
                 .buckets(prometheus::exponential_buckets(0.001, 2.0, 15)?),
         )?;
-        let errors = IntCounterVec::new(
-            Opts::new("aurora_operator_errors_total", "Failed reconciles by reason"),
-            &["reason"],
-        )?;
+        let errors =
+            IntCounterVec::new(Opts::new("aurora_operator_errors_total", "Failed reconciles by reason"), &["reason"])?;
         let leader = IntGauge::new("aurora_operator_leader", "1 while this replica is the leader")?;
         let rooms = IntGaugeVec::new(
             Opts::new("aurora_operator_chatrooms", "ChatRooms by condition and status"),

@@ -63,13 +63,8 @@ impl Context {
     }
 
     async fn event(&self, room: &ChatRoom, type_: EventType, reason: &str, note: String) {
-        let event = KubeEvent {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: reason.into(),
-            secondary: None,
-        };
+        let event =
+            KubeEvent { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
         if let Err(e) = self.recorder.publish(&event, &room.object_ref(&())).await {
             tracing::warn!(room = %room.name_any(), error = %e, "event not published");
         }

@@ -68,7 +68,8 @@ impl Topics {
         .await
         .map_err(kafka)??;
         let Some(partitions) = partitions else { return Ok(None) };
-        let described = self.admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options()).await.map_err(kafka)?;
+        let described =
+            self.admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options()).await.map_err(kafka)?;
         let mut retention_ms = None;
         for r in described {
             match r {
@@ -99,7 +100,13 @@ impl Topics {
     }
 
     /// Creates the topic; an existing one is left as it is.
-    pub async fn create(&self, topic: &str, partitions: i32, replication: i32, retention_ms: Option<i64>) -> Result<()> {
+    pub async fn create(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication: i32,
+        retention_ms: Option<i64>,
+    ) -> Result<()> {
         let retention = retention_ms.map(|r| r.to_string());
         let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
         if let Some(r) = &retention {

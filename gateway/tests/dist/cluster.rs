@@ -63,8 +63,9 @@ impl Proc {
         cmd.env("AURORA_JWT_SECRET", SECRET)
             .env(
                 "RUST_LOG",
-                std::env::var("AURORA_TEST_LOG")
-                    .unwrap_or_else(|_| "error,aurora_gateway=warn,aurora_consumer=warn,aurora_core=warn,aurora_operator=warn".into()),
+                std::env::var("AURORA_TEST_LOG").unwrap_or_else(|_| {
+                    "error,aurora_gateway=warn,aurora_consumer=warn,aurora_core=warn,aurora_operator=warn".into()
+                }),
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -97,7 +98,6 @@ impl Proc {
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
-
 
     /// SIGKILL: no cleanup of any kind.
     pub async fn kill9(&mut self) {

@@ -98,7 +98,8 @@ async fn an_applied_chatroom_becomes_a_managed_room_with_its_own_limits() {
     // History size: 2 on join.
     let (_carol, mut c) = s.user("carol").await;
     let joined = c.join(&name).await;
-    let history: Vec<&str> = joined["history"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    let history: Vec<&str> =
+        joined["history"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
     assert_eq!(history, ["two", "from bob"]);
     drop(bob);
 }
@@ -119,8 +120,10 @@ async fn spec_changes_apply_live_and_partitions_never_shrink() {
     // A larger bucket applies on the open connection, without restarting anything.
     s.ns.merge_spec(&name, json!({"rateLimit": {"messages": 50, "period": "1s"}, "topic": {"partitions": 3}})).await;
     s.ns.condition(&name, "Ready", "True").await;
-    until_reply(&mut a, json!({"type":"send","room":name,"body":"again"}), "the new rate limit", |v| v["type"] == "ack")
-        .await;
+    until_reply(&mut a, json!({"type":"send","room":name,"body":"again"}), "the new rate limit", |v| {
+        v["type"] == "ack"
+    })
+    .await;
     assert_eq!(topic(&name).await.expect("topic").partitions, 3, "partitions raised");
 
     // Lowering is refused and the topic stays as it is.

@@ -72,7 +72,12 @@ async fn exactly_one_replica_leads_and_a_standby_takes_over_within_the_lease() {
         assert_eq!(r.status(), 200, "leader and standby are both ready");
     }
 
-    let (mut leader, standby) = if a_leads { (a, b) } else { let b2 = b; (b2, a) };
+    let (mut leader, standby) = if a_leads {
+        (a, b)
+    } else {
+        let b2 = b;
+        (b2, a)
+    };
     let before = ns.lease_holder("pair").await.expect("holder");
     leader.kill9().await;
     let killed = Instant::now();
@@ -105,7 +110,8 @@ async fn twenty_rooms_become_usable_through_a_gateway() {
         let name = room_name();
         let applied = Instant::now();
         s.ns.apply(&name, json!({"title": "timed"})).await;
-        until_reply(&mut client, json!({"type":"join","room":name}), "a joinable room", |v| v["type"] == "joined").await;
+        until_reply(&mut client, json!({"type":"join","room":name}), "a joinable room", |v| v["type"] == "joined")
+            .await;
         took.push(applied.elapsed());
         client.say(&name, "hi").await;
     }
@@ -114,5 +120,8 @@ async fn twenty_rooms_become_usable_through_a_gateway() {
     let reconciles = metric(&base, "aurora_operator_reconcile_seconds_count").await.unwrap_or(0.0);
     assert!(reconciles >= 20.0, "every room reconciled at least once ({reconciles})");
     let p99 = bucket_quantile(&base, "aurora_operator_reconcile_seconds", 0.99).await.expect("reconcile histogram");
-    println!("{}: apply -> joinable over 20 rooms: p50 {:?}, max {:?}; reconcile p99 <= {p99}s", user.name, took[9], took[19]);
+    println!(
+        "{}: apply -> joinable over 20 rooms: p50 {:?}, max {:?}; reconcile p99 <= {p99}s",
+        user.name, took[9], took[19]
+    );
 }

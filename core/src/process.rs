@@ -1,6 +1,17 @@
-//! SIGTERM / Ctrl-C handling.
+//! Process plumbing shared by the binaries: logging and SIGTERM / Ctrl-C.
 
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); JSON when `AURORA_LOG_FORMAT=json`.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if std::env::var("AURORA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+}
 
 /// Cancels `token` on SIGTERM or Ctrl-C.
 pub fn on_signal(token: CancellationToken) {
@@ -24,7 +35,7 @@ pub fn on_signal(token: CancellationToken) {
         }
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
-        tracing::info!("shutdown signal received; draining connections");
+        tracing::info!("shutdown signal received; stopping");
         token.cancel();
     });
 }
