@@ -13,6 +13,7 @@ pub mod config;
 pub mod distributed;
 pub mod embedded;
 pub mod model;
+pub mod nonces;
 pub mod pipeline;
 pub mod ports;
 pub mod process;

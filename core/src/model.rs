@@ -116,6 +116,10 @@ pub struct Submission {
     /// The room is managed by a ChatRoom resource: the log routes it to the room's own topic.
     #[serde(skip)]
     pub managed: bool,
+    /// A re-send under the id of an earlier attempt (same nonce): the fan-out tier checks
+    /// whether that id is stored before giving it a `seq`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
 }
 
 /// A stored message with its place in the room.

@@ -65,16 +65,18 @@ impl Pipeline {
 
     /// Returns the batch's messages and whether any of them was already stored.
     async fn try_process(&mut self, batch: &[Submission], look_up: bool) -> PortResult<(Vec<Message>, bool)> {
-        let mut stored = if look_up {
-            let ids: Vec<String> = batch.iter().map(|s| s.id.clone()).collect();
-            self.store.existing(&ids).await?
-        } else {
-            HashMap::new()
-        };
+        // Re-sent retries carry the id of an earlier attempt that may be stored: always look those up.
+        let ids: Vec<String> = batch.iter().filter(|s| look_up || s.retry).map(|s| s.id.clone()).collect();
+        let mut stored = if ids.is_empty() { HashMap::new() } else { self.store.existing(&ids).await? };
         let found_stored = !stored.is_empty();
         let mut fresh = Vec::with_capacity(batch.len());
         let mut all = Vec::with_capacity(batch.len());
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
         for sub in batch {
+            // The same id twice in one batch (an attempt and its retry): one message.
+            if !seen.insert(sub.id.as_str()) {
+                continue;
+            }
             if let Some(m) = stored.remove(&sub.id) {
                 let last = self.last_seq.entry(m.room.clone()).or_insert(0);
                 *last = (*last).max(m.seq);
@@ -164,6 +166,7 @@ mod tests {
             ts: 0,
             nonce: None,
             managed: false,
+            retry: false,
         }
     }
 
@@ -181,6 +184,24 @@ mod tests {
         p.reset();
         let out = p.process(vec![sub("e"), sub("f")]).await.unwrap();
         assert_eq!(out.iter().map(|m| m.seq).collect::<Vec<_>>(), [5, 6]);
+        let mut seqs: Vec<u64> = store.0.lock().unwrap().iter().map(|m| m.seq).collect();
+        seqs.sort();
+        assert_eq!(seqs, (1..=6).collect::<Vec<_>>(), "no holes, no duplicates");
+    }
+
+    #[tokio::test]
+    async fn retries_under_a_stored_id_leave_no_hole_and_no_duplicate() {
+        let store = Arc::new(LenientStore::default());
+        let mut p = Pipeline::new(store.clone(), Arc::new(MemoryBus::default()));
+        p.process(vec![sub("a"), sub("b")]).await.unwrap();
+        p.process(vec![sub("c")]).await.unwrap(); // past the first-batch verification
+        let retry = |id: &str| Submission { retry: true, ..sub(id) };
+        // A retry of a stored message between new ones, and an attempt with its retry in one batch.
+        let out = p.process(vec![sub("d"), retry("b"), sub("e"), retry("e"), sub("f")]).await.unwrap();
+        assert_eq!(
+            out.iter().map(|m| (m.id.as_str(), m.seq)).collect::<Vec<_>>(),
+            [("d", 4), ("b", 2), ("e", 5), ("f", 6)]
+        );
         let mut seqs: Vec<u64> = store.0.lock().unwrap().iter().map(|m| m.seq).collect();
         seqs.sort();
         assert_eq!(seqs, (1..=6).collect::<Vec<_>>(), "no holes, no duplicates");

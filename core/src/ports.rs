@@ -56,9 +56,21 @@ pub trait MessageStore: Send + Sync {
     /// Messages with `seq > after`, oldest first: the newest `limit` of them, and
     /// whether older ones were left out.
     async fn after(&self, room: &str, after: u64, limit: usize) -> PortResult<(Vec<Message>, bool)>;
-    /// Stored messages among `ids` (a log redelivers after a consumer crash).
+    /// Stored messages among `ids` (a log redelivers after a consumer crash, and a
+    /// retried send is appended again under its first id).
     async fn existing(&self, _ids: &[String]) -> PortResult<std::collections::HashMap<String, Message>> {
         Ok(std::collections::HashMap::new())
+    }
+    /// The id of a stored message that `user_id` sent to `room` with `nonce` at or after
+    /// `since_ms` (unix ms), if any: dedupe that survives a lost nonce cache.
+    async fn id_by_nonce(
+        &self,
+        _room: &str,
+        _user_id: &str,
+        _nonce: &str,
+        _since_ms: i64,
+    ) -> PortResult<Option<String>> {
+        Ok(None)
     }
 }
 
@@ -130,8 +142,11 @@ pub trait RateLimiter: Send + Sync {
 pub enum Claim {
     /// First use of the nonce: the message goes ahead with the offered id.
     New,
-    /// A retry: answer with the id of the first message.
+    /// A retry of a send that may still be in flight (or whose gateway died): append it
+    /// again under this first id (the fan-out tier stores an id once) and ack when durable.
     Existing(String),
+    /// A retry of a message that is stored: ack with this id at once.
+    Stored(String),
 }
 
 /// Remembers `(user, room, nonce)` for five minutes.
@@ -140,6 +155,11 @@ pub trait NonceCache: Send + Sync {
     async fn claim(&self, user_id: &str, room: &str, nonce: &str, id: &str) -> PortResult<Claim>;
     /// Forgets a claim whose message was not accepted.
     async fn release(&self, user_id: &str, room: &str, nonce: &str) -> PortResult<()>;
+    /// True while the cache may have forgotten nonces of the last five minutes (it
+    /// started, or its server restarted, less than five minutes ago).
+    async fn cold(&self) -> bool {
+        false
+    }
 }
 
 /// Reports whether every dependency answers.

@@ -292,7 +292,10 @@ impl MongoStore {
                     match stored {
                         Some(d) if d.seq as u64 == m.seq => {}
                         // The same id stored under another seq, or the seq taken by another id.
-                        _ => return Err(PortError::Conflict),
+                        other => {
+                            tracing::debug!(id = %m.id, room = %m.room, seq = m.seq, stored_seq = other.map(|d| d.seq), "insert conflict");
+                            return Err(PortError::Conflict);
+                        }
                     }
                 }
                 Err(e) => return Err(unavailable(e)),

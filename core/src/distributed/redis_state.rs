@@ -80,6 +80,8 @@ impl RateLimiter for RedisRateLimiter {
     }
 }
 
+/// Nonces in Redis (`aurora:nonce:*`, 5 min TTL): shared by every gateway and kept
+/// across gateway restarts; keep Redis persistent (AOF) to keep them across its restarts.
 pub struct RedisNonces {
     conn: ConnectionManager,
 }

@@ -144,10 +144,16 @@ impl RateLimiter for MemoryRateLimiter {
 }
 
 /// Remembers nonces for [`NONCE_TTL`].
-#[derive(Default)]
 pub struct MemoryNonces {
     seen: DashMap<(String, String, String), (String, Instant)>,
     ops: AtomicU64,
+    started: Instant,
+}
+
+impl Default for MemoryNonces {
+    fn default() -> Self {
+        MemoryNonces { seen: DashMap::new(), ops: AtomicU64::new(0), started: Instant::now() }
+    }
 }
 
 #[async_trait]
@@ -172,6 +178,10 @@ impl NonceCache for MemoryNonces {
     async fn release(&self, user_id: &str, room: &str, nonce: &str) -> PortResult<()> {
         self.seen.remove(&(user_id.to_owned(), room.to_owned(), nonce.to_owned()));
         Ok(())
+    }
+
+    async fn cold(&self) -> bool {
+        self.started.elapsed() < NONCE_TTL
     }
 }
 

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::nonces::DurableNonces;
 use crate::pipeline::Pipeline;
 use crate::ports::{Backend, PortResult};
 
@@ -29,7 +30,7 @@ pub fn open(data_dir: &Path) -> PortResult<(Backend, FileStore, impl Future<Outp
         bus,
         presence: Arc::new(MemoryPresence::default()),
         limiter: Arc::new(MemoryRateLimiter::default()),
-        nonces: Arc::new(MemoryNonces::default()),
+        nonces: Arc::new(DurableNonces::new(Arc::new(MemoryNonces::default()), Arc::new(store.clone()))),
         readiness: Arc::new(store.clone()),
     };
     Ok((backend, store, pipeline_task))

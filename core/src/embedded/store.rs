@@ -13,6 +13,14 @@ const USER_IDS: TableDefinition<&str, &str> = TableDefinition::new("user_ids");
 const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
 const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Message id → (room, seq): an id is stored once.
+const MESSAGE_IDS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("message_ids");
+/// `room \0 user id \0 nonce` → (message id, ts): dedupe that survives a restart.
+const NONCES: TableDefinition<&str, (&str, i64)> = TableDefinition::new("nonces");
+
+fn nonce_key(room: &str, user_id: &str, nonce: &str) -> String {
+    format!("{room}\0{user_id}\0{nonce}")
+}
 
 fn db_err(e: impl Into<redb::Error>) -> PortError {
     PortError::Unavailable(format!("embedded store: {}", e.into()))
@@ -30,7 +38,11 @@ fn encode<T: serde::Serialize>(value: &T) -> PortResult<Vec<u8>> {
 #[derive(Clone)]
 pub struct FileStore {
     db: Arc<Database>,
+    inserts: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// Nonce entries older than the dedupe window are dropped every this many inserts.
+const PRUNE_NONCES_EVERY: u64 = 1024;
 
 impl FileStore {
     pub fn open(dir: &Path) -> PortResult<Self> {
@@ -44,9 +56,12 @@ impl FileStore {
             tx.open_table(ROOMS).map_err(db_err)?;
             tx.open_table(MESSAGES).map_err(db_err)?;
             tx.open_table(META).map_err(db_err)?;
+            tx.open_table(MESSAGE_IDS).map_err(db_err)?;
+            let mut nonces = tx.open_table(NONCES).map_err(db_err)?;
+            prune_nonces(&mut nonces)?;
         }
         tx.commit().map_err(db_err)?;
-        Ok(FileStore { db: Arc::new(db) })
+        Ok(FileStore { db: Arc::new(db), inserts: Arc::default() })
     }
 
     async fn blocking<T, F>(&self, f: F) -> PortResult<T>
@@ -177,6 +192,12 @@ impl RoomStore for FileStore {
     }
 }
 
+/// Drops nonce entries older than the dedupe window.
+fn prune_nonces(nonces: &mut redb::Table<&str, (&str, i64)>) -> PortResult<()> {
+    let oldest = crate::now_ms() - super::NONCE_TTL.as_millis() as i64;
+    nonces.retain(|_, (_, ts)| ts >= oldest).map_err(db_err)
+}
+
 #[async_trait]
 impl MessageStore for FileStore {
     async fn last_seq(&self, room: &str) -> PortResult<u64> {
@@ -193,20 +214,74 @@ impl MessageStore for FileStore {
         .await
     }
 
+    /// Stores a batch in one transaction. An id stored under another `(room, seq)`, or a
+    /// `(room, seq)` taken by another id, is a [`PortError::Conflict`] and nothing is stored.
     async fn insert(&self, batch: &[Message]) -> PortResult<()> {
-        let encoded: Vec<(String, u64, Vec<u8>)> =
-            batch.iter().map(|m| Ok((m.room.clone(), m.seq, encode(m)?))).collect::<PortResult<_>>()?;
+        let encoded: Vec<(Message, Vec<u8>)> =
+            batch.iter().map(|m| Ok((m.clone(), encode(m)?))).collect::<PortResult<_>>()?;
+        let prune = self.inserts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % PRUNE_NONCES_EVERY == 0;
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(db_err)?;
             {
                 let mut messages = tx.open_table(MESSAGES).map_err(db_err)?;
-                for (room, seq, bytes) in &encoded {
-                    if messages.get((room.as_str(), *seq)).map_err(db_err)?.is_none() {
-                        messages.insert((room.as_str(), *seq), bytes.as_slice()).map_err(db_err)?;
+                let mut ids = tx.open_table(MESSAGE_IDS).map_err(db_err)?;
+                let mut nonces = tx.open_table(NONCES).map_err(db_err)?;
+                for (m, bytes) in &encoded {
+                    let at = (m.room.as_str(), m.seq);
+                    if let Some(stored) = ids.get(m.id.as_str()).map_err(db_err)? {
+                        let (room, seq) = stored.value();
+                        if (room, seq) == at {
+                            continue;
+                        }
+                        return Err(PortError::Conflict);
                     }
+                    if messages.get(at).map_err(db_err)?.is_some() {
+                        return Err(PortError::Conflict);
+                    }
+                    messages.insert(at, bytes.as_slice()).map_err(db_err)?;
+                    ids.insert(m.id.as_str(), at).map_err(db_err)?;
+                    if let Some(nonce) = &m.nonce {
+                        let key = nonce_key(&m.room, &m.user.id, nonce);
+                        nonces.insert(key.as_str(), (m.id.as_str(), m.ts)).map_err(db_err)?;
+                    }
+                }
+                if prune {
+                    prune_nonces(&mut nonces)?;
                 }
             }
             tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn existing(&self, ids: &[String]) -> PortResult<std::collections::HashMap<String, Message>> {
+        let ids = ids.to_vec();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let messages = tx.open_table(MESSAGES).map_err(db_err)?;
+            let index = tx.open_table(MESSAGE_IDS).map_err(db_err)?;
+            let mut found = std::collections::HashMap::new();
+            for id in ids {
+                let Some(at) = index.get(id.as_str()).map_err(db_err)? else { continue };
+                if let Some(bytes) = messages.get(at.value()).map_err(db_err)? {
+                    found.insert(id, decode(bytes.value())?);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn id_by_nonce(&self, room: &str, user_id: &str, nonce: &str, since_ms: i64) -> PortResult<Option<String>> {
+        let key = nonce_key(room, user_id, nonce);
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let nonces = tx.open_table(NONCES).map_err(db_err)?;
+            let found = nonces.get(key.as_str()).map_err(db_err)?.map(|v| {
+                let (id, ts) = v.value();
+                (id.to_owned(), ts)
+            });
+            Ok(found.filter(|(_, ts)| *ts >= since_ms).map(|(id, _)| id))
         })
         .await
     }

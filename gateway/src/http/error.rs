@@ -69,13 +69,25 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON request body whose every failure is an [`ApiError`].
+/// A JSON object request body whose every failure is an [`ApiError`]: another
+/// `Content-Type` is 415 (so a cross-site form cannot post it without a preflight),
+/// anything but a JSON object is 400.
 pub struct JsonBody<T>(pub T);
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            let msg = "Content-Type must be application/json";
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", msg));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "request body too large")
@@ -83,7 +95,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::bad_request("cannot read request body")
             }
         })?;
-        serde_json::from_slice(&bytes)
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        serde_json::from_value(value)
             .map(JsonBody)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
@@ -97,7 +114,18 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        state.jwt.verify(token).map(AuthUser).map_err(|_| ApiError::unauthorized("invalid or expired token"))
+        let claims = state.jwt.verify(token).map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+        known_user(state, &claims).await?;
+        Ok(AuthUser(claims))
+    }
+}
+
+/// A correctly signed token of a user that does not exist (deleted, or another
+/// deployment's key) is refused everywhere the same way.
+pub async fn known_user(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    match state.backend.users.user_by_id(&claims.sub).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::unauthorized("unknown user")),
     }
 }
 

@@ -34,6 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::map_response(nosniff))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -44,6 +45,12 @@ async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: 
     if let Some(route) = route.filter(|r| r.starts_with("/api/")) {
         state.metrics.http_requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
     }
+    response
+}
+
+/// Every response: browsers must not guess another content type.
+async fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
     response
 }
 

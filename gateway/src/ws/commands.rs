@@ -166,18 +166,31 @@ impl Session {
         }
         let backend = self.state.backend.clone();
         let user_id = self.user.id.clone();
-        let id = new_message_id();
+        let mut id = new_message_id();
+        let limit = config.rate_limit.unwrap_or(self.state.config.rate_limit);
+        let mut retry = false;
         if let Some(n) = &nonce {
             match backend.nonces.claim(&user_id, &room, n, &id).await {
                 Ok(Claim::New) => {}
-                Ok(Claim::Existing(first)) => {
+                Ok(Claim::Stored(first)) => {
                     let ack = ServerFrame::Ack { reference: r, room: &room, id: &first, nonce: Some(n) };
                     return self.send(socket, ack.encode()).await;
+                }
+                // The first attempt may never have reached the log (its gateway died):
+                // append again under the same id; the fan-out tier stores an id once.
+                Ok(Claim::Existing(first)) => {
+                    id = first;
+                    retry = true;
                 }
                 Err(e) => return self.unavailable(socket, r, &room, e).await,
             }
         }
-        let limit = config.rate_limit.unwrap_or(self.state.config.rate_limit);
+        if retry {
+            let mut submission = self.submission(&room, &id, body, nonce.clone(), config.managed());
+            submission.retry = true;
+            self.await_accepted(r, room, id, nonce, submission, None);
+            return Ok(());
+        }
         let refused = match backend.limiter.acquire(&user_id, &room, limit).await {
             Ok(Decision::Allowed) => None,
             Ok(Decision::Limited { retry_after }) => Some(Ok(retry_after)),
@@ -202,15 +215,38 @@ impl Session {
                 Err(e) => self.unavailable(socket, r, &room, e).await,
             };
         }
-        let submission = Submission {
-            id: id.clone(),
-            room: room.clone(),
+        let submission = self.submission(&room, &id, body, nonce.clone(), config.managed());
+        self.await_accepted(r, room, id, nonce, submission, Some(limit));
+        Ok(())
+    }
+
+    fn submission(&self, room: &str, id: &str, body: String, nonce: Option<String>, managed: bool) -> Submission {
+        Submission {
+            id: id.to_owned(),
+            room: room.to_owned(),
             user: self.user.clone(),
             body,
             ts: aurora_core::now_ms(),
-            nonce: nonce.clone(),
-            managed: config.managed(),
-        };
+            nonce,
+            managed,
+            retry: false,
+        }
+    }
+
+    /// Appends to the log and queues the `ack` (or `unavailable`) for when it is durable.
+    /// `refund`: the rate-limit token taken for a first attempt, returned (with the nonce
+    /// claim) when the log refuses it; a retry took no token and keeps the claim.
+    fn await_accepted(
+        &mut self,
+        r: Option<&str>,
+        room: String,
+        id: String,
+        nonce: Option<String>,
+        submission: Submission,
+        refund: Option<aurora_core::ratelimit::RateLimit>,
+    ) {
+        let backend = self.state.backend.clone();
+        let user_id = self.user.id.clone();
         let accepted = backend.log.append(submission);
         let reference = r.map(str::to_owned);
         let state = self.state.clone();
@@ -231,10 +267,12 @@ impl Session {
                     }
                     Err(e) => {
                         tracing::warn!(room, error = %e, "message not accepted");
-                        if let Some(n) = &nonce {
-                            let _ = backend.nonces.release(&user_id, &room, n).await;
+                        if let Some(limit) = refund {
+                            if let Some(n) = &nonce {
+                                let _ = backend.nonces.release(&user_id, &room, n).await;
+                            }
+                            let _ = backend.limiter.refund(&user_id, &room, limit).await;
                         }
-                        let _ = backend.limiter.refund(&user_id, &room, limit).await;
                         state.metrics.errors.with_label_values(&["unavailable"]).inc();
                         ServerFrame::Error {
                             code: ErrorCode::Unavailable,
@@ -249,7 +287,6 @@ impl Session {
             }
             .boxed(),
         );
-        Ok(())
     }
 
     async fn typing(&mut self, socket: &mut WebSocket, r: Option<&str>, room: String) -> Step {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use aurora_core::protocol::MAX_FRAME_BYTES;
 
-use crate::http::error::{bearer, ApiError};
+use crate::http::error::{bearer, known_user, ApiError};
 use crate::state::AppState;
 
 /// tokio-tungstenite's default 128 KiB read buffer costs ~136 KiB per idle socket; 4 KiB ~9.5 KiB.
@@ -38,6 +38,9 @@ pub async fn upgrade(
         Ok(c) => c,
         Err(_) => return ApiError::unauthorized("invalid or expired token").into_response(),
     };
+    if let Err(e) = known_user(&state, &claims).await {
+        return e.into_response();
+    }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         let allowed = origin.to_str().is_ok_and(|o| state.config.allowed_origins.allows(o, host));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::harness::{register_at, unique, Client, Session, DEADLINE};
 
@@ -71,6 +71,15 @@ impl Proc {
             .stderr(Stdio::inherit());
         for (k, v) in extra {
             cmd.env(k, v);
+        }
+        // If the test process dies (a timeout kills it), its servers go with it instead of
+        // staying in the consumer group with old code.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
         }
         let mut child = cmd.spawn().expect("spawn");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
@@ -181,26 +190,7 @@ pub async fn room(base: &str, token: &str) -> String {
     name
 }
 
-/// Every stored message of a room, oldest first, paged over REST.
-pub async fn stored(base: &str, token: &str, room: &str) -> Vec<Value> {
-    let http = reqwest::Client::new();
-    let mut all = Vec::new();
-    let mut before: Option<u64> = None;
-    loop {
-        let url = match before {
-            Some(b) => format!("{base}/api/rooms/{room}/messages?limit=100&before={b}"),
-            None => format!("{base}/api/rooms/{room}/messages?limit=100"),
-        };
-        let v: Value = http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-        let page = v["messages"].as_array().unwrap().clone();
-        if page.is_empty() {
-            break;
-        }
-        before = page[0]["seq"].as_u64();
-        all.splice(0..0, page);
-    }
-    all
-}
+pub use crate::harness::stored;
 
 /// The common start of a single-gateway test: one consumer, one gateway, and a
 /// new user whose client has joined a new room.

@@ -149,3 +149,47 @@ async fn mongodb_restart_recovers_history_and_registration_without_loss() {
     assert_eq!(bodies, ["before", "during", "after"]);
     g.terminate().await;
 }
+
+/// A gateway killed with acks outstanding; the client moves to the other gateway and
+/// re-sends everything: each nonce is stored once and every ack names a stored message
+/// (a claim whose first attempt never reached Kafka is appended again, not just acked).
+#[tokio::test]
+async fn resent_nonces_are_stored_once_when_the_client_moves_to_another_gateway() {
+    use crate::harness::{assert_stored_once, burst, resend_all};
+    let _one_at_a_time = crate::cluster::exclusive().await;
+    let _c = Proc::consumer().await;
+    let env = [("AURORA_RATE_LIMIT", "1000/1s")];
+    let mut g1 = Proc::gateway(&env).await;
+    let g2 = Proc::gateway(&env).await;
+    let http = reqwest::Client::new();
+    let u = register_at(&http, &g1.base(), &unique("mv")).await;
+    let name = room(&g1.base(), &u.token).await;
+    let mut c = Client::connect(g1.addr, &u.token).await;
+    c.join(&name).await;
+    let nonces = burst(&mut c, &name, &unique("n"), 300).await;
+    let mut acks = 0;
+    while acks < 20 {
+        if c.recv().await["type"] == "ack" {
+            acks += 1;
+        }
+    }
+    g1.kill9().await;
+    drop(c);
+
+    let mut c = Client::connect(g2.addr, &u.token).await;
+    c.join(&name).await;
+    let acked = resend_all(&mut c, &name, &nonces).await;
+    let (base, token) = (g2.base(), u.token.clone());
+    let newest = format!("{base}/api/rooms/{name}/messages?limit=1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Value = http.get(&newest).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let last = v["messages"][0]["seq"].as_u64().unwrap_or(0);
+        if last >= acked.len() as u64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} of {} acked messages stored", last, acked.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_stored_once(&stored(&base, &token, &name).await, &acked);
+}

@@ -54,7 +54,14 @@ async fn registration_input_is_validated() {
         assert!(!e["error"]["message"].as_str().unwrap().is_empty());
     }
     // Not JSON, missing fields, wrong types.
-    let r = s.http.post(s.url("/api/auth/register")).body("{nope").send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url("/api/auth/register"))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "bad_request");
@@ -153,5 +160,52 @@ async fn probes_metrics_and_web_client() {
     assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
     let r = s.http.get(s.url("/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn json_endpoints_take_only_a_json_object_with_a_json_content_type() {
+    let s = Server::start().await;
+    let body = r#"{"username":"formpost","password":"correct horse battery"}"#;
+    for path in ["/api/auth/register", "/api/auth/login"] {
+        for ct in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data")] {
+            let mut req = s.http.post(s.url(path)).body(body);
+            if let Some(ct) = ct {
+                req = req.header("content-type", ct);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 415, "{path} with {ct:?}");
+            let v: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "unsupported_media_type");
+        }
+    }
+    let r = s
+        .http
+        .post(s.url("/api/auth/register"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(r#"["arrayname","correct horse battery"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an array is not an object");
+    let (status, _) =
+        s.post("/api/auth/login", None, json!({"username":"arrayname","password":"correct horse battery"})).await;
+    assert_eq!(status, 401, "no user was registered from the array");
+    let (status, _) =
+        s.post("/api/auth/register", None, json!({"username":"formpost","password":"correct horse battery"})).await;
+    assert_eq!(status, 201, "a JSON object with application/json works");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_response_carries_nosniff_and_the_page_a_strict_csp() {
+    let s = Server::start().await;
+    for path in ["/", "/app.js", "/style.css", "/healthz", "/api/me", "/nowhere", "/metrics"] {
+        let r = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.headers().get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{path}");
+    }
+    let r = s.http.get(s.url("/")).send().await.unwrap();
+    let csp = r.headers().get("content-security-policy").expect("CSP").to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
     s.stop().await;
 }

@@ -8,4 +8,5 @@ mod http_api;
 mod lifecycle;
 mod outage;
 mod presence;
+mod resend;
 mod tokens;

@@ -130,3 +130,19 @@ async fn auth_refreshes_the_token_and_expiry_closes_4001() {
     assert_eq!(refreshed.ended().await, close_code(4001), "and expires with its new token");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_signed_token_of_a_user_that_does_not_exist_is_refused_everywhere() {
+    let s = Server::start_with(|c| c.jwt_secret = Some(SECRET.into())).await;
+    let ghost = json!({"sub": "no-such-user", "name": "ghost", "iat": now(), "exp": now() + 600, "iss": "aurora", "aud": "aurora"});
+    let token = sign(ghost, SECRET, Algorithm::HS256);
+    let (status, body) = upgrade_status(&s, &token, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "/ws");
+    for path in ["/api/me", "/api/rooms", "/api/rooms/general/messages"] {
+        let (status, body) = s.get(path, &token).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{path}");
+    }
+    let (status, _) = s.post("/api/rooms", Some(&token), json!({"name": "ghost-room"})).await;
+    assert_eq!(status, 401, "POST /api/rooms");
+    s.stop().await;
+}
