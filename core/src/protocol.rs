@@ -182,6 +182,8 @@ impl ErrorCode {
 /// WebSocket close codes of SPEC §5.
 pub mod close {
     pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const INVALID_PAYLOAD: u16 = 1007;
     pub const TOO_BIG: u16 = 1009;
     pub const TOKEN_EXPIRED: u16 = 4001;
     pub const POLICY: u16 = 4008;

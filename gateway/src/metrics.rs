@@ -14,6 +14,8 @@ pub struct Metrics {
     pub ack_seconds: Histogram,
     pub outbound_overflows: IntCounter,
     pub http_requests: IntCounterVec,
+    /// Connections closed for breaking RFC 6455, by `reason`.
+    pub protocol_errors: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -69,6 +71,13 @@ impl Metrics {
             outbound_overflows: register(
                 &r,
                 IntCounter::new("aurora_ws_outbound_overflows_total", "Connections whose outbound queue overflowed")?,
+            ),
+            protocol_errors: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("aurora_ws_protocol_errors_total", "Connections closed for breaking the WebSocket protocol"),
+                    &["reason"],
+                )?,
             ),
             http_requests: register(
                 &r,

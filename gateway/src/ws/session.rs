@@ -94,7 +94,8 @@ pub async fn run(state: Arc<AppState>, mut socket: WebSocket, claims: Claims) {
     let reason = match &end {
         End::Close(code, _) if *code == close::GOING_AWAY => "shutdown",
         End::Close(code, _) if *code == close::POLICY => "policy",
-        End::Close(_, _) => "too_big",
+        End::Close(code, _) if *code == close::TOO_BIG => "too_big",
+        End::Close(_, _) => "protocol_error",
         End::Expired => "token_expired",
         End::Drop(why) => why,
         End::Gone => "client",
@@ -158,7 +159,7 @@ impl Session {
                 }
                 incoming = socket.next(), if self.pending.len() < MAX_PENDING_ACKS => match incoming {
                     None => return End::Gone,
-                    Some(Err(e)) => return too_big(e).unwrap_or(End::Gone),
+                    Some(Err(e)) => return self.read_error(e),
                     Some(Ok(Message::Text(text))) => {
                         if let Err(end) = self.on_text(socket, text.as_str()).await {
                             return end;
@@ -398,14 +399,38 @@ impl Session {
     }
 }
 
-/// A frame over 64 KiB closes with 1009.
-fn too_big(e: axum::Error) -> Option<End> {
-    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-    let inner = e.into_inner();
-    match inner.downcast_ref::<Error>() {
-        Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => {
-            Some(End::Close(close::TOO_BIG, "frame too large"))
-        }
-        _ => None,
+impl Session {
+    /// RFC 6455: a frame over 64 KiB closes with 1009, invalid UTF-8 in a text message
+    /// with 1007 (§8.1), any other protocol violation with 1002 (§7.4.1); each is logged
+    /// at debug and counted. Anything else (reset, EOF) is the client going away.
+    fn read_error(&self, e: axum::Error) -> End {
+        use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+        let inner = e.into_inner();
+        let (end, reason) = match inner.downcast_ref::<Error>() {
+            Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => {
+                (End::Close(close::TOO_BIG, "frame too large"), "too_big")
+            }
+            Some(Error::Utf8(_)) => (End::Close(close::INVALID_PAYLOAD, "invalid UTF-8"), "invalid_utf8"),
+            Some(Error::Protocol(p)) => (End::Close(close::PROTOCOL_ERROR, "protocol violation"), protocol_reason(p)),
+            _ => return End::Gone,
+        };
+        tracing::debug!(conn = self.conn, reason, error = %inner, "closing a connection that broke the protocol");
+        self.state.metrics.protocol_errors.with_label_values(&[reason]).inc();
+        end
+    }
+}
+
+/// A bounded label for a protocol violation.
+fn protocol_reason(p: &tokio_tungstenite::tungstenite::error::ProtocolError) -> &'static str {
+    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+    match p {
+        P::UnmaskedFrameFromClient => "unmasked_frame",
+        P::NonZeroReservedBits => "reserved_bits",
+        P::UnknownControlFrameType(_) | P::UnknownDataFrameType(_) | P::InvalidOpcode(_) => "unknown_opcode",
+        P::UnexpectedContinueFrame | P::ExpectedFragment(_) => "bad_fragmentation",
+        P::FragmentedControlFrame => "fragmented_control_frame",
+        P::ControlFrameTooBig => "control_frame_too_big",
+        P::InvalidCloseSequence => "invalid_close",
+        _ => "other",
     }
 }

@@ -9,4 +9,5 @@ mod lifecycle;
 mod outage;
 mod presence;
 mod resend;
+mod rfc6455;
 mod tokens;
