@@ -106,6 +106,12 @@ pub struct Config {
     /// Per user per room token bucket, `messages/period`.
     #[arg(long, env = "AURORA_RATE_LIMIT", default_value = "10/10s", value_parser = rate)]
     pub rate_limit: RateLimit,
+    /// Per connection per room: `typing` frames beyond this are dropped silently.
+    #[arg(long, env = "AURORA_TYPING_RATE", default_value = "1/2s", value_parser = rate)]
+    pub typing_rate: RateLimit,
+    /// Per connection per room: `join`s beyond this (each may broadcast presence) get `rate_limited`.
+    #[arg(long, env = "AURORA_JOIN_RATE", default_value = "10/10s", value_parser = rate)]
+    pub join_rate: RateLimit,
     /// Messages delivered on join (K).
     #[arg(long, env = "AURORA_HISTORY_SIZE", default_value = "50", value_parser = positive("AURORA_HISTORY_SIZE"))]
     pub history_size: usize,

@@ -10,7 +10,7 @@ use aurora_core::ports::{Claim, PortError, RoomEvent};
 use aurora_core::protocol::{decode, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES};
 use aurora_core::ratelimit::Decision;
 
-use super::session::{End, JoinedRoom, Session};
+use super::session::{End, JoinedRoom, Session, Throttle};
 
 type Step = Result<(), End>;
 
@@ -62,6 +62,17 @@ impl Session {
         };
         if !config.admits(&self.user.name) {
             return self.error(socket, ErrorCode::Forbidden, "this room is private", r, Some(&room)).await;
+        }
+        if let Err(retry_after) = self.throttle(Throttle::Join, &room) {
+            let frame = ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                message: "joining too often; wait before joining again",
+                reference: r,
+                room: Some(&room),
+                retry_after_ms: Some(retry_after.as_millis().max(1) as u64),
+            };
+            self.state.metrics.errors.with_label_values(&["rate_limited"]).inc();
+            return self.send(socket, frame.encode()).await;
         }
         let already = self.rooms.contains_key(room.as_str());
         if !already && self.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
@@ -292,6 +303,9 @@ impl Session {
     async fn typing(&mut self, socket: &mut WebSocket, r: Option<&str>, room: String) -> Step {
         if !self.rooms.contains_key(room.as_str()) {
             return self.not_joined(socket, r, &room).await;
+        }
+        if self.throttle(Throttle::Typing, &room).is_err() {
+            return Ok(());
         }
         let frame = ServerFrame::Typing { room: &room, user: &self.user }.encode();
         let event = RoomEvent { seq: None, skip_user: Some(self.user.id.clone()), frame: frame.into() };

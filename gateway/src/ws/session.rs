@@ -60,7 +60,16 @@ pub(super) struct Session {
     pub handle: ConnHandle,
     pub pending: FuturesUnordered<Pending>,
     pub token_reset: bool,
+    started: std::time::Instant,
     bad_frames: VecDeque<Instant>,
+    /// Typing and join throttles per room (each join/leave may broadcast presence).
+    pub throttles: HashMap<(Arc<str>, Throttle), aurora_core::ratelimit::Bucket>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Throttle {
+    Typing,
+    Join,
 }
 
 fn unix_now() -> u64 {
@@ -82,7 +91,9 @@ pub async fn run(state: Arc<AppState>, mut socket: WebSocket, claims: Claims) {
         handle: ConnHandle { tx, overflow: overflow.clone() },
         pending: FuturesUnordered::new(),
         token_reset: false,
+        started: std::time::Instant::now(),
         bad_frames: VecDeque::new(),
+        throttles: HashMap::new(),
         state,
     };
     let metrics = &session.state.metrics;
@@ -400,6 +411,26 @@ impl Session {
 }
 
 impl Session {
+    /// Takes a token from this connection's `kind` bucket for `room`; `Err` carries how
+    /// long until the next one. Buckets of rooms not joined are dropped when many pile up.
+    pub(super) fn throttle(&mut self, kind: Throttle, room: &str) -> Result<(), Duration> {
+        use aurora_core::ratelimit::{Bucket, Decision};
+        let limit = match kind {
+            Throttle::Typing => self.state.config.typing_rate,
+            Throttle::Join => self.state.config.join_rate,
+        };
+        let now = self.started.elapsed().as_secs_f64() * 1000.0;
+        if self.throttles.len() > 4 * aurora_core::protocol::MAX_ROOMS_PER_CONNECTION {
+            let joined = &self.rooms;
+            self.throttles.retain(|(r, _), _| joined.contains_key(r));
+        }
+        let bucket = self.throttles.entry((room.into(), kind)).or_insert_with(|| Bucket::full(limit, now));
+        match bucket.take(limit, now) {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after } => Err(retry_after),
+        }
+    }
+
     /// RFC 6455: a frame over 64 KiB closes with 1009, invalid UTF-8 in a text message
     /// with 1007 (§8.1), any other protocol violation with 1002 (§7.4.1); each is logged
     /// at debug and counted. Anything else (reset, EOF) is the client going away.

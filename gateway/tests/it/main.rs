@@ -10,4 +10,5 @@ mod outage;
 mod presence;
 mod resend;
 mod rfc6455;
+mod throttles;
 mod tokens;
