@@ -75,10 +75,18 @@ function showAuth(message) {
 
 async function loadRooms() {
   try {
-    const data = await api("GET", "/api/rooms");
-    state.rooms = new Map(data.rooms.map((r) => [r.name, r]));
+    // The list comes a page at a time; follow `next` (bounded, in case of a huge server).
+    const rooms = [];
+    let after = "";
+    for (let page = 0; page < 20; page++) {
+      const data = await api("GET", "/api/rooms?limit=500" + (after ? "&after=" + encodeURIComponent(after) : ""));
+      rooms.push(...data.rooms);
+      if (!data.next) break;
+      after = data.next;
+    }
+    state.rooms = new Map(rooms.map((r) => [r.name, r]));
     renderRooms();
-    if (!state.current && data.rooms.length) selectRoom(data.rooms[0].name);
+    if (!state.current && rooms.length) selectRoom(rooms[0].name);
   } catch (e) {
     if (e.status === 401) showAuth("Your session ended; please log in again.");
   }

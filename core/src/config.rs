@@ -112,6 +112,22 @@ pub struct Config {
     /// Per connection per room: `join`s beyond this (each may broadcast presence) get `rate_limited`.
     #[arg(long, env = "AURORA_JOIN_RATE", default_value = "10/10s", value_parser = rate)]
     pub join_rate: RateLimit,
+    /// Login attempts per source address.
+    #[arg(long, env = "AURORA_LOGIN_RATE", default_value = "30/1m", value_parser = rate)]
+    pub login_rate: RateLimit,
+    /// Failed logins per account per source address (a correct password takes no token),
+    /// so a guesser is slowed without locking the owner out from elsewhere.
+    #[arg(long, env = "AURORA_LOGIN_FAILURE_RATE", default_value = "5/1m", value_parser = rate)]
+    pub login_failure_rate: RateLimit,
+    /// Registrations per source address.
+    #[arg(long, env = "AURORA_REGISTER_RATE", default_value = "10/1m", value_parser = rate)]
+    pub register_rate: RateLimit,
+    /// `POST /api/rooms` per user.
+    #[arg(long, env = "AURORA_ROOM_CREATE_RATE", default_value = "10/1m", value_parser = rate)]
+    pub room_create_rate: RateLimit,
+    /// Rooms one user may create in all.
+    #[arg(long, env = "AURORA_MAX_ROOMS_PER_USER", default_value = "100", value_parser = positive("AURORA_MAX_ROOMS_PER_USER"))]
+    pub max_rooms_per_user: usize,
     /// Messages delivered on join (K).
     #[arg(long, env = "AURORA_HISTORY_SIZE", default_value = "50", value_parser = positive("AURORA_HISTORY_SIZE"))]
     pub history_size: usize,
@@ -221,6 +237,9 @@ impl Config {
     pub fn for_tests(data_dir: PathBuf) -> Self {
         let mut c = Config::parse_from(["aurora-gateway", "--listen", "127.0.0.1:0"]);
         c.data_dir = data_dir;
+        // Tests register and log in many users from one address; abuse tests set these back.
+        let plenty = RateLimit { messages: 100_000, period: std::time::Duration::from_secs(1) };
+        (c.login_rate, c.login_failure_rate, c.register_rate, c.room_create_rate) = (plenty, plenty, plenty, plenty);
         c
     }
 }

@@ -66,6 +66,9 @@ pub struct Room {
     pub max_message_bytes: Option<usize>,
     #[serde(default)]
     pub created_at: i64,
+    /// The id of the user who created it through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
     /// The ChatRoom that manages the room (`namespace/name`), for operator rooms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -83,6 +86,7 @@ impl Room {
             rate_limit: None,
             max_message_bytes: None,
             created_at: crate::now_ms(),
+            created_by: None,
             owner: None,
         }
     }

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// Connections closed for breaking RFC 6455, by `reason`.
     pub protocol_errors: IntCounterVec,
+    /// REST requests refused with 429, by `scope`.
+    pub http_throttled: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -72,10 +74,20 @@ impl Metrics {
                 &r,
                 IntCounter::new("aurora_ws_outbound_overflows_total", "Connections whose outbound queue overflowed")?,
             ),
+            http_throttled: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("aurora_http_throttled_total", "REST requests refused with 429, by throttle"),
+                    &["scope"],
+                )?,
+            ),
             protocol_errors: register(
                 &r,
                 IntCounterVec::new(
-                    Opts::new("aurora_ws_protocol_errors_total", "Connections closed for breaking the WebSocket protocol"),
+                    Opts::new(
+                        "aurora_ws_protocol_errors_total",
+                        "Connections closed for breaking the WebSocket protocol",
+                    ),
                     &["reason"],
                 )?,
             ),

@@ -54,6 +54,7 @@ pub fn desired_room(room: &ChatRoom, owner: &str) -> Result<Room> {
         rate_limit,
         max_message_bytes: spec.max_message_bytes.map(|b| b.clamp(1, 65536) as usize),
         created_at: aurora_core::now_ms(),
+        created_by: None,
         owner: Some(owner.to_owned()),
     })
 }

@@ -1,12 +1,13 @@
 //! REST handlers (SPEC §4).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aurora_core::auth::{hash_password, verify_password};
@@ -15,6 +16,7 @@ use aurora_core::ports::PortError;
 use aurora_core::protocol::{DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
 use aurora_core::validate;
 
+use super::abuse;
 use super::error::{ApiError, AuthUser, JsonBody};
 use crate::state::AppState;
 
@@ -32,8 +34,11 @@ fn session_body(state: &AppState, user: &UserRecord) -> Result<Value, ApiError> 
 
 pub async fn register(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(c): JsonBody<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let address = peer.ip().to_string();
+    abuse::take(&state, "register", &address, state.config.register_rate, "registrations from this address").await?;
     validate::username(&c.username).map_err(ApiError::bad_request)?;
     validate::password(&c.password).map_err(ApiError::bad_request)?;
     if state.backend.users.user_by_name(&c.username).await?.is_some() {
@@ -62,8 +67,15 @@ pub async fn register(
 
 pub async fn login(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(c): JsonBody<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let address = peer.ip().to_string();
+    abuse::take(&state, "login", &address, state.config.login_rate, "login attempts from this address").await?;
+    // Failures per account and address: a guesser slows down, the owner elsewhere does not.
+    let account = format!("{}@{address}", c.username.to_lowercase());
+    let failures = state.config.login_failure_rate;
+    abuse::take(&state, "login-failures", &account, failures, "failed logins for this account").await?;
     let found = if validate::username(&c.username).is_ok() {
         state.backend.users.user_by_name(&c.username).await?
     } else {
@@ -76,7 +88,10 @@ pub async fn login(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     match found {
-        Some(user) if ok => Ok(Json(session_body(&state, &user)?)),
+        Some(user) if ok => {
+            abuse::give_back(&state, "login-failures", &account, failures).await;
+            Ok(Json(session_body(&state, &user)?))
+        }
         _ => Err(ApiError::unauthorized("wrong username or password")),
     }
 }
@@ -92,18 +107,29 @@ async fn room_json(state: &AppState, room: &Room) -> Result<Value, ApiError> {
     Ok(json!({ "name": room.name, "title": room.title, "online": online, "managed": room.managed() }))
 }
 
+/// One page of rooms.
+const DEFAULT_ROOM_PAGE: usize = 100;
+const MAX_ROOM_PAGE: usize = 500;
+
+/// `GET /api/rooms?limit=N&after=NAME`: rooms the caller may join, by name, a page at a
+/// time; `next` is the `after` of the next page (`null` on the last).
 pub async fn list_rooms(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let limit = query_u64(&q, "limit")?.map_or(DEFAULT_ROOM_PAGE, |l| (l as usize).clamp(1, MAX_ROOM_PAGE));
+    let after = q.get("after").map(String::as_str).unwrap_or("");
     let mut rooms = state.backend.rooms.rooms().await?;
-    rooms.retain(|r| r.admits(&claims.name));
+    rooms.retain(|r| r.admits(&claims.name) && r.name.as_str() > after);
     rooms.sort_by(|a, b| a.name.cmp(&b.name));
+    let next = (rooms.len() > limit).then(|| rooms[limit - 1].name.clone());
+    rooms.truncate(limit);
     let mut out = Vec::with_capacity(rooms.len());
     for room in &rooms {
         out.push(room_json(&state, room).await?);
     }
-    Ok(Json(json!({ "rooms": out })))
+    Ok(Json(json!({ "rooms": out, "next": next })))
 }
 
 #[derive(Deserialize)]
@@ -121,7 +147,16 @@ pub async fn create_room(
     if body.title.as_ref().is_some_and(|t| t.chars().count() > validate::MAX_TITLE_CHARS) {
         return Err(ApiError::bad_request("title must be at most 200 characters"));
     }
-    let room = Room::new_api(&body.name, body.title.as_deref().map(str::trim));
+    let what = "rooms created; wait before creating another";
+    abuse::take(&state, "room-create", &claims.sub, state.config.room_create_rate, what).await?;
+    let max = state.config.max_rooms_per_user;
+    let mine =
+        state.backend.rooms.rooms().await?.iter().filter(|r| r.created_by.as_deref() == Some(&claims.sub)).count();
+    if mine >= max {
+        return Err(ApiError::forbidden(format!("you have created {max} rooms, the most one user may")));
+    }
+    let mut room = Room::new_api(&body.name, body.title.as_deref().map(str::trim));
+    room.created_by = Some(claims.sub.clone());
     match state.backend.rooms.create_room(room.clone()).await {
         Ok(()) => {}
         Err(PortError::Conflict) => return Err(ApiError::conflict("room exists")),

@@ -1,5 +1,6 @@
 //! HTTP routes: REST API, probes, metrics, web client and the `/ws` upgrade.
 
+mod abuse;
 pub mod api;
 pub mod error;
 mod web;

@@ -18,6 +18,14 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// Tests register and log in many users from 127.0.0.1: lift the abuse throttles.
+pub const TEST_LIMITS: [(&str, &str); 4] = [
+    ("AURORA_LOGIN_RATE", "100000/1s"),
+    ("AURORA_LOGIN_FAILURE_RATE", "100000/1s"),
+    ("AURORA_REGISTER_RATE", "100000/1s"),
+    ("AURORA_ROOM_CREATE_RATE", "100000/1s"),
+];
+
 pub const SECRET: &str = "distributed-tests-secret-0123456789abcdef";
 
 /// The services' env; tests fail with a clear message when it is missing.
@@ -95,6 +103,9 @@ impl Proc {
     pub async fn gateway(extra: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurora-gateway"));
         cmd.env("AURORA_MODE", "distributed").env("AURORA_LISTEN", "127.0.0.1:0");
+        for (k, v) in TEST_LIMITS {
+            cmd.env(k, v);
+        }
         Proc::spawn(cmd, extra).await
     }
 

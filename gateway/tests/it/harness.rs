@@ -276,6 +276,8 @@ impl Binary {
     pub async fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Binary {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora-gateway"));
         cmd.env("AURORA_LISTEN", "127.0.0.1:0")
+            .env("AURORA_REGISTER_RATE", "100000/1s")
+            .env("AURORA_LOGIN_RATE", "100000/1s")
             .env("AURORA_DATA_DIR", data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

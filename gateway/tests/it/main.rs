@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod abuse;
 mod chat;
 mod errors;
 mod http_api;
