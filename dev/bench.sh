@@ -36,7 +36,7 @@ start() { # name, binary, env...
 case "$mode" in
   embedded)
     start gateway "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 AURORA_DATA_DIR="$work/data" AURORA_RATE_LIMIT=1000000/1s \
-      AURORA_REGISTER_RATE=1000000/1s AURORA_LOGIN_RATE=1000000/1s
+      AURORA_REGISTER_RATE=1000000/1s AURORA_LOGIN_RATE=1000000/1s AURORA_MAX_CONNECTIONS_PER_ADDRESS=1000000
     echo "embedded gateway $addr (pid $pid)"
     "$bin/examples/loadgen" latency "$addr" "$MESSAGES"
     "$bin/examples/loadgen" idle "$addr" "$pid" "$CONNS"
@@ -44,7 +44,7 @@ case "$mode" in
   distributed)
     eval "$(dev/services.sh up)"
     common=(AURORA_MODE=distributed AURORA_JWT_SECRET=benchmark-secret-benchmark-secret-0123 AURORA_RATE_LIMIT=1000000/1s
-      AURORA_REGISTER_RATE=1000000/1s AURORA_LOGIN_RATE=1000000/1s)
+      AURORA_REGISTER_RATE=1000000/1s AURORA_LOGIN_RATE=1000000/1s AURORA_MAX_CONNECTIONS_PER_ADDRESS=1000000)
     start consumer "$bin/aurora-consumer" AURORA_CONSUMER_LISTEN=127.0.0.1:0 "${common[@]}"
     start gateway1 "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 "${common[@]}"
     g1="$addr"

@@ -112,6 +112,19 @@ pub struct Config {
     /// Per connection per room: `join`s beyond this (each may broadcast presence) get `rate_limited`.
     #[arg(long, env = "AURORA_JOIN_RATE", default_value = "10/10s", value_parser = rate)]
     pub join_rate: RateLimit,
+    /// A connection must send a request's headers within this (also the idle keep-alive limit).
+    #[arg(long, env = "AURORA_HEADER_TIMEOUT", default_value = "10s", value_parser = duration("AURORA_HEADER_TIMEOUT"))]
+    pub header_timeout: Duration,
+    /// A REST request (reading its body included) must finish within this, else 408.
+    #[arg(long, env = "AURORA_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration("AURORA_REQUEST_TIMEOUT"))]
+    pub request_timeout: Duration,
+    /// Open connections (HTTP and WebSocket) per source address; more get 429 and a close.
+    #[arg(long, env = "AURORA_MAX_CONNECTIONS_PER_ADDRESS", default_value = "1000", value_parser = positive("AURORA_MAX_CONNECTIONS_PER_ADDRESS"))]
+    pub max_connections_per_address: usize,
+    /// File descriptors kept for probes: within this of the open-file limit, new
+    /// connections only get `/healthz` and `/readyz`, with a 1 s header timeout.
+    #[arg(long, env = "AURORA_FD_RESERVE", default_value = "64")]
+    pub fd_reserve: usize,
     /// Login attempts per source address.
     #[arg(long, env = "AURORA_LOGIN_RATE", default_value = "30/1m", value_parser = rate)]
     pub login_rate: RateLimit,

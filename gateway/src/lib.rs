@@ -5,11 +5,11 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod rooms;
+pub mod server;
 pub mod state;
 pub mod ws;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -85,17 +85,14 @@ pub async fn serve_wired(
         daemons.push(tokio::spawn(rooms::watch(state.rooms.clone(), control, refresh, shutdown.clone())));
     }
     let app = http::router(state.clone());
-
-    // Small frames must not wait for Nagle + delayed ACK (~40 ms stalls).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("HTTP server failed")?;
+    let scarce = http::probes_only(state.clone());
+    let limits = server::Limits {
+        header_timeout: state.config.header_timeout,
+        per_address: state.config.max_connections_per_address,
+        fd_reserve: state.config.fd_reserve,
+    };
+    let refused = state.metrics.connections_refused.clone();
+    server::serve(listener, app, scarce, limits, shutdown.clone(), refused, timeout).await;
 
     state.sessions.close();
     if tokio::time::timeout(timeout, state.sessions.wait()).await.is_err() {

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub protocol_errors: IntCounterVec,
     /// REST requests refused with 429, by `scope`.
     pub http_throttled: IntCounterVec,
+    /// Connections refused (`per_address`) or served probes only (`file_reserve`).
+    pub connections_refused: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -73,6 +75,13 @@ impl Metrics {
             outbound_overflows: register(
                 &r,
                 IntCounter::new("aurora_ws_outbound_overflows_total", "Connections whose outbound queue overflowed")?,
+            ),
+            connections_refused: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("aurora_http_connections_refused_total", "Connections refused or limited, by reason"),
+                    &["reason"],
+                )?,
             ),
             http_throttled: register(
                 &r,

@@ -34,10 +34,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(middleware::map_response(nosniff))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// What a connection gets while file descriptors run short: the probes, nothing else.
+pub fn probes_only(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async {
+            error::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the server is at capacity; try again")
+        })
+        .layer(middleware::map_response(nosniff))
+        .with_state(state)
+}
+
+/// A request (its body included) that takes longer than `AURORA_REQUEST_TIMEOUT` gets 408.
+async fn request_timeout(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => error::ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request took too long").into_response(),
+    }
 }
 
 async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {

@@ -274,6 +274,11 @@ pub struct Binary {
 
 impl Binary {
     pub async fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Binary {
+        Self::start_limited(data_dir, extra_env, None).await
+    }
+
+    /// Like [`Binary::start`], with the open-file limit set to `files`.
+    pub async fn start_limited(data_dir: &Path, extra_env: &[(&str, &str)], files: Option<u64>) -> Binary {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora-gateway"));
         cmd.env("AURORA_LISTEN", "127.0.0.1:0")
             .env("AURORA_REGISTER_RATE", "100000/1s")
@@ -285,6 +290,19 @@ impl Binary {
             .kill_on_drop(true);
         for (k, v) in extra_env {
             cmd.env(k, v);
+        }
+        if let Some(files) = files {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit { rlim_cur: files, rlim_max: files };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let mut child = cmd.spawn().expect("spawn gateway binary");
         let stdout = child.stdout.take().expect("stdout");

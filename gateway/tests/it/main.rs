@@ -7,6 +7,7 @@ mod chat;
 mod errors;
 mod http_api;
 mod lifecycle;
+mod limits;
 mod outage;
 mod presence;
 mod resend;
