@@ -2,6 +2,7 @@
 # AuroraChat entry point.
 #   ./run.sh            build (release) and start the embedded gateway on AURORA_LISTEN (127.0.0.1:8080)
 #   ./run.sh test       install what the tests need, then run every test
+#   ./run.sh test faults   the replicated-Kafka fault tests (three brokers; CI runs both)
 #   ./run.sh stack      Kafka + Redis + FerretDB on loopback, 2 gateways (8080, 8081), 1 consumer
 #   ./run.sh services up|down|status   only the services; prints the AURORA_* env
 #   ./run.sh cluster up|down|status    a real Kubernetes control plane on 127.0.0.1 with the ChatRoom CRD
@@ -12,7 +13,7 @@ cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
 
 usage() {
-  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd="${1:-run}"

@@ -3,7 +3,9 @@
 # registries and cached under ~/.cache/aurora/:
 #   Apache Kafka 4.x (KRaft) from Maven Central, Redis from Debian, FerretDB 1.24 (SQLite
 #   backend, MongoDB wire protocol) built through the Go module proxy.
-# Usage: dev/services.sh up|down|status|reset [kafka|redis|mongodb ...]
+# Usage: dev/services.sh up|down|status|reset [kafka|kafka3|redis|mongodb ...]
+#        kafka3: three replicated brokers instead of one (RF 3, min.insync.replicas 2)
+#        kill kafka3 N: kill -9 broker N of the three (fault tests)
 #        reset: stop, delete the data of the services this script runs, start again
 #        (prints the AURORA_* env on `up` and `status`; no names means all three)
 # A variable that already points at a running server (AURORA_REDIS_URL,
@@ -96,6 +98,62 @@ PROPS
   log "kafka: started on $KAFKA_PORT"
 }
 
+# ---------- Kafka, three brokers (replicated; for the fault tests) ----------
+# KRaft, every node broker + controller, RF 3, min.insync.replicas 2, on
+# 127.0.0.1:$KAFKA3_PORT, +2, +4 (controllers on the odd ports above each).
+KAFKA3_PORT="${AURORA_KAFKA3_PORT:-19192}"
+kafka3_node_port() { echo $((KAFKA3_PORT + 2 * ($1 - 1))); }
+kafka3_brokers() { echo "127.0.0.1:$(kafka3_node_port 1),127.0.0.1:$(kafka3_node_port 2),127.0.0.1:$(kafka3_node_port 3)"; }
+
+kafka3_up() {
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  local libs; libs="$(kafka_libs)"
+  local base="$RUN/kafka3" voters="" i
+  mkdir -p "$base"
+  for i in 1 2 3; do voters+="$i@127.0.0.1:$(( $(kafka3_node_port $i) + 1 )),"; done
+  voters="${voters%,}"
+  [ -s "$base/cluster.id" ] || java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1 > "$base/cluster.id"
+  for i in 1 2 3; do
+    running "kafka3-$i" && continue
+    local port; port="$(kafka3_node_port "$i")"
+    local dir="$base/n$i"
+    mkdir -p "$dir"
+    cat > "$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$((port + 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=3
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
+unclean.leader.election.enable=false
+PROPS
+    if [ ! -f "$dir/data/meta.properties" ]; then
+      java -cp "$libs/*" kafka.tools.StorageTool format -t "$(cat "$base/cluster.id")" -c "$dir/server.properties" \
+        >"$dir/format.log" 2>&1
+    fi
+    nohup java -Xms192m -Xmx512m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+      -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 &
+    echo $! > "$RUN/kafka3-$i.pid"
+  done
+  for i in 1 2 3; do wait_until 120 "kafka3 node $i" port_open 127.0.0.1 "$(kafka3_node_port "$i")"; done
+  log "kafka3: three brokers on $(kafka3_brokers)"
+}
+
 # ---------- FerretDB (MongoDB wire protocol) ----------
 ferretdb_bin() {
   local bin="$CACHE/bin/ferretdb-1.24.2"
@@ -127,6 +185,7 @@ print_env() {
   echo "export AURORA_KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
   echo "export AURORA_REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
   echo "export AURORA_MONGODB_URI=${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT}"
+  if [ -n "${KAFKA_REPLICATION:-}" ]; then echo "export AURORA_KAFKA_REPLICATION=$KAFKA_REPLICATION"; fi
 }
 
 cmd="${1:-status}"
@@ -136,14 +195,26 @@ names=("$@")
 case "$cmd" in
   up)
     for n in "${names[@]}"; do
-      case "$n" in redis) redis_up ;; mongodb) mongo_up ;; kafka) kafka_up ;; *) echo "unknown service $n" >&2; exit 2 ;; esac
+      case "$n" in
+        redis) redis_up ;; mongodb) mongo_up ;; kafka) kafka_up ;;
+        kafka3) kafka3_up; KAFKA_BROKERS="$(kafka3_brokers)"; KAFKA_REPLICATION=3 ;;
+        *) echo "unknown service $n" >&2; exit 2 ;;
+      esac
     done
     print_env
     ;;
   down)
     for n in "${names[@]}"; do
-      case "$n" in redis) stop redis ;; mongodb) stop ferretdb ;; kafka) stop kafka ;; *) echo "unknown service $n" >&2; exit 2 ;; esac
+      case "$n" in
+        redis) stop redis ;; mongodb) stop ferretdb ;; kafka) stop kafka ;;
+        kafka3) stop kafka3-1; stop kafka3-2; stop kafka3-3 ;;
+        *) echo "unknown service $n" >&2; exit 2 ;;
+      esac
     done
+    ;;
+  kill) # kill -9 one node of the three-broker cluster: kill kafka3 <node id>
+    [ "${names[0]:-}" = kafka3 ] && [ -n "${names[1]:-}" ] || { echo "usage: $0 kill kafka3 <1|2|3>" >&2; exit 2; }
+    if running "kafka3-${names[1]}"; then kill -9 "$(cat "$RUN/kafka3-${names[1]}.pid")"; rm -f "$RUN/kafka3-${names[1]}.pid"; fi
     ;;
   reset)
     for n in "${names[@]}"; do
@@ -151,6 +222,7 @@ case "$cmd" in
         redis) stop redis; rm -rf "$RUN/redis"; redis_up ;;
         mongodb) stop ferretdb; rm -rf "$RUN/ferretdb"; mongo_up ;;
         kafka) stop kafka; rm -rf "$RUN/kafka"; kafka_up ;;
+        kafka3) stop kafka3-1; stop kafka3-2; stop kafka3-3; rm -rf "$RUN/kafka3"; kafka3_up; KAFKA_BROKERS="$(kafka3_brokers)"; KAFKA_REPLICATION=3 ;;
         *) echo "unknown service $n" >&2; exit 2 ;;
       esac
     done

@@ -10,6 +10,19 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 log() { printf '\n==> %s\n' "$*"; }
 
+# `./run.sh test faults`: the replicated-Kafka fault tests (three brokers on loopback).
+if [ "${1:-}" = faults ]; then
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+  log "fault tests: three replicated Kafka brokers, Redis, FerretDB"
+  eval "$(dev/services.sh up redis mongodb)"
+  eval "$(dev/services.sh reset kafka3)"
+  trap 'dev/services.sh down kafka3 redis mongodb' EXIT
+  cargo build --workspace --bins --locked
+  cargo test -p aurora-gateway --locked --test faults -- --ignored --nocapture
+  log "fault tests passed"
+  exit 0
+fi
+
 apt_updated=0
 apt_install() {
   local missing=()

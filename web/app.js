@@ -21,7 +21,7 @@ const state = {
 function roomState(name) {
   let r = state.joined.get(name);
   if (!r) {
-    r = { name, messages: [], pending: new Map(), members: new Map(), lastSeq: 0, oldestSeq: null,
+    r = { name, messages: [], pending: new Map(), rejected: [], pausedUntil: 0, resumeTimer: null, members: new Map(), lastSeq: 0, oldestSeq: null,
           noOlder: false, typing: new Map(), unread: 0, joined: false };
     state.joined.set(name, r);
   }
@@ -189,8 +189,9 @@ function onJoined(f) {
   for (const m of f.history) addMessage(r, m);
   if (r.oldestSeq === null && f.history.length === 0) r.noOlder = true;
   r.lastSeq = Math.max(r.lastSeq, f.last_seq);
-  // Unacked messages go out again with their nonce: the server dedupes retries.
-  for (const p of r.pending.values()) if (!p.acked) resend(r, p);
+  // The outbox resumes in typed order; a re-sent nonce is deduplicated by the server.
+  for (const p of r.pending.values()) p.inflight = false;
+  pump(r);
   const room = state.rooms.get(f.room);
   if (room) room.online = r.members.size;
   renderRooms();
@@ -220,7 +221,8 @@ function onMessage(m) {
 function onAck(f) {
   const r = roomState(f.room);
   const p = f.nonce && r.pending.get(f.nonce);
-  if (p) { p.acked = true; p.id = f.id; }
+  if (p) { p.acked = true; p.inflight = false; p.id = f.id; }
+  pump(r);
   if (state.current === f.room) renderRoom();
 }
 
@@ -259,22 +261,33 @@ function onLeft(f) {
 }
 
 function onError(f) {
-  if (f.code === "rate_limited") {
-    const r = f.room && state.joined.get(f.room);
-    if (r) markFailed(r);
+  const r = f.room && state.joined.get(f.room);
+  const sending = r && [...r.pending.values()].find((p) => p.inflight);
+  if (f.code === "rate_limited" && sending) {
+    // The outbox pauses and resumes in order: nothing behind the refused message overtakes it.
+    pause(r, f.retry_after_ms || 1000);
     showRateLimit(f.retry_after_ms || 1000);
     return;
   }
   if (f.code === "token_expired") { showAuth("Your session expired; please log in again."); return; }
-  if (f.code === "unavailable" && f.room) {
-    const r = state.joined.get(f.room);
-    if (r) markFailed(r);
+  if (f.code === "unavailable" && sending) {
+    pause(r, 1000);
+  } else if (sending && (f.code === "too_large" || f.code === "bad_request" || f.code === "not_joined")) {
+    // Refused for good: show it failed and let the rest go.
+    sending.inflight = false;
+    sending.failed = true;
+    r.pending.delete(sending.nonce);
+    r.rejected.push(sending);
+    pump(r);
   }
   showNotice(f.message || f.code);
 }
 
-function markFailed(r) {
-  for (const p of r.pending.values()) if (!p.acked) p.failed = true;
+function pause(r, ms) {
+  for (const p of r.pending.values()) p.inflight = false;
+  r.pausedUntil = Date.now() + ms;
+  clearTimeout(r.resumeTimer);
+  r.resumeTimer = setTimeout(() => { r.pausedUntil = 0; pump(r); }, ms);
   if (state.current === r.name) renderRoom();
 }
 
@@ -293,18 +306,12 @@ function showRateLimit(ms) {
   clearTimeout(el.timer);
   const tick = () => {
     const left = until - Date.now();
-    if (left <= 0) { clearInterval(state.rateTimer); el.hidden = true; retryFailed(); return; }
+    if (left <= 0) { clearInterval(state.rateTimer); el.hidden = true; return; }
     el.textContent = "Slow down: you can send again in " + (left / 1000).toFixed(1) + " s";
     el.hidden = false;
   };
   tick();
   state.rateTimer = setInterval(tick, 100);
-}
-
-function retryFailed() {
-  for (const r of state.joined.values()) {
-    for (const p of r.pending.values()) if (p.failed) resend(r, p);
-  }
 }
 
 // ---------- sending ----------
@@ -320,16 +327,20 @@ function sendMessage(ev) {
   const body = input.value;
   if (!body.trim() || !state.current) return;
   const r = roomState(state.current);
-  const p = { nonce: newNonce(), body, ts: Date.now(), acked: false, failed: false, sent: false };
+  const p = { nonce: newNonce(), body, ts: Date.now(), acked: false, failed: false, inflight: false };
   r.pending.set(p.nonce, p);
-  resend(r, p);
+  pump(r);
   input.value = "";
   renderRoom(true);
 }
 
-function resend(r, p) {
-  p.failed = false;
-  p.sent = r.joined && send({ type: "send", room: r.name, body: p.body, nonce: p.nonce, ref: nextRef() });
+// Each room's outbox: messages leave one at a time in typed order; the next goes when the
+// previous is acked. A rate limit or an outage pauses it, a reconnect resumes it.
+function pump(r) {
+  if (!r.joined || !state.connected || (r.pausedUntil && Date.now() < r.pausedUntil)) return;
+  const next = [...r.pending.values()].find((p) => !p.acked);
+  if (!next || next.inflight) return;
+  next.inflight = send({ type: "send", room: r.name, body: next.body, nonce: next.nonce, ref: nextRef() });
 }
 
 let lastTyping = 0;
@@ -420,7 +431,7 @@ function renderRoom(scrollToEnd, keepPosition) {
     li.dataset.seq = m.seq;
     list.append(li);
   }
-  for (const p of r.pending.values()) {
+  for (const p of [...r.rejected, ...r.pending.values()]) {
     const li = messageItem(state.session.user.name, p.body, p.ts, true, p.failed ? "failed" : (p.acked ? "" : "pending"));
     li.dataset.nonce = p.nonce;
     list.append(li);

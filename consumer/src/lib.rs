@@ -63,9 +63,14 @@ pub struct Shared {
 
 /// Runs until `shutdown`, finishing and committing the batch in hand.
 pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    kafka::ensure_topic(&config.services.kafka_brokers, kafka::SHARED_TOPIC, config.services.kafka_partitions, 1)
-        .await
-        .context("AURORA_KAFKA_BROKERS: cannot reach Kafka")?;
+    kafka::ensure_topic(
+        &config.services.kafka_brokers,
+        kafka::SHARED_TOPIC,
+        config.services.kafka_partitions,
+        config.services.kafka_replication,
+    )
+    .await
+    .context("AURORA_KAFKA_BROKERS: cannot reach Kafka")?;
     let mongo =
         MongoStore::connect(&config.services.mongodb_uri).await.context("AURORA_MONGODB_URI: cannot reach MongoDB")?;
     let (_, redis) = redis_manager(&config.services.redis_url).await.context("AURORA_REDIS_URL: cannot reach Redis")?;

@@ -165,6 +165,9 @@ pub struct Config {
     /// Partitions of the shared topic `aurora.messages` when it is created.
     #[arg(long, env = "AURORA_KAFKA_PARTITIONS", default_value = "12", value_parser = positive("AURORA_KAFKA_PARTITIONS"))]
     pub kafka_partitions: usize,
+    /// Replication factor of `aurora.messages` when it is created (3 on a three-broker cluster).
+    #[arg(long, env = "AURORA_KAFKA_REPLICATION", default_value = "1", value_parser = positive("AURORA_KAFKA_REPLICATION"))]
+    pub kafka_replication: usize,
     /// A gateway's presence lease in Redis; a dead gateway's users leave within 2x this.
     #[arg(long, env = "AURORA_PRESENCE_LEASE", default_value = "10s", value_parser = duration("AURORA_PRESENCE_LEASE"))]
     pub presence_lease: Duration,
@@ -190,6 +193,9 @@ pub struct ServiceArgs {
     /// Partitions of `aurora.messages` when it is created.
     #[arg(long, env = "AURORA_KAFKA_PARTITIONS", default_value_t = 12)]
     pub kafka_partitions: i32,
+    /// Replication factor of `aurora.messages` when it is created (3 on a three-broker cluster).
+    #[arg(long, env = "AURORA_KAFKA_REPLICATION", default_value_t = 1)]
+    pub kafka_replication: i32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +249,7 @@ impl Config {
             redis_url: self.redis_url.clone(),
             mongodb_uri: self.mongodb_uri.clone(),
             partitions: self.kafka_partitions.min(i32::MAX as usize) as i32,
+            replication: self.kafka_replication.min(i32::MAX as usize) as i32,
         }
     }
 

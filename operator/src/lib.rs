@@ -33,9 +33,14 @@ pub async fn run(config: OperatorConfig, shutdown: CancellationToken) -> anyhow:
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes API: set KUBECONFIG, or run in a pod with a service account")?;
-    kafka::ensure_topic(&config.services.kafka_brokers, kafka::SHARED_TOPIC, config.services.kafka_partitions, 1)
-        .await
-        .context("AURORA_KAFKA_BROKERS: cannot reach Kafka")?;
+    kafka::ensure_topic(
+        &config.services.kafka_brokers,
+        kafka::SHARED_TOPIC,
+        config.services.kafka_partitions,
+        config.services.kafka_replication,
+    )
+    .await
+    .context("AURORA_KAFKA_BROKERS: cannot reach Kafka")?;
     let topics = Topics::new(&config.services.kafka_brokers).context("AURORA_KAFKA_BROKERS")?;
     let store =
         MongoStore::connect(&config.services.mongodb_uri).await.context("AURORA_MONGODB_URI: cannot reach MongoDB")?;

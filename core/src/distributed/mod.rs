@@ -29,6 +29,7 @@ pub struct Endpoints {
     pub redis_url: String,
     pub mongodb_uri: String,
     pub partitions: i32,
+    pub replication: i32,
 }
 
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -70,7 +71,7 @@ pub struct GatewayBackend {
 
 /// Connects every port for a gateway.
 pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) -> PortResult<GatewayBackend> {
-    kafka::ensure_topic(&ep.kafka_brokers, SHARED_TOPIC, ep.partitions, 1).await?;
+    kafka::ensure_topic(&ep.kafka_brokers, SHARED_TOPIC, ep.partitions, ep.replication).await?;
     let mongo = MongoStore::connect(&ep.mongodb_uri).await?;
     let (client, redis) = redis_manager(&ep.redis_url).await?;
     let log = Arc::new(KafkaLog::new(&ep.kafka_brokers)?);

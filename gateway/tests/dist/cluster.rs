@@ -172,7 +172,8 @@ impl Drop for Outage {
 /// `dev/services.sh up|down <name>`.
 pub async fn service(action: &str, name: &str) {
     let status = Command::new(repo().join("dev/services.sh"))
-        .args([action, name])
+        .arg(action)
+        .args(name.split_whitespace())
         .stdout(Stdio::null())
         .status()
         .await
@@ -201,6 +202,7 @@ pub async fn room(base: &str, token: &str) -> String {
     name
 }
 
+#[allow(unused_imports)]
 pub use crate::harness::stored;
 
 /// The common start of a single-gateway test: one consumer, one gateway, and a

@@ -1,0 +1,80 @@
+// A user typing faster than the rate limit: every member sees the messages in exactly
+// the typed order, once each, nothing lost (the web client's ordered outbox).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const binary = process.env.AURORA_BIN;
+const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const COUNT = 60;
+let gateway, base, dataDir, browser;
+
+before(async () => {
+  assert.ok(binary, "AURORA_BIN must point at the gateway binary");
+  dataDir = mkdtempSync(join(tmpdir(), "aurora-outbox-"));
+  base = await new Promise((resolve, reject) => {
+    gateway = spawn(binary, [], {
+      env: { ...process.env, AURORA_LISTEN: "127.0.0.1:0", AURORA_DATA_DIR: dataDir, RUST_LOG: "warn",
+        AURORA_RATE_LIMIT: "5/1s" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const timer = setTimeout(() => reject(new Error("gateway did not start")), 15000);
+    gateway.on("exit", (code) => reject(new Error("gateway exited with " + code)));
+    gateway.stdout.on("data", (chunk) => {
+      const m = /listening on (http:\/\/\S+)/.exec(chunk.toString());
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+  });
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (gateway) { gateway.removeAllListeners("exit"); gateway.kill("SIGTERM"); }
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function register(name) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (e) => { throw e; });
+  await page.goto(base + "/");
+  await page.fill("#username", name);
+  await page.fill("#password", "correct horse battery");
+  await page.click("#register-btn");
+  await page.waitForSelector("#chat-view:not([hidden])");
+  await page.waitForSelector("#conn-status.online");
+  await page.waitForSelector('#room-list button.active[data-room="general"]');
+  await page.waitForSelector("#composer-input:not([disabled])");
+  return page;
+}
+
+const bodies = async (page) => page.locator("#message-list li[data-seq] .body").allTextContents();
+
+test("messages typed faster than the rate limit arrive in typed order, once each", async () => {
+  const suffix = String(Date.now() % 100000);
+  const writer = await register("writer" + suffix);
+  const reader = await register("reader" + suffix);
+  const typed = Array.from({ length: COUNT }, (_, i) => "line " + (i + 1));
+  for (const text of typed) {
+    await writer.fill("#composer-input", text);
+    await writer.press("#composer-input", "Enter");
+  }
+  // The limit pauses the outbox; pending ones show as pending meanwhile.
+  await writer.waitForSelector('#notice:not([hidden]):has-text("Slow down")');
+  assert.ok(await writer.locator("#message-list li.mine.pending").count() > 0);
+  const all = (n) => document.querySelectorAll("#message-list li[data-seq]").length >= n;
+  await reader.waitForFunction(all, COUNT, { timeout: 60000 });
+  await writer.waitForFunction(all, COUNT, { timeout: 60000 });
+  assert.deepEqual(await bodies(reader), typed, "the reader sees the typed order");
+  assert.deepEqual(await bodies(writer), typed, "the writer sees the same");
+  assert.equal(await writer.locator("#message-list li.mine.pending, #message-list li.failed").count(), 0);
+});
