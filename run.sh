@@ -3,7 +3,7 @@
 #   ./run.sh            build (release) and start the embedded gateway on AURORA_LISTEN (127.0.0.1:8080)
 #   ./run.sh test       install what the tests need, then run every test
 #   ./run.sh test faults   the replicated-Kafka fault tests (three brokers; CI runs both)
-#   ./run.sh stack      Kafka + Redis + FerretDB on loopback, 2 gateways (8080, 8081), 1 consumer
+#   ./run.sh stack [replicated]   Kafka (1 or 3 brokers) + Redis + FerretDB on loopback, 2 gateways (8080, 8081), 1 consumer
 #   ./run.sh services up|down|status   only the services; prints the AURORA_* env
 #   ./run.sh cluster up|down|status    a real Kubernetes control plane on 127.0.0.1 with the ChatRoom CRD
 #   ./run.sh bench      measure idle-connection memory and send→message latency

@@ -6,7 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
-eval "$(dev/services.sh up)"
+# `./run.sh stack replicated`: three Kafka brokers (RF 3, min.insync.replicas 2) instead of one.
+if [ "${1:-}" = replicated ]; then
+  eval "$(dev/services.sh up redis mongodb kafka3)"
+else
+  eval "$(dev/services.sh up)"
+fi
 cargo build --release -p aurora-gateway -p aurora-consumer -p aurora-operator
 secret_file="$HOME/.cache/aurora/stack-jwt-secret"
 [ -s "$secret_file" ] || head -c 48 /dev/urandom | base64 | tr -d '\n' > "$secret_file"
