@@ -1,54 +1,28 @@
 // Two users in two browser contexts chat through the real gateway binary.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { startGateway, launchBrowser } from "../lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..", "..", "..");
-const binary = process.env.AURORA_BIN;
-const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const screenshot = process.env.AURORA_SCREENSHOT || join(repo, "docs", "screenshot.png");
 
 let gateway;
 let base;
-let dataDir;
 let browser;
 
-function startGateway() {
-  return new Promise((resolve, reject) => {
-    dataDir = mkdtempSync(join(tmpdir(), "aurora-e2e-"));
-    gateway = spawn(binary, [], {
-      env: { ...process.env, AURORA_LISTEN: "127.0.0.1:0", AURORA_DATA_DIR: dataDir, RUST_LOG: "warn" },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const timer = setTimeout(() => reject(new Error("gateway did not start")), 15000);
-    gateway.on("exit", (code) => reject(new Error("gateway exited with " + code)));
-    gateway.stdout.on("data", (chunk) => {
-      const m = /listening on (http:\/\/\S+)/.exec(chunk.toString());
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-  });
-}
-
 before(async () => {
-  assert.ok(binary, "AURORA_BIN must point at the gateway binary");
-  base = await startGateway();
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  gateway = await startGateway();
+  base = gateway.base;
+  browser = await launchBrowser();
 });
 
 after(async () => {
   if (browser) await browser.close();
-  if (gateway) { gateway.removeAllListeners("exit"); gateway.kill("SIGTERM"); }
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  if (gateway) gateway.stop();
 });
 
 async function registerIn(context, name) {

@@ -2,44 +2,20 @@
 // the typed order, once each, nothing lost (the web client's ordered outbox).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { startGateway, launchBrowser } from "../lib.mjs";
 
-const binary = process.env.AURORA_BIN;
-const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const COUNT = 60;
-let gateway, base, dataDir, browser;
+let gateway, base, browser;
 
 before(async () => {
-  assert.ok(binary, "AURORA_BIN must point at the gateway binary");
-  dataDir = mkdtempSync(join(tmpdir(), "aurora-outbox-"));
-  base = await new Promise((resolve, reject) => {
-    gateway = spawn(binary, [], {
-      env: { ...process.env, AURORA_LISTEN: "127.0.0.1:0", AURORA_DATA_DIR: dataDir, RUST_LOG: "warn",
-        AURORA_RATE_LIMIT: "5/1s" },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const timer = setTimeout(() => reject(new Error("gateway did not start")), 15000);
-    gateway.on("exit", (code) => reject(new Error("gateway exited with " + code)));
-    gateway.stdout.on("data", (chunk) => {
-      const m = /listening on (http:\/\/\S+)/.exec(chunk.toString());
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-  });
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  gateway = await startGateway({ AURORA_RATE_LIMIT: "5/1s" });
+  base = gateway.base;
+  browser = await launchBrowser();
 });
 
 after(async () => {
   if (browser) await browser.close();
-  if (gateway) { gateway.removeAllListeners("exit"); gateway.kill("SIGTERM"); }
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  if (gateway) gateway.stop();
 });
 
 async function register(name) {

@@ -1,0 +1,40 @@
+// Shared by the browser tests: the real gateway binary and Debian's Chromium.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+
+// Starts AURORA_BIN on 127.0.0.1:0 with a fresh data dir; resolves to { base, stop }.
+export function startGateway(env = {}) {
+  const binary = process.env.AURORA_BIN;
+  if (!binary) throw new Error("AURORA_BIN must point at the gateway binary");
+  const dataDir = mkdtempSync(join(tmpdir(), "aurora-e2e-"));
+  const gateway = spawn(binary, [], {
+    env: { ...process.env, AURORA_LISTEN: "127.0.0.1:0", AURORA_DATA_DIR: dataDir, RUST_LOG: "warn", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const stop = () => {
+    gateway.removeAllListeners("exit");
+    gateway.kill("SIGTERM");
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("gateway did not start")), 15000);
+    gateway.on("exit", (code) => reject(new Error("gateway exited with " + code)));
+    gateway.stdout.on("data", (chunk) => {
+      const m = /listening on (http:\/\/\S+)/.exec(chunk.toString());
+      if (m) { clearTimeout(timer); resolve({ base: m[1], stop }); }
+    });
+  });
+}
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: chromiumPath,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
