@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use aurora_core::distributed::{kafka, redis_manager, MongoStore, RedisPublisher};
+use aurora_core::distributed::{connect_services, kafka, MongoStore, RedisPublisher};
 use aurora_core::model::Submission;
 use aurora_core::pipeline::Pipeline;
 
@@ -63,17 +63,7 @@ pub struct Shared {
 
 /// Runs until `shutdown`, finishing and committing the batch in hand.
 pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    kafka::ensure_topic(
-        &config.services.kafka_brokers,
-        kafka::SHARED_TOPIC,
-        config.services.kafka_partitions,
-        config.services.kafka_replication,
-    )
-    .await
-    .context("AURORA_KAFKA_BROKERS: cannot reach Kafka")?;
-    let mongo =
-        MongoStore::connect(&config.services.mongodb_uri).await.context("AURORA_MONGODB_URI: cannot reach MongoDB")?;
-    let (_, redis) = redis_manager(&config.services.redis_url).await.context("AURORA_REDIS_URL: cannot reach Redis")?;
+    let (mongo, redis) = connect_services(&config.services).await?;
     let consumer: Kafka = ClientConfig::new()
         .set("bootstrap.servers", &config.services.kafka_brokers)
         .set("group.id", &config.group)

@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use aurora_core::distributed::{kafka, redis_manager, MongoStore};
+use aurora_core::distributed::connect_services;
 
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
@@ -33,18 +33,8 @@ pub async fn run(config: OperatorConfig, shutdown: CancellationToken) -> anyhow:
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes API: set KUBECONFIG, or run in a pod with a service account")?;
-    kafka::ensure_topic(
-        &config.services.kafka_brokers,
-        kafka::SHARED_TOPIC,
-        config.services.kafka_partitions,
-        config.services.kafka_replication,
-    )
-    .await
-    .context("AURORA_KAFKA_BROKERS: cannot reach Kafka")?;
+    let (store, redis) = connect_services(&config.services).await?;
     let topics = Topics::new(&config.services.kafka_brokers).context("AURORA_KAFKA_BROKERS")?;
-    let store =
-        MongoStore::connect(&config.services.mongodb_uri).await.context("AURORA_MONGODB_URI: cannot reach MongoDB")?;
-    let (_, redis) = redis_manager(&config.services.redis_url).await.context("AURORA_REDIS_URL: cannot reach Redis")?;
     let metrics = Metrics::new()?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)

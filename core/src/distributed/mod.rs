@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ports::{Backend, PortResult, Readiness};
+use crate::ports::{Backend, PortError, PortResult, Readiness};
 
 pub use control::{ControlSignal, RoomChange, RoomOp, CONTROL_CHANNEL};
 pub use kafka::{room_topic, KafkaLog, SHARED_TOPIC};
@@ -59,6 +59,28 @@ impl Readiness for Ready {
         self.mongo.ping().await.map_err(|e| e.to_string())?;
         self.kafka.ping().await
     }
+}
+
+/// A service that did not answer at start-up, named by its variable.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("AURORA_KAFKA_BROKERS: cannot reach Kafka: {0}")]
+    Kafka(PortError),
+    #[error("AURORA_MONGODB_URI: cannot reach MongoDB: {0}")]
+    Mongo(PortError),
+    #[error("AURORA_REDIS_URL: cannot reach Redis: {0}")]
+    Redis(PortError),
+}
+
+/// What the consumer and the operator connect to first: `aurora.messages` ensured,
+/// MongoDB and Redis connected.
+pub async fn connect_services(s: &crate::config::ServiceArgs) -> Result<(MongoStore, ConnectionManager), StartupError> {
+    kafka::ensure_topic(&s.kafka_brokers, SHARED_TOPIC, s.kafka_partitions, s.kafka_replication)
+        .await
+        .map_err(StartupError::Kafka)?;
+    let mongo = MongoStore::connect(&s.mongodb_uri).await.map_err(StartupError::Mongo)?;
+    let (_, redis) = redis_manager(&s.redis_url).await.map_err(StartupError::Redis)?;
+    Ok((mongo, redis))
 }
 
 /// A gateway's ports, the tasks that serve them (pub/sub subscriber, presence lease,
