@@ -8,6 +8,7 @@ mod errors;
 mod http_api;
 mod lifecycle;
 mod limits;
+mod metrics_doc;
 mod outage;
 mod presence;
 mod resend;
