@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane on 127.0.0.1 for the operator and its tests:
+# A real Kubernetes control plane on 127.0.0.1 for the operator, the chart and their tests:
 # etcd + kube-apiserver + kube-controller-manager (namespaces finalise, owner
 # references are garbage-collected), built through the Go module proxy from the
 # wrapper modules in dev/cluster/ and cached under ~/.cache/aurora/bin.
@@ -15,6 +15,7 @@ CACHE="${AURORA_CACHE:-$HOME/.cache/aurora}"
 DIR="$CACHE/cluster"
 K8S_VERSION=v1.34.4
 ETCD_VERSION=3.6.16
+HELM_VERSION=3.22.0
 BIN="$CACHE/bin/k8s-$K8S_VERSION"
 ETCD="$CACHE/bin/etcd-$ETCD_VERSION"
 API_PORT="${AURORA_APISERVER_PORT:-16443}"
@@ -41,6 +42,10 @@ build() {
   fi
   local v="k8s.io/component-base/version" ld
   ld="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=34 -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+  if [ ! -x "$BIN/helm" ]; then
+    log "building helm $HELM_VERSION through the Go module proxy (first run only, ~5 min)"
+    go_build "$here/cluster/helm" "$BIN/helm" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+  fi
   for c in "${COMPONENTS[@]}"; do
     if [ ! -x "$BIN/$c" ]; then
       log "building $c $K8S_VERSION through the Go module proxy (first run only; all three ~15 min on 2 cores)"

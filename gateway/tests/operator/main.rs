@@ -15,5 +15,6 @@ mod cluster;
 mod kube_env;
 
 mod access;
+mod chart;
 mod lifecycle;
 mod resilience;

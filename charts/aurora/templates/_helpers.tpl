@@ -1,0 +1,79 @@
+{{/* The release-scoped name of the chart's objects. */}}
+{{- define "aurora.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "aurora.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* Selector labels of one component: include "aurora.selector" (list . "gateway") */}}
+{{- define "aurora.selector" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ $root.Chart.Name }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* The image of one component: include "aurora.image" (list . "gateway") */}}
+{{- define "aurora.image" -}}
+{{- $root := index . 0 -}}
+{{- $tag := $root.Values.image.tag | default $root.Chart.AppVersion -}}
+{{- with $root.Values.image.registry }}{{ . }}/{{ end }}aurorachat/{{ index . 1 }}:{{ $tag }}
+{{- end -}}
+
+{{- define "aurora.jwtSecret" -}}
+{{- .Values.jwt.existingSecret | default (printf "%s-jwt" (include "aurora.fullname" .)) -}}
+{{- end -}}
+
+{{/* Service endpoints and pod settings shared by every component. */}}
+{{- define "aurora.serviceEnv" -}}
+- name: AURORA_KAFKA_BROKERS
+  value: {{ .Values.kafka.brokers | quote }}
+- name: AURORA_KAFKA_PARTITIONS
+  value: {{ .Values.kafka.partitions | quote }}
+- name: AURORA_KAFKA_REPLICATION
+  value: {{ .Values.kafka.replication | quote }}
+- name: AURORA_REDIS_URL
+  value: {{ .Values.redis.url | quote }}
+- name: AURORA_MONGODB_URI
+  value: {{ .Values.mongodb.uri | quote }}
+- name: AURORA_LOG_FORMAT
+  value: json
+{{- end -}}
+
+{{- define "aurora.podSpec" -}}
+{{- if .Values.hostNetwork }}
+hostNetwork: true
+dnsPolicy: ClusterFirstWithHostNet
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "aurora.extraEnv" -}}
+{{- range $k, $v := . }}
+- name: {{ $k }}
+  value: {{ $v | quote }}
+{{- end }}
+{{- end -}}
