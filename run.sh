@@ -7,13 +7,14 @@
 #   ./run.sh services up|down|status   only the services; prints the AURORA_* env
 #   ./run.sh cluster up|down|status    a real Kubernetes control plane on 127.0.0.1 with the ChatRoom CRD
 #   ./run.sh bench      measure idle-connection memory and send→message latency
+#   ./run.sh images     build aurorachat/{gateway,consumer,operator} image archives without Docker
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd="${1:-run}"
@@ -28,6 +29,16 @@ case "$cmd" in
   services) exec dev/services.sh "$@" ;;
   cluster) exec dev/cluster.sh "$@" ;;
   stack) exec dev/stack.sh "$@" ;;
+  images)
+    cargo build --release --locked -p aurora-gateway -p aurora-consumer -p aurora-operator
+    version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+    out="$HOME/.cache/aurora/images"
+    python3 dev/images.py --bin-dir "$CARGO_TARGET_DIR/release" --version "$version" --out "$out"
+    # Into the node's containerd when one runs here (pods use imagePullPolicy: Never).
+    if command -v ctr >/dev/null && [ -S /run/containerd/containerd.sock ]; then
+      for f in "$out"/*-"$version".tar; do ctr -n k8s.io images import "$f"; done
+    fi
+    ;;
   -h|--help|help) usage ;;
   *) echo "unknown command: $cmd" >&2; usage >&2; exit 2 ;;
 esac
