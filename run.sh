@@ -35,8 +35,9 @@ case "$cmd" in
     out="$HOME/.cache/aurora/images"
     python3 dev/images.py --bin-dir "$CARGO_TARGET_DIR/release" --version "$version" --out "$out"
     # Into the node's containerd when one runs here (pods use imagePullPolicy: Never).
-    if command -v ctr >/dev/null && [ -S /run/containerd/containerd.sock ]; then
-      for f in "$out"/*-"$version".tar; do ctr -n k8s.io images import "$f"; done
+    sock="$HOME/.cache/aurora/cluster/node/containerd.sock"
+    if command -v ctr >/dev/null && [ -S "$sock" ]; then
+      for f in "$out"/*-"$version".tar; do ctr --address "$sock" -n k8s.io images import "$f"; done
     fi
     ;;
   -h|--help|help) usage ;;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane on 127.0.0.1 for the operator, the chart and their tests:
+# A real single-node Kubernetes on 127.0.0.1 for the operator, the chart and their tests:
 # etcd + kube-apiserver + kube-controller-manager (namespaces finalise, owner
-# references are garbage-collected), built through the Go module proxy from the
-# wrapper modules in dev/cluster/ and cached under ~/.cache/aurora/bin.
+# references are garbage-collected) and a node (dev/node.sh: containerd, kubelet,
+# kube-scheduler), built through the Go module proxy from the wrapper modules in
+# dev/cluster/ and cached under ~/.cache/aurora/bin.
 # Usage: dev/cluster.sh up|down|status|build
 #   up     builds what is missing, starts the control plane, writes the admin
 #          kubeconfig to ~/.cache/aurora/cluster/kubeconfig, installs the ChatRoom
@@ -21,7 +22,7 @@ ETCD="$CACHE/bin/etcd-$ETCD_VERSION"
 API_PORT="${AURORA_APISERVER_PORT:-16443}"
 ETCD_PORT="${AURORA_ETCD_PORT:-12379}"
 KUBECONFIG_FILE="$DIR/kubeconfig"
-COMPONENTS=(kube-apiserver kube-controller-manager kubectl)
+COMPONENTS=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 PIDDIR="$DIR"
@@ -48,7 +49,7 @@ build() {
   fi
   for c in "${COMPONENTS[@]}"; do
     if [ ! -x "$BIN/$c" ]; then
-      log "building $c $K8S_VERSION through the Go module proxy (first run only; all three ~15 min on 2 cores)"
+      log "building $c $K8S_VERSION through the Go module proxy (first run only; all five ~10–15 min on 2 cores)"
       go_build "$here/cluster/k8s" "$BIN/$c" "k8s.io/kubernetes/cmd/$c" "$ld"
     fi
   done
@@ -143,6 +144,7 @@ up() {
   wait_until 60 "the default service account" "${k[@]}" -n default get serviceaccount default
   "${k[@]}" apply --server-side -f "$repo/manifests/crds/chatroom.yaml" >/dev/null
   "${k[@]}" wait --for condition=Established --timeout 30s crd/chatrooms.aurorachat.dev >/dev/null
+  "$here/node.sh" up
   log "control plane up: https://127.0.0.1:$API_PORT ($("${k[@]}" version -o json | grep -m1 gitVersion | tr -d ' ",'))"
   print_env
 }
@@ -153,6 +155,7 @@ print_env() {
 }
 
 down() {
+  if running kube-apiserver; then "$here/node.sh" down; fi
   stop kube-controller-manager
   stop kube-apiserver
   stop etcd

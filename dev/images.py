@@ -25,7 +25,10 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 def linked_libraries(binary):
     """Absolute paths of the shared objects the binary loads, the loader included."""
-    out = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
+    run = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    if run.returncode != 0:  # a static binary ("not a dynamic executable")
+        return []
+    out = run.stdout
     libs = set()
     for line in out.splitlines():
         for part in line.split():
@@ -72,7 +75,11 @@ def layer(binary, name):
 
 def image(component, bin_dir, version, out_dir):
     name = BINARIES[component]
-    layer_tar = layer(os.path.join(bin_dir, name), name)
+    return write_image(os.path.join(bin_dir, name), name, f"aurorachat/{component}", version, out_dir, component)
+
+
+def write_image(binary, name, repository, version, out_dir, component):
+    layer_tar = layer(binary, name)
     diff_id = hashlib.sha256(layer_tar).hexdigest()
     config = {
         "architecture": "amd64",
@@ -82,7 +89,7 @@ def image(component, bin_dir, version, out_dir):
             "Entrypoint": [f"/usr/local/bin/{name}"],
             "Env": ["PATH=/usr/local/bin", f"SSL_CERT_FILE={CA_BUNDLE}", "AURORA_LOG_FORMAT=json"],
             "WorkingDir": "/",
-            "Labels": {"org.opencontainers.image.title": f"aurorachat/{component}",
+            "Labels": {"org.opencontainers.image.title": repository,
                        "org.opencontainers.image.version": version},
         },
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
@@ -90,7 +97,7 @@ def image(component, bin_dir, version, out_dir):
     }
     config_json = json.dumps(config, sort_keys=True).encode()
     config_name = hashlib.sha256(config_json).hexdigest() + ".json"
-    tag = f"aurorachat/{component}:{version}"
+    tag = f"{repository}:{version}"
     manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": [f"{diff_id}/layer.tar"]}]
     path = os.path.join(out_dir, f"{component}-{version}.tar")
     with tarfile.open(path + ".tmp", mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -104,12 +111,22 @@ def image(component, bin_dir, version, out_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin-dir", required=True)
+    parser.add_argument("--bin-dir", help="where the release binaries are (not with --single)")
     parser.add_argument("--version", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--single", nargs=2, metavar=("REPOSITORY", "BINARY"),
+                        help="one image of any binary (the node's pause image)")
     parser.add_argument("components", nargs="*", default=list(BINARIES))
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.single:
+        repository, binary = args.single
+        name = os.path.basename(binary)
+        tag, path = write_image(binary, name, repository, args.version, args.out, name)
+        print(f"{tag} {path}")
+        return
+    if not args.bin_dir:
+        parser.error("--bin-dir is required")
     for component in args.components:
         tag, path = image(component, args.bin_dir, args.version, args.out)
         print(f"{tag} {path}")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Chromium from apt, npm packages, the real
 # services: Kafka, Redis, FerretDB via dev/services.sh, and a Kubernetes control
-# plane via dev/cluster.sh), then runs unit and integration tests (cargo: embedded,
-# distributed, operator) and the browser test.
+# plane with a kubelet node via dev/cluster.sh, images via ./run.sh images), then runs
+# unit and integration tests (cargo: embedded, distributed, operator, chart) and the
+# browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
@@ -52,15 +53,16 @@ dev/services.sh reset mongodb >/dev/null
 log "build"
 cargo build --workspace --bins --locked
 
-log "Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager on 127.0.0.1)"
+log "Kubernetes: control plane and a kubelet node on 127.0.0.1"
 apt_install openssl
 eval "$(dev/cluster.sh up)"
 
+log "release build and images (imported into the node's containerd)"
+cargo build --release --locked -p aurora-gateway -p aurora-consumer -p aurora-operator
+./run.sh images
+
 log "unit and integration tests (cargo test; distributed tests use the services above)"
 cargo test --workspace --locked
-
-log "release build"
-cargo build --release --locked -p aurora-gateway
 
 log "browser test (Playwright + Chromium against the release binary)"
 (cd dev/e2e && AURORA_BIN="$CARGO_TARGET_DIR/release/aurora-gateway" npm test --silent)

@@ -146,3 +146,52 @@ async fn the_chart_installs_locked_down_and_its_rbac_runs_the_operator() {
     assert_eq!(ns.lease_holder(&account).await, None, "the Lease was released with the chart's RBAC");
     run("helm", &["uninstall", release, "-n", &ns.name]);
 }
+
+/// The chart with `values-dev.yaml` on the node of `./run.sh cluster up`: the pods run
+/// (images from `./run.sh images`), the operator pod reconciles a ChatRoom in-cluster, and
+/// two users chat through the gateway pod and the consumer pod.
+#[tokio::test]
+async fn the_chart_runs_on_the_node_and_serves_chat() {
+    let _one = crate::cluster::exclusive().await;
+    let ns = Ns::new().await;
+    let release = "dev";
+    let watch = format!("operator.watchNamespace={}", ns.name);
+    let brokers = format!("kafka.brokers={}", service("AURORA_KAFKA_BROKERS"));
+    let redis = format!("redis.url={}", service("AURORA_REDIS_URL"));
+    let mongo = format!("mongodb.uri={}", service("AURORA_MONGODB_URI"));
+    let values =
+        ["-f", "charts/aurora/values-dev.yaml", "--set", &watch, "--set", &brokers, "--set", &redis, "--set", &mongo];
+    run("helm", &[&["install", release, "charts/aurora", "-n", &ns.name][..], &values[..]].concat());
+    for component in ["gateway", "consumer", "operator"] {
+        let deployment = format!("deployment/{release}-aurora-{component}");
+        run("kubectl", &["rollout", "status", &deployment, "-n", &ns.name, "--timeout", "120s"]);
+    }
+    let base = "http://127.0.0.1:18080";
+    assert_eq!(crate::cluster::status(&format!("{base}/readyz")).await, 200);
+
+    let name = room_name();
+    ns.apply(&name, json!({"title": "served by pods"})).await;
+    ns.condition(&name, "Ready", "True").await;
+    let http = reqwest::Client::new();
+    let alice = crate::harness::register_at(&http, base, &crate::harness::unique("pa")).await;
+    let bob = crate::harness::register_at(&http, base, &crate::harness::unique("pb")).await;
+    let addr = "127.0.0.1:18080".parse().unwrap();
+    let mut a = crate::harness::Client::connect(addr, &alice.token).await;
+    let mut b = crate::harness::Client::connect(addr, &bob.token).await;
+    crate::kube_env::until_reply(&mut a, json!({"type":"join","room":name}), "the room on the pod", |v| {
+        v["type"] == "joined"
+    })
+    .await;
+    b.join(&name).await;
+    a.say(&name, "hello from a pod").await;
+    assert_eq!(b.recv_type("message").await["body"], "hello from a pod");
+
+    run("helm", &["uninstall", release, "-n", &ns.name, "--wait"]);
+    // Pods stop on SIGTERM (the apps are PID 1) and free their host ports.
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !run("kubectl", &["get", "pods", "-l", &selector, "-n", &ns.name, "-o", "name"]).trim().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "pods still there a minute after uninstall");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
