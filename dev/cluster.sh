@@ -26,6 +26,7 @@ COMPONENTS=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubele
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 PIDDIR="$DIR"
+PKI="$DIR/pki"
 # shellcheck source=dev/lib.sh
 . "$here/lib.sh"
 
@@ -53,22 +54,6 @@ build() {
       go_build "$here/cluster/k8s" "$BIN/$c" "k8s.io/kubernetes/cmd/$c" "$ld"
     fi
   done
-}
-
-cert() { # name, subject, extended key usage, subjectAltName (optional)
-  local name="$1" subj="$2" eku="$3" san="${4:-}"
-  [ -f "$DIR/pki/$name.crt" ] && return
-  # X.509 v3 with extensions: rustls (the operator's client) refuses v1 certificates.
-  {
-    echo "basicConstraints=critical,CA:FALSE"
-    echo "keyUsage=critical,digitalSignature,keyEncipherment"
-    echo "extendedKeyUsage=$eku"
-    [ -n "$san" ] && echo "subjectAltName=$san"
-  } > "$DIR/pki/$name.ext"
-  openssl genrsa -out "$DIR/pki/$name.key" 2048 2>/dev/null
-  openssl req -new -key "$DIR/pki/$name.key" -subj "$subj" -out "$DIR/pki/$name.csr" 2>/dev/null
-  openssl x509 -req -in "$DIR/pki/$name.csr" -CA "$DIR/pki/ca.crt" -CAkey "$DIR/pki/ca.key" -CAcreateserial \
-    -days 3650 -extfile "$DIR/pki/$name.ext" -out "$DIR/pki/$name.crt" 2>/dev/null
 }
 
 pki() {

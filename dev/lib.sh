@@ -1,5 +1,6 @@
 # Shell helpers shared by dev/services.sh and dev/cluster.sh (sourced, not run).
-# The caller sets PIDDIR (where <name>.pid files live) and defines log().
+# The caller sets PIDDIR (where <name>.pid files live) and defines log(); cert() also
+# needs PKI (a directory holding ca.crt and ca.key).
 
 apt_install() {
   local missing=()
@@ -34,4 +35,20 @@ stop() { # name: SIGTERM, up to 10 s, then SIGKILL
     log "$name: stopped"
   fi
   rm -f "$PIDDIR/$name.pid"
+}
+
+cert() { # name, subject, extended key usage, subjectAltName (optional): a CA-signed X.509 v3 cert in $PKI
+  local name="$1" subj="$2" eku="$3" san="${4:-}"
+  [ -f "$PKI/$name.crt" ] && return
+  # v3 with extensions: rustls (the operator's client) refuses v1 certificates.
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=$eku"
+    [ -n "$san" ] && echo "subjectAltName=$san"
+  } > "$PKI/$name.ext"
+  openssl genrsa -out "$PKI/$name.key" 2048 2>/dev/null
+  openssl req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt" 2>/dev/null
 }

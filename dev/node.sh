@@ -14,25 +14,11 @@ PAUSE="aurora.local/pause:3.10"
 SOCK="$NODE/containerd.sock"
 log() { printf '[node] %s\n' "$*" >&2; }
 PIDDIR="$DIR"
+PKI="$DIR/pki"
 # shellcheck source=dev/lib.sh
 . "$here/lib.sh"
 
 k() { "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
-
-node_cert() { # name, subject, extended key usage, SAN (optional)
-  local name="$1" subj="$2" eku="$3" san="${4:-}"
-  [ -f "$DIR/pki/$name.crt" ] && return
-  {
-    echo "basicConstraints=critical,CA:FALSE"
-    echo "keyUsage=critical,digitalSignature,keyEncipherment"
-    echo "extendedKeyUsage=$eku"
-    [ -n "$san" ] && echo "subjectAltName=$san"
-  } > "$DIR/pki/$name.ext"
-  openssl genrsa -out "$DIR/pki/$name.key" 2048 2>/dev/null
-  openssl req -new -key "$DIR/pki/$name.key" -subj "$subj" -out "$DIR/pki/$name.csr" 2>/dev/null
-  openssl x509 -req -in "$DIR/pki/$name.csr" -CA "$DIR/pki/ca.crt" -CAkey "$DIR/pki/ca.key" -CAcreateserial \
-    -days 3650 -extfile "$DIR/pki/$name.ext" -out "$DIR/pki/$name.crt" 2>/dev/null
-}
 
 kubeconfig_for() { # file, cert name
   local file="$1" user="$2"
@@ -60,9 +46,9 @@ up() {
   for c in kubelet kube-scheduler; do [ -x "$BIN/$c" ] || { log "$c missing: dev/cluster.sh build"; exit 1; }; done
   apt_install containerd runc containernetworking-plugins gcc libc6-dev
   mkdir -p "$NODE/cni" "$NODE/kubelet" "$NODE/images"
-  node_cert "kubelet-client" "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
-  node_cert "kubelet-serving" "/CN=$NODE_NAME" serverAuth "IP:127.0.0.1,DNS:$NODE_NAME"
-  node_cert "scheduler" "/CN=system:kube-scheduler" clientAuth
+  cert "kubelet-client" "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+  cert "kubelet-serving" "/CN=$NODE_NAME" serverAuth "IP:127.0.0.1,DNS:$NODE_NAME"
+  cert "scheduler" "/CN=system:kube-scheduler" clientAuth
   kubeconfig_for "$NODE/kubelet.kubeconfig" kubelet-client
   kubeconfig_for "$NODE/scheduler.kubeconfig" scheduler
   cat > "$NODE/cni/10-loopback.conflist" <<'JSON'

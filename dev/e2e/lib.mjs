@@ -38,3 +38,18 @@ export function launchBrowser() {
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
 }
+
+// Registers `name` in a new page of `context` and waits until the chat is usable.
+export async function registerIn(context, base, name) {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => { throw e; });
+  await page.goto(base + "/");
+  await page.fill("#username", name);
+  await page.fill("#password", "correct horse battery");
+  await page.click("#register-btn");
+  await page.waitForSelector("#chat-view:not([hidden])");
+  await page.waitForSelector("#conn-status.online");
+  await page.waitForSelector('#room-list button.active[data-room="general"]');
+  await page.waitForSelector("#composer-input:not([disabled])");
+  return page;
+}

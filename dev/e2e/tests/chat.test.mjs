@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startGateway, launchBrowser } from "../lib.mjs";
+import { startGateway, launchBrowser, registerIn } from "../lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..", "..", "..");
@@ -25,20 +25,6 @@ after(async () => {
   if (gateway) gateway.stop();
 });
 
-async function registerIn(context, name) {
-  const page = await context.newPage();
-  page.on("pageerror", (e) => { throw e; });
-  await page.goto(base + "/");
-  await page.fill("#username", name);
-  await page.fill("#password", "correct horse battery");
-  await page.click("#register-btn");
-  await page.waitForSelector("#chat-view:not([hidden])");
-  await page.waitForSelector("#conn-status.online");
-  await page.waitForSelector('#room-list button.active[data-room="general"]');
-  await page.waitForSelector("#composer-input:not([disabled])");
-  return page;
-}
-
 async function say(page, text) {
   await page.fill("#composer-input", text);
   await page.press("#composer-input", "Enter");
@@ -49,8 +35,8 @@ const suffix = String(Date.now() % 100000);
 test("two users chat, see each other online, and see the leave", async () => {
   const ctxA = await browser.newContext({ viewport: { width: 1100, height: 640 } });
   const ctxB = await browser.newContext({ viewport: { width: 1100, height: 640 } });
-  const alice = await registerIn(ctxA, "alice" + suffix);
-  const bob = await registerIn(ctxB, "bob" + suffix);
+  const alice = await registerIn(ctxA, base, "alice" + suffix);
+  const bob = await registerIn(ctxB, base, "bob" + suffix);
 
   // Each sees the other in the online list.
   await alice.waitForSelector(`#member-list li:text-is("bob${suffix}")`);
@@ -94,7 +80,7 @@ test("two users chat, see each other online, and see the leave", async () => {
 
 test("a reload keeps the session and resumes the room with its history", async () => {
   const ctx = await browser.newContext();
-  const carol = await registerIn(ctx, "carol" + suffix);
+  const carol = await registerIn(ctx, base, "carol" + suffix);
   await say(carol, "message before reload");
   await carol.waitForSelector('#message-list li.mine:not(.pending) >> text=message before reload');
   await carol.reload();

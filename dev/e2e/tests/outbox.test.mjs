@@ -2,7 +2,7 @@
 // the typed order, once each, nothing lost (the web client's ordered outbox).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startGateway, launchBrowser } from "../lib.mjs";
+import { startGateway, launchBrowser, registerIn } from "../lib.mjs";
 
 const COUNT = 60;
 let gateway, base, browser;
@@ -18,20 +18,7 @@ after(async () => {
   if (gateway) gateway.stop();
 });
 
-async function register(name) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.on("pageerror", (e) => { throw e; });
-  await page.goto(base + "/");
-  await page.fill("#username", name);
-  await page.fill("#password", "correct horse battery");
-  await page.click("#register-btn");
-  await page.waitForSelector("#chat-view:not([hidden])");
-  await page.waitForSelector("#conn-status.online");
-  await page.waitForSelector('#room-list button.active[data-room="general"]');
-  await page.waitForSelector("#composer-input:not([disabled])");
-  return page;
-}
+const register = async (name) => registerIn(await browser.newContext(), base, name);
 
 const bodies = async (page) => page.locator("#message-list li[data-seq] .body").allTextContents();
 
