@@ -4,11 +4,12 @@
 # references are garbage-collected) and a node (dev/node.sh: containerd, kubelet,
 # kube-scheduler), built through the Go module proxy from the wrapper modules in
 # dev/cluster/ and cached under ~/.cache/aurora/bin.
-# Usage: dev/cluster.sh up|down|status|build
+# Usage: dev/cluster.sh up|down|status|build|leftovers
 #   up     builds what is missing, starts the control plane, writes the admin
 #          kubeconfig to ~/.cache/aurora/cluster/kubeconfig, installs the ChatRoom
 #          CRD and prints `export KUBECONFIG=…`
 #   down   stops what `up` started and deletes the cluster's data (PKI is kept)
+#   leftovers  fails when a process, mount or container of the cluster is still there
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -147,6 +148,19 @@ down() {
   rm -rf "$DIR/etcd"
 }
 
+# What `down` must not leave behind: our processes, mounts under the cluster dir, shims.
+leftovers() {
+  local found=0 p
+  for p in etcd kube-apiserver kube-controller-manager kubelet kube-scheduler containerd; do
+    if pgrep -f "^([^ ]*/)?$p(-[0-9.]+)?( |$)" >/dev/null; then log "left running: $p"; found=1; fi
+  done
+  if pgrep -f containerd-shim-runc-v2 >/dev/null; then log "left running: containerd shims"; found=1; fi
+  if grep -q " $DIR/" /proc/mounts; then log "left mounted: $(grep -o " $DIR/[^ ]*" /proc/mounts | head -3)"; found=1; fi
+  if [ -d "$DIR/node/containerd" ] || [ -d "$DIR/etcd" ]; then log "left data: containerd or etcd state"; found=1; fi
+  [ "$found" -eq 0 ] && log "clean: no process, mount or container left"
+  return "$found"
+}
+
 status() {
   for c in etcd kube-apiserver kube-controller-manager; do
     if running "$c"; then log "$c: running (pid $(cat "$DIR/$c.pid"))"; else log "$c: not running"; fi
@@ -160,5 +174,6 @@ case "${1:-status}" in
   status) status ;;
   build) build ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|status|build" >&2; exit 2 ;;
+  leftovers) leftovers ;;
+  *) echo "usage: $0 up|down|status|build|leftovers" >&2; exit 2 ;;
 esac

@@ -79,8 +79,7 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
     consumer.subscribe(&[kafka::SHARED_TOPIC, pattern.as_str()]).context("cannot subscribe")?;
     let shared = Arc::new(Shared { metrics: Metrics::new()?, consumer: Arc::new(consumer), mongo, redis });
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = aurora_core::process::bind(config.listen, true)
         .with_context(|| format!("AURORA_CONSUMER_LISTEN: cannot bind {}", config.listen))?;
     tracing::info!(addr = %listener.local_addr()?, group = %config.group, "consumer started");
     println!("aurora-consumer listening on http://{}", listener.local_addr()?);

@@ -39,3 +39,16 @@ pub fn on_signal(token: CancellationToken) {
         token.cancel();
     });
 }
+
+/// Binds a listening socket. With `reuse_port` (`SO_REUSEPORT`) a replacement process can
+/// listen on the same address while the old one drains (host-network pods in a rolling
+/// update); each process closes its listener when it starts to drain, so new connections
+/// go to the other.
+pub fn bind(addr: std::net::SocketAddr, reuse_port: bool) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(reuse_port)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}

@@ -1,6 +1,7 @@
 //! The AuroraChat gateway: REST API, WebSocket sessions, the local room hub and
 //! the embedded web client.
 
+pub mod check;
 pub mod http;
 pub mod hub;
 pub mod metrics;

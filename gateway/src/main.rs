@@ -16,6 +16,17 @@ fn tune_allocator() {
 }
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("check") {
+        // `aurora-gateway check URL [ROOM]`: the helm test's end-to-end smoke test.
+        let Some(url) = args.get(2) else {
+            eprintln!("usage: aurora-gateway check http://HOST:PORT [ROOM]");
+            std::process::exit(2);
+        };
+        let room = args.get(3).map_or("general", String::as_str);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        return runtime.block_on(aurora_gateway::check::run(url, room));
+    }
     tune_allocator();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
 }
@@ -27,8 +38,9 @@ async fn run() -> anyhow::Result<()> {
         std::process::exit(2);
     }
     aurora_core::process::init_logging();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    // Embedded gateways own their data directory: never two on one port.
+    let reuse_port = config.mode == aurora_core::config::Mode::Distributed;
+    let listener = aurora_core::process::bind(config.listen, reuse_port)
         .with_context(|| format!("AURORA_LISTEN: cannot bind {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, mode = ?config.mode, data_dir = %config.data_dir.display(), "listening");

@@ -37,8 +37,7 @@ pub async fn run(config: OperatorConfig, shutdown: CancellationToken) -> anyhow:
     let topics = Topics::new(&config.services.kafka_brokers).context("AURORA_KAFKA_BROKERS")?;
     let metrics = Metrics::new()?;
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = aurora_core::process::bind(config.listen, true)
         .with_context(|| format!("AURORA_OPERATOR_LISTEN: cannot bind {}", config.listen))?;
     let addr = listener.local_addr()?;
     let probes = Arc::new(http::Probes {

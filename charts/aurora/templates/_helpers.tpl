@@ -34,20 +34,37 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- .Values.jwt.existingSecret | default (printf "%s-jwt" (include "aurora.fullname" .)) -}}
 {{- end -}}
 
-{{/* Service endpoints and pod settings shared by every component. */}}
+{{/* Service endpoints (by value, or from connections.existingSecret) and settings shared by every component. */}}
 {{- define "aurora.serviceEnv" -}}
-- name: AURORA_KAFKA_BROKERS
-  value: {{ .Values.kafka.brokers | quote }}
+{{- $secret := .Values.connections.existingSecret -}}
+{{- range $env, $key := dict "AURORA_KAFKA_BROKERS" "kafka-brokers" "AURORA_REDIS_URL" "redis-url" "AURORA_MONGODB_URI" "mongodb-uri" }}
+- name: {{ $env }}
+  {{- if $secret }}
+  valueFrom:
+    secretKeyRef: {name: {{ $secret | quote }}, key: {{ $key }}}
+  {{- else if eq $env "AURORA_KAFKA_BROKERS" }}
+  value: {{ $.Values.kafka.brokers | quote }}
+  {{- else if eq $env "AURORA_REDIS_URL" }}
+  value: {{ $.Values.redis.url | quote }}
+  {{- else }}
+  value: {{ $.Values.mongodb.uri | quote }}
+  {{- end }}
+{{- end }}
 - name: AURORA_KAFKA_PARTITIONS
   value: {{ .Values.kafka.partitions | quote }}
 - name: AURORA_KAFKA_REPLICATION
   value: {{ .Values.kafka.replication | quote }}
-- name: AURORA_REDIS_URL
-  value: {{ .Values.redis.url | quote }}
-- name: AURORA_MONGODB_URI
-  value: {{ .Values.mongodb.uri | quote }}
 - name: AURORA_LOG_FORMAT
   value: json
+{{- end -}}
+
+{{/* Where clients inside the cluster reach the gateways: the Service, or the host port on host-network dev nodes. */}}
+{{- define "aurora.gatewayURL" -}}
+{{- if .Values.hostNetwork -}}
+http://127.0.0.1:{{ .Values.gateway.port }}
+{{- else -}}
+http://{{ include "aurora.fullname" . }}-gateway.{{ .Release.Namespace }}.svc:{{ .Values.gateway.service.port }}
+{{- end -}}
 {{- end -}}
 
 {{- define "aurora.podSpec" -}}

@@ -17,4 +17,6 @@ mod kube_env;
 mod access;
 mod chart;
 mod lifecycle;
+mod load;
+mod node;
 mod resilience;
