@@ -2,8 +2,8 @@
 # Real services on loopback for distributed mode and its tests, installed from the
 # registries and cached under ~/.cache/aurora/:
 #   Apache Kafka 4.x (KRaft) from Maven Central, Redis from Debian, FerretDB 1.24 (SQLite
-#   backend, MongoDB wire protocol) built through the Go module proxy.
-# Usage: dev/services.sh up|down|status|reset [kafka|kafka3|redis|mongodb ...]
+#   backend, MongoDB wire protocol) and Prometheus (+ promtool) built through the Go module proxy.
+# Usage: dev/services.sh up|down|status|reset [kafka|kafka3|redis|mongodb|prometheus ...]
 #        kafka3: three replicated brokers instead of one (RF 3, min.insync.replicas 2)
 #        kill kafka3 N: kill -9 broker N of the three (fault tests)
 #        reset: stop, delete the data of the services this script runs, start again
@@ -17,6 +17,7 @@ RUN="$CACHE/run"
 KAFKA_PORT="${AURORA_KAFKA_PORT:-19092}"
 REDIS_PORT="${AURORA_REDIS_PORT:-16379}"
 MONGO_PORT="${AURORA_MONGO_PORT:-27018}"
+PROM_PORT="${AURORA_PROMETHEUS_PORT:-19090}"
 mkdir -p "$RUN" "$CACHE/bin"
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -181,22 +182,91 @@ mongo_up() {
   log "ferretdb: started on $MONGO_PORT"
 }
 
+# ---------- Prometheus (scrapes the stack, test processes, and the cluster's pods) ----------
+PROMETHEUS_VERSION=v0.316.0   # the Go module version of Prometheus 3.16.0
+PROM_DIR="$CACHE/bin/prometheus-$PROMETHEUS_VERSION"
+
+prometheus_bin() {
+  if [ ! -x "$PROM_DIR/prometheus" ] || [ ! -x "$PROM_DIR/promtool" ]; then
+    log "prometheus: building $PROMETHEUS_VERSION and promtool through the Go module proxy (first run only, ~12 min)"
+    mkdir -p "$PROM_DIR"
+    (cd "$here/services/prometheus" && GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0 \
+      go build -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=3.16.0" \
+      -o "$PROM_DIR/" github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool >&2)
+  fi
+}
+
+prometheus_config() {
+  local dir="$RUN/prometheus" kubeconfig="$CACHE/cluster/kubeconfig"
+  cat > "$dir/prometheus.yml" <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  # ./run.sh stack: gateways on 8080/8081, the consumer on 9100, the operator on 9200.
+  - job_name: aurora-stack
+    static_configs:
+      - targets: [127.0.0.1:8080, 127.0.0.1:8081, 127.0.0.1:9100, 127.0.0.1:9200]
+        labels: {namespace: stack}
+  # Anything that writes a target file here (the tests do, with namespace and pod labels).
+  - job_name: aurora-files
+    file_sd_configs:
+      - files: ['$dir/targets/*.json']
+        refresh_interval: 1s
+YAML
+  if [ -f "$kubeconfig" ]; then
+    # The cluster of dev/cluster.sh: the chart's pods, on the port their annotations name.
+    cat >> "$dir/prometheus.yml" <<YAML
+  - job_name: kubernetes-pods
+    kubernetes_sd_configs:
+      - role: pod
+        kubeconfig_file: $kubeconfig
+    relabel_configs:
+      - {source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape], regex: "true", action: keep}
+      - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]
+        regex: (.+);(.+)
+        replacement: \$1:\$2
+        target_label: __address__
+      - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
+      - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
+YAML
+  fi
+}
+
+prometheus_up() {
+  PROMETHEUS_URL="http://127.0.0.1:$PROM_PORT"
+  running prometheus && return
+  prometheus_bin
+  local dir="$RUN/prometheus"
+  mkdir -p "$dir/targets" "$dir/data"
+  prometheus_config
+  nohup "$PROM_DIR/prometheus" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --web.listen-address="127.0.0.1:$PROM_PORT" --storage.tsdb.retention.time=1d \
+    >"$dir/prometheus.log" 2>&1 &
+  echo $! > "$RUN/prometheus.pid"
+  wait_until 60 prometheus port_open 127.0.0.1 "$PROM_PORT"
+  log "prometheus: started on $PROM_PORT"
+}
+
 print_env() {
   echo "export AURORA_KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
   echo "export AURORA_REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
   echo "export AURORA_MONGODB_URI=${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT}"
   if [ -n "${KAFKA_REPLICATION:-}" ]; then echo "export AURORA_KAFKA_REPLICATION=$KAFKA_REPLICATION"; fi
+  if running prometheus; then
+    echo "export AURORA_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT"
+    echo "export AURORA_PROMETHEUS_TARGETS=$RUN/prometheus/targets"
+    echo "export AURORA_PROMTOOL=$PROM_DIR/promtool"
+  fi
 }
 
 cmd="${1:-status}"
 [ $# -gt 0 ] && shift
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(redis mongodb kafka)
+[ ${#names[@]} -eq 0 ] && names=(redis mongodb kafka prometheus)
 case "$cmd" in
   up)
     for n in "${names[@]}"; do
       case "$n" in
-        redis) redis_up ;; mongodb) mongo_up ;; kafka) kafka_up ;;
+        redis) redis_up ;; mongodb) mongo_up ;; kafka) kafka_up ;; prometheus) prometheus_up ;;
         kafka3) kafka3_up; KAFKA_BROKERS="$(kafka3_brokers)"; KAFKA_REPLICATION=3 ;;
         *) echo "unknown service $n" >&2; exit 2 ;;
       esac
@@ -206,7 +276,7 @@ case "$cmd" in
   down)
     for n in "${names[@]}"; do
       case "$n" in
-        redis) stop redis ;; mongodb) stop ferretdb ;; kafka) stop kafka ;;
+        redis) stop redis ;; mongodb) stop ferretdb ;; kafka) stop kafka ;; prometheus) stop prometheus ;;
         kafka3) stop kafka3-1; stop kafka3-2; stop kafka3-3 ;;
         *) echo "unknown service $n" >&2; exit 2 ;;
       esac
@@ -222,6 +292,7 @@ case "$cmd" in
         redis) stop redis; rm -rf "$RUN/redis"; redis_up ;;
         mongodb) stop ferretdb; rm -rf "$RUN/ferretdb"; mongo_up ;;
         kafka) stop kafka; rm -rf "$RUN/kafka"; kafka_up ;;
+        prometheus) stop prometheus; rm -rf "$RUN/prometheus"; prometheus_up ;;
         kafka3) stop kafka3-1; stop kafka3-2; stop kafka3-3; rm -rf "$RUN/kafka3"; kafka3_up; KAFKA_BROKERS="$(kafka3_brokers)"; KAFKA_REPLICATION=3 ;;
         *) echo "unknown service $n" >&2; exit 2 ;;
       esac
@@ -229,7 +300,7 @@ case "$cmd" in
     print_env
     ;;
   status)
-    for s in kafka redis ferretdb; do
+    for s in kafka redis ferretdb prometheus; do
       if running "$s"; then log "$s: running (pid $(cat "$RUN/$s.pid"))"; else log "$s: not running"; fi
     done
     print_env

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Distributed mode on one machine: the real services on loopback, one consumer,
-# two gateways (http://127.0.0.1:8080 and :8081) serving one chat, and, while
+# two gateways (http://127.0.0.1:8080 and :8081) serving one chat, Prometheus scraping
+# them (http://127.0.0.1:19090), and, while
 # `./run.sh cluster up` runs, the ChatRoom operator (probes on :9200). Ctrl-C stops
 # what this started; `./run.sh services down` stops the services.
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
 # `./run.sh stack replicated`: three Kafka brokers (RF 3, min.insync.replicas 2) instead of one.
 if [ "${1:-}" = replicated ]; then
-  eval "$(dev/services.sh up redis mongodb kafka3)"
+  eval "$(dev/services.sh up redis mongodb kafka3 prometheus)"
 else
   eval "$(dev/services.sh up)"
 fi
@@ -28,5 +29,6 @@ if kubeconfig="$(dev/cluster.sh env 2>/dev/null | sed -n 's/^export KUBECONFIG=/
 fi
 AURORA_LISTEN=127.0.0.1:8080 "$bin/aurora-gateway" & pids+=($!)
 AURORA_LISTEN=127.0.0.1:8081 "$bin/aurora-gateway" & pids+=($!)
-echo "AuroraChat stack: http://127.0.0.1:8080 and http://127.0.0.1:8081 (consumer metrics: http://127.0.0.1:9100/metrics). Ctrl-C stops."
+echo "AuroraChat stack: http://127.0.0.1:8080 and http://127.0.0.1:8081 (consumer metrics: http://127.0.0.1:9100/metrics)."
+echo "Prometheus: $AURORA_PROMETHEUS_URL (HTTP API; it scrapes all of the above). Ctrl-C stops."
 wait -n "${pids[@]}"

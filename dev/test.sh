@@ -45,7 +45,7 @@ command -v chromium >/dev/null
 (cd dev/e2e && if [ ! -d node_modules/playwright-core ]; then npm ci --no-audit --no-fund; fi)
 
 log "services (Kafka, Redis, FerretDB on loopback)"
-eval "$(dev/services.sh up)"
+eval "$(dev/services.sh up redis mongodb kafka)"
 trap 'dev/cluster.sh down; dev/services.sh down' EXIT
 # FerretDB's SQLite backend scans for most queries: start each run from an empty store.
 dev/services.sh reset mongodb >/dev/null
@@ -62,6 +62,9 @@ echo "cluster up (control plane + node Ready): $(( $(date +%s) - started )) s"
 dev/cluster.sh down
 dev/cluster.sh leftovers
 eval "$(dev/cluster.sh up)"
+
+log "Prometheus on loopback (the tests' processes and the cluster's pods)"
+eval "$(dev/services.sh reset prometheus)"
 
 log "release build and images (imported into the node's containerd)"
 cargo build --release --locked -p aurora-gateway -p aurora-consumer -p aurora-operator

@@ -41,7 +41,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render())
 }
 
-/// Every 5 s: log end minus committed position, summed over assigned partitions.
+/// Every 5 s: log end minus position, per assigned partition and summed.
 pub async fn track_lag(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -50,22 +50,30 @@ pub async fn track_lag(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let consumer = shared.consumer.clone();
-        let lag = tokio::task::spawn_blocking(move || {
+        let lags = tokio::task::spawn_blocking(move || {
             let position = consumer.position().ok()?;
-            let mut total = 0i64;
+            let mut lags = Vec::new();
             for e in position.elements() {
                 let (_, high) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1)).ok()?;
-                if let Offset::Offset(p) = e.offset() {
-                    total += (high - p).max(0);
-                }
+                // No position yet (nothing read since the assignment): not counted.
+                let behind = match e.offset() {
+                    Offset::Offset(p) => (high - p).max(0),
+                    _ => 0,
+                };
+                lags.push((e.topic().to_owned(), e.partition(), behind));
             }
-            Some(total)
+            Some(lags)
         })
         .await
         .ok()
         .flatten();
-        if let Some(lag) = lag {
-            shared.metrics.lag.set(lag);
+        if let Some(lags) = lags {
+            let metrics = &shared.metrics;
+            metrics.partition_lag.reset();
+            for (topic, partition, behind) in &lags {
+                metrics.partition_lag.with_label_values(&[topic, &partition.to_string()]).set(*behind);
+            }
+            metrics.lag.set(lags.iter().map(|l| l.2).sum());
         }
     }
 }

@@ -156,6 +156,7 @@ async fn process(shared: &Shared, pipeline: &mut Pipeline, batch: &[OwnedMessage
             }
         })
         .collect();
+    shared.metrics.records.inc_by(batch.len() as u64);
     if submissions.is_empty() {
         return;
     }
@@ -169,6 +170,8 @@ async fn process(shared: &Shared, pipeline: &mut Pipeline, batch: &[OwnedMessage
                     shared.metrics.end_to_end_seconds.observe((now - m.ts).max(0) as f64 / 1000.0);
                 }
                 shared.metrics.consumed.inc_by(messages.len() as u64);
+                shared.metrics.duplicates.inc_by(pipeline.take_duplicates());
+                shared.metrics.rooms_active.set(pipeline.active_rooms() as i64);
                 shared.metrics.batch_size.observe(messages.len() as f64);
                 timer.observe_duration();
                 return;

@@ -1,42 +1,72 @@
 //! Consumer metrics, names prefixed `aurora_consumer_`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     registry: Registry,
     pub consumed: IntCounter,
+    pub records: IntCounter,
     pub lag: IntGauge,
+    pub partition_lag: IntGaugeVec,
     pub batch_size: Histogram,
     pub batch_seconds: Histogram,
     pub end_to_end_seconds: Histogram,
     pub retries: IntCounter,
+    pub duplicates: IntCounter,
+    pub rooms_active: IntGauge,
 }
+
+/// Latency buckets from 0.25 ms to 10 s (as the gateway's).
+const LATENCY_BUCKETS: [f64; 15] =
+    [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let consumed = IntCounter::new("aurora_consumer_messages_total", "Messages stored and published")?;
-        let lag = IntGauge::new("aurora_consumer_lag", "Records behind the log end, over assigned partitions")?;
-        let batch_size = Histogram::with_opts(
-            HistogramOpts::new("aurora_consumer_batch_size", "Records per batch")
-                .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0]),
-        )?;
-        let batch_seconds = Histogram::with_opts(
-            HistogramOpts::new("aurora_consumer_batch_seconds", "Time to store and publish a batch")
-                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14)?),
-        )?;
-        let end_to_end_seconds = Histogram::with_opts(
-            HistogramOpts::new("aurora_consumer_end_to_end_seconds", "Time from send at the gateway to publish")
-                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16)?),
-        )?;
-        let retries = IntCounter::new("aurora_consumer_retries_total", "Batches retried after a dependency error")?;
-        registry.register(Box::new(consumed.clone()))?;
-        registry.register(Box::new(lag.clone()))?;
-        registry.register(Box::new(batch_size.clone()))?;
-        registry.register(Box::new(batch_seconds.clone()))?;
-        registry.register(Box::new(end_to_end_seconds.clone()))?;
-        registry.register(Box::new(retries.clone()))?;
-        Ok(Metrics { registry, consumed, lag, batch_size, batch_seconds, end_to_end_seconds, retries })
+        let m = Metrics {
+            consumed: IntCounter::new("aurora_consumer_messages_total", "Messages stored and published")?,
+            records: IntCounter::new("aurora_consumer_records_total", "Kafka records consumed")?,
+            lag: IntGauge::new("aurora_consumer_lag", "Records behind the log end, over assigned partitions")?,
+            partition_lag: IntGaugeVec::new(
+                Opts::new("aurora_consumer_partition_lag", "Records behind the log end, per assigned partition"),
+                &["topic", "partition"],
+            )?,
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new("aurora_consumer_batch_size", "Records per batch")
+                    .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0]),
+            )?,
+            batch_seconds: Histogram::with_opts(
+                HistogramOpts::new("aurora_consumer_batch_seconds", "Time to store and publish a batch")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+            )?,
+            end_to_end_seconds: Histogram::with_opts(
+                HistogramOpts::new("aurora_consumer_end_to_end_seconds", "Time from send at the gateway to publish")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+            )?,
+            retries: IntCounter::new("aurora_consumer_retries_total", "Batches retried after a dependency error")?,
+            duplicates: IntCounter::new(
+                "aurora_consumer_duplicates_total",
+                "Records skipped as already stored (redeliveries, client retries)",
+            )?,
+            rooms_active: IntGauge::new(
+                "aurora_consumer_rooms_active",
+                "Rooms written since the last partition assignment",
+            )?,
+            registry,
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.consumed.clone()))?;
+        r.register(Box::new(m.records.clone()))?;
+        r.register(Box::new(m.lag.clone()))?;
+        r.register(Box::new(m.partition_lag.clone()))?;
+        r.register(Box::new(m.batch_size.clone()))?;
+        r.register(Box::new(m.batch_seconds.clone()))?;
+        r.register(Box::new(m.end_to_end_seconds.clone()))?;
+        r.register(Box::new(m.retries.clone()))?;
+        r.register(Box::new(m.duplicates.clone()))?;
+        r.register(Box::new(m.rooms_active.clone()))?;
+        aurora_core::telemetry::register_shared(r, "consumer", &["kafka", "redis", "mongodb"])?;
+        Ok(m)
     }
 
     pub fn render(&self) -> String {

@@ -23,11 +23,23 @@ pub struct Pipeline {
     /// server need not stop an ordered insert at the first duplicate, and records
     /// after it would keep seqs that leave holes).
     verify: bool,
+    /// Records found already stored (redeliveries, retries) since the last [`Pipeline::take_duplicates`].
+    duplicates: u64,
 }
 
 impl Pipeline {
     pub fn new(store: Arc<dyn MessageStore>, bus: Arc<dyn Bus>) -> Self {
-        Pipeline { store, bus, last_seq: HashMap::new(), verify: true }
+        Pipeline { store, bus, last_seq: HashMap::new(), verify: true, duplicates: 0 }
+    }
+
+    /// Records skipped as already stored since the last call.
+    pub fn take_duplicates(&mut self) -> u64 {
+        std::mem::take(&mut self.duplicates)
+    }
+
+    /// Rooms this pipeline has written since its last reset (start or reassignment).
+    pub fn active_rooms(&self) -> usize {
+        self.last_seq.len()
     }
 
     /// Forgets cached sequence numbers and verifies ids again (after a rebalance or an error).
@@ -75,9 +87,11 @@ impl Pipeline {
         for sub in batch {
             // The same id twice in one batch (an attempt and its retry): one message.
             if !seen.insert(sub.id.as_str()) {
+                self.duplicates += 1;
                 continue;
             }
             if let Some(m) = stored.remove(&sub.id) {
+                self.duplicates += 1;
                 let last = self.last_seq.entry(m.room.clone()).or_insert(0);
                 *last = (*last).max(m.seq);
                 all.push(m);

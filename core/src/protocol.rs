@@ -163,6 +163,19 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::NotFound,
+        ErrorCode::NotJoined,
+        ErrorCode::TooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::Forbidden,
+        ErrorCode::Unavailable,
+        ErrorCode::TokenExpired,
+        ErrorCode::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",

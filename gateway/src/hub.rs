@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use aurora_core::ports::{Bus, BusSink, ConnId, PortResult, RoomEvent};
 
+use crate::metrics::SentKind;
+
 /// One frame for one room, shared by every local recipient.
 #[derive(Debug)]
 pub struct Delivery {
@@ -21,6 +23,9 @@ pub struct Delivery {
     pub seq: Option<u64>,
     pub skip_user: Option<Arc<str>>,
     pub frame: Utf8Bytes,
+    pub kind: crate::metrics::SentKind,
+    /// When the frame reached this gateway (for `aurora_delivery_seconds`).
+    pub arrived: std::time::Instant,
 }
 
 /// How the hub reaches a connection: a bounded queue, and a token cancelled
@@ -101,6 +106,8 @@ impl Hub {
             seq: None,
             skip_user: None,
             frame: Utf8Bytes::from_static(""),
+            kind: if resync { SentKind::Message } else { SentKind::Reply },
+            arrived: std::time::Instant::now(),
         });
         for handle in members.values() {
             self.offer(handle, &delivery);
@@ -132,6 +139,13 @@ impl BusSink for Hub {
                 return;
             }
         };
+        let kind = if event.seq.is_some() {
+            SentKind::Message
+        } else if frame.as_str().starts_with(r#"{"type":"typing""#) {
+            SentKind::Typing
+        } else {
+            SentKind::Presence
+        };
         let delivery = Arc::new(Delivery {
             room: members.key().clone(),
             resync: false,
@@ -139,6 +153,8 @@ impl BusSink for Hub {
             seq: event.seq,
             skip_user: event.skip_user,
             frame,
+            kind,
+            arrived: std::time::Instant::now(),
         });
         for handle in members.values() {
             self.offer(handle, &delivery);

@@ -32,6 +32,11 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, backend: Backend, jwt: JwtKeys, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let metrics = Metrics::new()?;
+        let mode = match config.mode {
+            aurora_core::config::Mode::Embedded => "embedded",
+            aurora_core::config::Mode::Distributed => "distributed",
+        };
+        metrics.describe(mode);
         let hub = Hub::new(backend.bus.clone(), metrics.outbound_overflows.clone());
         Ok(AppState {
             rooms: Arc::new(RoomDirectory::new(backend.clone(), hub.clone())),

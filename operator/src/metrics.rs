@@ -41,6 +41,13 @@ impl Metrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(rooms.clone()))?;
+        // Every bounded label value exists from the start (a rate over it is 0, not absent).
+        for result in ["success", "error"] {
+            reconciles.with_label_values(&[result]);
+        }
+        for reason in ["kafka", "store", "redis", "kubernetes", "invalid_spec", "finalizer"] {
+            errors.with_label_values(&[reason]);
+        }
         Ok(Metrics { registry, reconciles, reconcile_seconds, errors, leader, rooms })
     }
 

@@ -26,7 +26,9 @@ pub fn room_topic(room: &str) -> String {
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn kafka_err(e: impl std::fmt::Display) -> PortError {
-    PortError::Unavailable(format!("kafka: {e}"))
+    let message = e.to_string();
+    crate::telemetry::backend_error("kafka", &message);
+    PortError::Unavailable(format!("kafka: {message}"))
 }
 
 pub struct KafkaLog {

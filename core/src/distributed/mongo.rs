@@ -28,7 +28,9 @@ fn is_duplicate(e: &mongodb::error::Error) -> bool {
 }
 
 fn unavailable(e: mongodb::error::Error) -> PortError {
-    PortError::Unavailable(format!("mongodb: {e}"))
+    let message = e.to_string();
+    crate::telemetry::backend_error("mongodb", &message);
+    PortError::Unavailable(format!("mongodb: {message}"))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

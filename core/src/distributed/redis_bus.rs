@@ -23,7 +23,9 @@ pub fn room_channel(room: &str) -> String {
 }
 
 pub(crate) fn redis_err(e: redis::RedisError) -> PortError {
-    PortError::Unavailable(format!("redis: {e}"))
+    let message = e.to_string();
+    crate::telemetry::backend_error("redis", &message);
+    PortError::Unavailable(format!("redis: {message}"))
 }
 
 enum Command {

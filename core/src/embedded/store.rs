@@ -23,7 +23,9 @@ fn nonce_key(room: &str, user_id: &str, nonce: &str) -> String {
 }
 
 fn db_err(e: impl Into<redb::Error>) -> PortError {
-    PortError::Unavailable(format!("embedded store: {}", e.into()))
+    let message = e.into().to_string();
+    crate::telemetry::backend_error("embedded", &message);
+    PortError::Unavailable(format!("embedded store: {message}"))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> PortResult<T> {
@@ -219,7 +221,7 @@ impl MessageStore for FileStore {
     async fn insert(&self, batch: &[Message]) -> PortResult<()> {
         let encoded: Vec<(Message, Vec<u8>)> =
             batch.iter().map(|m| Ok((m.clone(), encode(m)?))).collect::<PortResult<_>>()?;
-        let prune = self.inserts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % PRUNE_NONCES_EVERY == 0;
+        let prune = self.inserts.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(PRUNE_NONCES_EVERY);
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(db_err)?;
             {

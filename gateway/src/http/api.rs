@@ -92,7 +92,10 @@ pub async fn login(
             abuse::give_back(&state, "login-failures", &account, failures).await;
             Ok(Json(session_body(&state, &user)?))
         }
-        _ => Err(ApiError::unauthorized("wrong username or password")),
+        _ => {
+            state.metrics.auth_failed("wrong_password");
+            Err(ApiError::unauthorized("wrong username or password"))
+        }
     }
 }
 

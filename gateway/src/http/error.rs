@@ -126,8 +126,14 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let claims = state.jwt.verify(token).map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+        let Some(token) = bearer(&parts.headers) else {
+            state.metrics.auth_failed("missing_token");
+            return Err(ApiError::unauthorized("missing bearer token"));
+        };
+        let claims = state.jwt.verify(token).map_err(|e| {
+            state.metrics.token_failed(&e);
+            ApiError::unauthorized("invalid or expired token")
+        })?;
         known_user(state, &claims).await?;
         Ok(AuthUser(claims))
     }
@@ -138,7 +144,10 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
 pub async fn known_user(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
     match state.backend.users.user_by_id(&claims.sub).await? {
         Some(_) => Ok(()),
-        None => Err(ApiError::unauthorized("unknown user")),
+        None => {
+            state.metrics.auth_failed("unknown_user");
+            Err(ApiError::unauthorized("unknown user"))
+        }
     }
 }
 

@@ -131,6 +131,7 @@ impl Session {
     async fn enter(&mut self, room: &Arc<str>) -> Result<(), PortError> {
         let backend = &self.state.backend;
         self.state.hub.join(room, self.conn, self.handle.clone()).await?;
+        self.state.metrics.joins.inc();
         match backend.presence.join(room, &self.user, self.conn).await {
             Ok(true) => {
                 let joins = [self.user.clone()];
@@ -342,8 +343,14 @@ impl Session {
                 self.token_reset = true;
                 self.send(socket, ServerFrame::Authed { reference: r, exp: claims.exp }.encode()).await
             }
-            Ok(_) => self.error(socket, ErrorCode::Unauthorized, "token is for another user", r, None).await,
-            Err(_) => self.error(socket, ErrorCode::Unauthorized, "invalid or expired token", r, None).await,
+            Ok(_) => {
+                self.state.metrics.auth_failed("other_user");
+                self.error(socket, ErrorCode::Unauthorized, "token is for another user", r, None).await
+            }
+            Err(e) => {
+                self.state.metrics.token_failed(&e);
+                self.error(socket, ErrorCode::Unauthorized, "invalid or expired token", r, None).await
+            }
         }
     }
 }

@@ -32,11 +32,15 @@ pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Some(token) = bearer(&headers).map(str::to_owned).or(query.token) else {
+        state.metrics.auth_failed("missing_token");
         return ApiError::unauthorized("missing token").into_response();
     };
     let claims = match state.jwt.verify(&token) {
         Ok(c) => c,
-        Err(_) => return ApiError::unauthorized("invalid or expired token").into_response(),
+        Err(e) => {
+            state.metrics.token_failed(&e);
+            return ApiError::unauthorized("invalid or expired token").into_response();
+        }
     };
     if let Err(e) = known_user(&state, &claims).await {
         return e.into_response();

@@ -20,6 +20,7 @@ use aurora_core::ports::{ConnId, RoomEvent};
 use aurora_core::protocol::{close, ErrorCode, ServerFrame, MAX_SINCE_MESSAGES};
 
 use crate::hub::{ConnHandle, Delivery};
+use crate::metrics::SentKind;
 use crate::state::AppState;
 
 /// Most queued frames written per flush.
@@ -202,18 +203,32 @@ impl Session {
         rx: &mut mpsc::Receiver<Arc<Delivery>>,
         first: Arc<Delivery>,
     ) -> Result<(), End> {
+        let oldest = first.arrived;
         let mut next = Some(first);
         let mut count = 0usize;
         let mut written = 0u64;
+        let mut by_kind = [0u64; 4];
         while let Some(d) = next.take() {
-            written += self.feed_delivery(socket, &d).await?;
+            let n = self.feed_delivery(socket, &d).await?;
+            written += n;
+            by_kind[d.kind as usize] += n;
             count += 1;
             if count < MAX_BATCH {
                 next = rx.try_recv().ok();
             }
         }
         self.flush(socket).await?;
-        self.state.metrics.frames_delivered.inc_by(written);
+        let metrics = &self.state.metrics;
+        metrics.frames_delivered.inc_by(written);
+        if written > 0 {
+            // The batch's oldest frame: its wait bounds every other frame's in the batch.
+            metrics.delivery_seconds.observe(oldest.elapsed().as_secs_f64());
+        }
+        for kind in [SentKind::Message, SentKind::Presence, SentKind::Typing, SentKind::Reply] {
+            if by_kind[kind as usize] > 0 {
+                metrics.sent(kind, by_kind[kind as usize]);
+            }
+        }
         Ok(())
     }
 
@@ -257,6 +272,7 @@ impl Session {
     /// Sends every stored message after the last one this client got.
     async fn catch_up(&mut self, socket: &mut WebSocket, room: &Arc<str>) -> Result<u64, End> {
         let Some(last) = self.rooms.get(room).map(|j| j.last_seq) else { return Ok(0) };
+        self.state.metrics.resyncs.inc();
         let missed = match self.state.backend.messages.after(room, last, MAX_SINCE_MESSAGES).await {
             Ok((missed, _)) => missed,
             Err(e) => {
@@ -335,6 +351,7 @@ impl Session {
     }
 
     pub(super) async fn send(&mut self, socket: &mut WebSocket, text: String) -> Result<(), End> {
+        self.state.metrics.sent(SentKind::Reply, 1);
         self.write(socket, Message::Text(Utf8Bytes::from(text))).await
     }
 
@@ -393,6 +410,7 @@ impl Session {
     }
 
     pub(super) async fn part(&mut self, room: &str) {
+        self.state.metrics.leaves.inc();
         let backend = &self.state.backend;
         self.state.hub.leave(room, self.conn).await;
         match backend.presence.leave(room, &self.user, self.conn).await {

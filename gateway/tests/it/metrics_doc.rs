@@ -30,12 +30,17 @@ fn documented(section: &str) -> BTreeSet<String> {
     body.lines().filter_map(|l| l.strip_prefix("| `")?.split('`').next().map(str::to_owned)).collect()
 }
 
+fn documented_shared() -> BTreeSet<String> {
+    documented("Shared")
+}
+
 #[test]
 fn the_metrics_docs_and_the_code_list_the_same_names() {
     for (section, file) in [
         ("Gateway", "gateway/src/metrics.rs"),
         ("Consumer", "consumer/src/metrics.rs"),
         ("Operator", "operator/src/metrics.rs"),
+        ("Shared", "core/src/telemetry.rs"),
     ] {
         assert_eq!(documented(section), names_in_code(file), "docs/metrics.md `{section}` vs {file}");
     }
@@ -50,7 +55,8 @@ async fn the_gateway_exports_what_the_docs_list() {
     let text = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let exported: BTreeSet<String> =
         text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next().map(str::to_owned)).collect();
-    let documented = documented("Gateway");
+    let mut documented = documented("Gateway");
+    documented.extend(documented_shared());
     assert!(exported.is_subset(&documented), "exported but not documented: {:?}", exported.difference(&documented));
     for name in ["aurora_ws_connections", "aurora_messages_accepted_total", "aurora_send_ack_seconds"] {
         assert!(exported.contains(name), "{name} missing from /metrics");

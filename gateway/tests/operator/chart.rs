@@ -33,15 +33,15 @@ fn attempt(program: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// A minimal PodMonitor CRD (the Prometheus operator's group and kind), so the API server
-/// can dry-run the chart's PodMonitors.
-fn podmonitor_crd() -> Value {
+/// A minimal CRD of the Prometheus operator's group (schema left open), so the API server
+/// can dry-run the chart's PodMonitors and PrometheusRule.
+fn monitoring_crd(kind: &str, plural: &str) -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "podmonitors.monitoring.coreos.com"},
+        "metadata": {"name": format!("{plural}.monitoring.coreos.com")},
         "spec": {
             "group": "monitoring.coreos.com", "scope": "Namespaced",
-            "names": {"kind": "PodMonitor", "plural": "podmonitors", "singular": "podmonitor", "listKind": "PodMonitorList"},
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
             "versions": [{"name": "v1", "served": true, "storage": true,
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
         }
@@ -56,13 +56,13 @@ async fn the_chart_renders_objects_the_api_server_accepts_and_refuses_bad_values
     run("helm", &["lint", "charts/aurora", "--strict", "-f", full]);
     run("helm", &["lint", "charts/aurora", "--strict", "-f", "manifests/dev-values.yaml"]);
 
-    let crd = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(crd.path(), podmonitor_crd().to_string()).expect("write CRD");
-    run("kubectl", &["apply", "--server-side", "-f", crd.path().to_str().unwrap()]);
-    run(
-        "kubectl",
-        &["wait", "--for", "condition=Established", "--timeout", "30s", "crd/podmonitors.monitoring.coreos.com"],
-    );
+    for (kind, plural) in [("PodMonitor", "podmonitors"), ("PrometheusRule", "prometheusrules")] {
+        let crd = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(crd.path(), monitoring_crd(kind, plural).to_string()).expect("write CRD");
+        run("kubectl", &["apply", "--server-side", "-f", crd.path().to_str().unwrap()]);
+        let name = format!("crd/{plural}.monitoring.coreos.com");
+        run("kubectl", &["wait", "--for", "condition=Established", "--timeout", "30s", &name]);
+    }
 
     let ns = Ns::new().await;
     for (what, extra) in [("default values", None), ("every option", Some(full))] {
@@ -80,8 +80,8 @@ async fn the_chart_renders_objects_the_api_server_accepts_and_refuses_bad_values
         let objects = rendered.matches("\nkind: ").count();
         assert_eq!(accepted.lines().count(), objects, "{what}: every object accepted:\n{accepted}");
         if extra.is_some() {
-            for kind in ["PodMonitor", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget"] {
-                assert!(accepted.contains(&format!("{}", kind.to_lowercase())), "{kind} accepted:\n{accepted}");
+            for kind in ["PodMonitor", "PrometheusRule", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget"] {
+                assert!(accepted.contains(&kind.to_lowercase()), "{kind} accepted:\n{accepted}");
             }
             assert!(
                 rendered.contains("secretKeyRef: {name: \"aurora-connections\", key: redis-url}"),
@@ -89,6 +89,11 @@ async fn the_chart_renders_objects_the_api_server_accepts_and_refuses_bad_values
             );
             assert!(rendered.contains("aurora_ws_connections"), "HPA on connections per pod");
             assert!(!rendered.contains("kind: Secret"), "an existing JWT Secret is used, none generated");
+            assert!(rendered.contains("alert: AuroraOperatorNoLeader"), "the alerts are in the PrometheusRule");
+            assert!(
+                rendered.contains("grafana_dashboard: \"1\""),
+                "the dashboard ConfigMap is labelled for the sidecar"
+            );
         }
     }
 

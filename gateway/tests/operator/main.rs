@@ -19,4 +19,5 @@ mod chart;
 mod lifecycle;
 mod load;
 mod node;
+mod observability;
 mod resilience;

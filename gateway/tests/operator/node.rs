@@ -89,6 +89,19 @@ async fn the_chart_runs_on_the_node_survives_upgrades_and_uninstalls_cleanly() {
     let tested = run("helm", &["test", RELEASE, "-n", &ns.name, "--timeout", "60s", "--logs"]);
     assert!(tested.contains("two users exchanged a message"), "helm test: {tested}");
 
+    // Prometheus finds the pods through Kubernetes discovery and scrapes all five.
+    let up = format!("count(up{{job=\"kubernetes-pods\", namespace=\"{}\"}} == 1)", ns.name);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = crate::observability::query(&up).await;
+        let n: f64 = r.first().and_then(|s| s["value"][1].as_str()?.parse().ok()).unwrap_or(0.0);
+        if n >= 5.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Prometheus scrapes {n} of the 5 pods");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     // The example ChatRoom, usable through the pods within 5 s of the apply.
     let examples = std::fs::read_to_string(repo().join("manifests/examples/chatrooms.yaml")).expect("examples");
     let example = examples.split("\n---\n").find(|d| d.contains("name: announcements")).expect("the public example");
