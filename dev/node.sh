@@ -102,8 +102,12 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 YAML
   [ -f "$NODE/sysctl.saved" ] || sysctl -n vm.overcommit_memory kernel.panic kernel.panic_on_oops > "$NODE/sysctl.saved"
+  # --cloud-provider=external: kubelet then never sets the Node's addresses itself (it
+  # would pick a non-loopback interface's IP where the machine has one, and the apiserver
+  # and hostNetwork pod IPs would follow it); we set 127.0.0.1 below.
   start kubelet "$BIN/kubelet" --config "$NODE/kubelet.yaml" --kubeconfig "$NODE/kubelet.kubeconfig" \
-    --root-dir "$NODE/kubelet" --cert-dir "$NODE/kubelet/pki" --hostname-override "$NODE_NAME"
+    --root-dir "$NODE/kubelet" --cert-dir "$NODE/kubelet/pki" --hostname-override "$NODE_NAME" \
+    --cloud-provider=external
   start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$NODE/scheduler.kubeconfig" \
     --authentication-kubeconfig "$NODE/scheduler.kubeconfig" --authorization-kubeconfig "$NODE/scheduler.kubeconfig" \
     --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
@@ -111,7 +115,11 @@ YAML
   # kubelet refuses a loopback node IP and leaves the Node without addresses.
   k patch node "$NODE_NAME" --subresource=status --type merge \
     -p '{"status":{"addresses":[{"type":"InternalIP","address":"127.0.0.1"},{"type":"Hostname","address":"'"$NODE_NAME"'"}]}}' >/dev/null
+  # No cloud controller will initialise the node: lift the taint external providers get.
+  k taint node "$NODE_NAME" node.cloudprovider.kubernetes.io/uninitialized- >/dev/null 2>&1 || true
   wait_until 90 "node $NODE_NAME Ready" k wait --for condition=Ready --timeout 5s "node/$NODE_NAME"
+  local ip; ip="$(k get node "$NODE_NAME" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')"
+  [ "$ip" = 127.0.0.1 ] || { log "node InternalIP is '$ip', not 127.0.0.1: refusing to run pods off loopback"; exit 1; }
   log "node $NODE_NAME Ready (containerd $SOCK)"
 }
 

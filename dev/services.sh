@@ -221,6 +221,8 @@ YAML
         kubeconfig_file: $kubeconfig
     relabel_configs:
       - {source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape], regex: "true", action: keep}
+      # Loopback only: hostNetwork pods on this node have IP 127.0.0.1.
+      - {source_labels: [__meta_kubernetes_pod_ip], regex: '127\\..*', action: keep}
       - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]
         regex: (.+);(.+)
         replacement: \$1:\$2

@@ -69,7 +69,9 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
         .set("group.id", &config.group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("topic.metadata.refresh.interval.ms", "5000")
+        // A new ChatRoom topic matches the pattern subscription at the next refresh: within
+        // a second, so a room is usable within seconds of its `kubectl apply`.
+        .set("topic.metadata.refresh.interval.ms", "1000")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
         .set("reconnect.backoff.max.ms", "1000")

@@ -115,7 +115,10 @@ async fn redis_restart_during_traffic_loses_nothing_and_recovers() {
         answers += 1;
     }
     let bound = 100 + (100.0 * burst_started.elapsed().as_secs_f64()).ceil() as usize;
-    assert!(limited > 0 && accepted <= bound, "the limiter works after the restart: {accepted} accepted, bound {bound}");
+    assert!(
+        limited > 0 && accepted <= bound,
+        "the limiter works after the restart: {accepted} accepted, bound {bound}"
+    );
     g1.terminate().await;
     g2.terminate().await;
 }

@@ -24,10 +24,14 @@ pub struct ClientLog {
     pub reconnects: usize,
 }
 
+/// What a client is doing now, for failure messages.
+type Doing = std::sync::Arc<std::sync::Mutex<String>>;
+
 pub struct Load {
     stop: CancellationToken,
     tasks: Vec<JoinHandle<ClientLog>>,
     progress: Vec<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    doing: Vec<Doing>,
 }
 
 impl Load {
@@ -36,13 +40,16 @@ impl Load {
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         let mut progress = Vec::new();
+        let mut doing = Vec::new();
         for (i, session) in sessions.into_iter().enumerate() {
             let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
             progress.push(counter.clone());
+            let now: Doing = Default::default();
+            doing.push(now.clone());
             let room = rooms[i % rooms.len()].clone();
-            tasks.push(tokio::spawn(client(addr, session, room, pace, stop.clone(), counter)));
+            tasks.push(tokio::spawn(client(addr, session, room, pace, stop.clone(), counter, now)));
         }
-        Load { stop, tasks, progress }
+        Load { stop, tasks, progress, doing }
     }
 
     /// Acks so far, per client.
@@ -56,11 +63,18 @@ impl Load {
         let deadline = Instant::now() + limit;
         loop {
             let now = self.acks();
-            let behind = now.iter().zip(&start).filter(|(n, s)| **n < **s + more).count();
-            if behind == 0 {
+            let behind: Vec<usize> = (0..now.len()).filter(|&i| now[i] < start[i] + more).collect();
+            if behind.is_empty() {
                 return;
             }
-            assert!(Instant::now() < deadline, "{what}: {behind} clients did not resume within {limit:?}");
+            if Instant::now() > deadline {
+                let doing: Vec<String> = behind
+                    .iter()
+                    .take(5)
+                    .map(|&i| self.doing[i].lock().map(|d| d.clone()).unwrap_or_default())
+                    .collect();
+                panic!("{what}: {} clients did not resume within {limit:?}; some were: {doing:#?}", behind.len());
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -77,14 +91,26 @@ impl Load {
 
 async fn connect(addr: SocketAddr, token: &str, room: &str) -> Option<Ws> {
     let url = format!("ws://{addr}/ws?token={token}");
-    let (mut ws, _) =
-        tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(url)).await.ok()?.ok()?;
+    let (mut ws, _) = match tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            eprintln!("load client: connect failed: {e}");
+            return None;
+        }
+        Err(_) => {
+            eprintln!("load client: connect timed out");
+            return None;
+        }
+    };
     ws.send(Message::Text(json!({"type":"join","room":room,"ref":"j"}).to_string().into())).await.ok()?;
     loop {
-        let v = next_json(&mut ws, Duration::from_secs(5)).await?;
+        let v = next_json(&mut ws, Duration::from_secs(10)).await?;
         match v["type"].as_str() {
             Some("joined") => return Some(ws),
-            Some("error") => return None,
+            Some("error") => {
+                eprintln!("load client: join refused: {v}");
+                return None;
+            }
             _ => {}
         }
     }
@@ -134,20 +160,38 @@ async fn client(
     pace: Duration,
     stop: CancellationToken,
     counter: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    doing: Doing,
 ) -> ClientLog {
+    let note = |what: String| {
+        if let Ok(mut d) = doing.lock() {
+            *d = what;
+        }
+    };
     let mut log = ClientLog { room: room.clone(), acked: Vec::new(), longest_gap: Duration::ZERO, reconnects: 0 };
     let mut ws: Option<Ws> = None;
     let mut last_ack = Instant::now();
     let mut i = 0usize;
+    let mut backoff = Duration::from_millis(100);
     while !stop.is_cancelled() {
         let Some(socket) = ws.as_mut() else {
+            note(format!("{}: connecting (reconnects {})", session.name, log.reconnects));
             ws = connect(addr, &session.token, &room).await;
             if ws.is_none() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Exponential backoff with jitter, as the web client reconnects.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .subsec_nanos();
+                let jitter = Duration::from_millis(u64::from(nanos % 100));
+                tokio::time::sleep(backoff + jitter).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            } else {
+                backoff = Duration::from_millis(100);
             }
             continue;
         };
         let nonce = format!("{}-{i}", session.name);
+        note(format!("{}: sending {nonce}", session.name));
         match send_once(socket, &room, &nonce).await {
             Outcome::Acked(id) => {
                 log.longest_gap = log.longest_gap.max(last_ack.elapsed());
@@ -157,7 +201,10 @@ async fn client(
                 i += 1;
                 tokio::time::sleep(pace).await;
             }
-            Outcome::Retry(after) => tokio::time::sleep(after).await,
+            Outcome::Retry(after) => {
+                note(format!("{}: told to retry {nonce} after {after:?}", session.name));
+                tokio::time::sleep(after).await
+            }
             Outcome::Lost => {
                 // The same nonce goes again on the next connection.
                 ws = None;

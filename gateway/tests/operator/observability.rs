@@ -20,7 +20,7 @@ fn prometheus() -> String {
 }
 
 /// Runs an instant query; returns the result vector.
-pub async fn query(expr: &str) -> Vec<Value> {
+async fn query(expr: &str) -> Vec<Value> {
     let v: Value = reqwest::Client::new()
         .get(format!("{}/api/v1/query", prometheus()))
         .query(&[("query", expr)])
@@ -32,6 +32,20 @@ pub async fn query(expr: &str) -> Vec<Value> {
         .expect("JSON");
     assert_eq!(v["status"], "success", "{expr}: {v}");
     v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until the first sample of `expr` satisfies `ok` (a missing result reads 0).
+pub async fn until_query(expr: &str, what: &str, ok: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = query(expr).await;
+        let v: f64 = r.first().and_then(|s| s["value"][1].as_str()?.parse().ok()).unwrap_or(0.0);
+        if ok(v) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "Prometheus: no {what} within 60 s ({expr} = {v})");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Registers the processes as file-discovered targets labelled with the namespace and a pod name.
@@ -108,6 +122,9 @@ async fn every_dashboard_query_returns_data_and_every_alert_is_tested() {
         &[("gateway-1", &g1), ("gateway-2", &g2), ("consumer-1", &consumer), ("operator-1", &operator)],
     );
 
+    // Prometheus scrapes all four before the load starts, so its rates cover the load.
+    until_query(&format!("count(up{{namespace=\"{}\"}} == 1)", ns.name), "the four targets up", |n| n >= 4.0).await;
+
     // A short load: a ChatRoom with a tight limit, two users on two gateways, some refusals.
     let name = room_name();
     ns.apply(&name, json!({"title": "observed", "rateLimit": {"messages": 30, "period": "1m"}})).await;
@@ -132,18 +149,15 @@ async fn every_dashboard_query_returns_data_and_every_alert_is_tested() {
     assert_eq!(bad.status(), 401);
     drop(b);
 
-    // Prometheus has scraped the load once the accepted count shows up there.
-    let accepted = format!("sum(aurora_messages_accepted_total{{namespace=\"{}\"}})", ns.name);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = query(&accepted).await;
-        let n: f64 = r.first().and_then(|s| s["value"][1].as_str()?.parse().ok()).unwrap_or(0.0);
-        if n >= 30.0 && !query(&format!("aurora_operator_chatrooms{{namespace=\"{}\"}}", ns.name)).await.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Prometheus never saw the load ({n} accepted)");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // Prometheus has scraped the load once the stored count shows up there, and the slower
+    // gauges (the consumer's partition lag and the operator's ChatRooms, every 5 s) too.
+    let n = &ns.name;
+    until_query(&format!("sum(aurora_consumer_messages_total{{namespace=\"{n}\"}})"), "the load stored", |v| v >= 30.0)
+        .await;
+    until_query(&format!("count(aurora_consumer_partition_lag{{namespace=\"{n}\"}})"), "partition lag", |v| v > 0.0)
+        .await;
+    until_query(&format!("count(aurora_operator_chatrooms{{namespace=\"{n}\"}})"), "ChatRoom gauges", |v| v > 0.0)
+        .await;
     // Two more scrapes, so every rate() has two samples after the load.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
