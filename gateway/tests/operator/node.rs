@@ -51,6 +51,23 @@ async fn stored_rooms(token: &str, expected: &HashMap<String, usize>) -> HashMap
     all
 }
 
+/// The release under test: uninstalled when the test ends, passed or not, so a failure
+/// leaves no pods on the shared ports or in the consumer group for the tests after it.
+struct Installed {
+    ns: String,
+    done: bool,
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::process::Command::new("helm")
+                .args(["uninstall", RELEASE, "-n", &self.ns, "--wait", "--timeout", "60s"])
+                .output();
+        }
+    }
+}
+
 fn kubectl_apply(ns: &str, yaml: &str) {
     use std::io::Write;
     let mut child = std::process::Command::new("kubectl")
@@ -83,6 +100,7 @@ async fn the_chart_runs_on_the_node_survives_upgrades_and_uninstalls_cleanly() {
     install.extend(["--wait", "--timeout", "120s"]);
     let started = Instant::now();
     run("helm", &install);
+    let mut installed = Installed { ns: ns.name.clone(), done: false };
     println!("helm install --wait: every pod Ready after {:?}", started.elapsed());
     assert_eq!(pods(&ns.name, "gateway").len(), 2);
     assert_eq!(pods(&ns.name, "operator").len(), 2);
@@ -176,6 +194,7 @@ async fn the_chart_runs_on_the_node_survives_upgrades_and_uninstalls_cleanly() {
 
     // Uninstall: everything of the release goes, the CRD and the ChatRooms stay.
     run("helm", &["uninstall", RELEASE, "-n", &ns.name, "--wait", "--timeout", "120s"]);
+    installed.done = true;
     let selector = format!("app.kubernetes.io/instance={RELEASE}");
     let kinds =
         "deployments,replicasets,pods,services,secrets,serviceaccounts,roles,rolebindings,leases,poddisruptionbudgets";
