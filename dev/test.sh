@@ -83,7 +83,8 @@ done
 cargo test -p aurora-gateway --locked --lib --bins "${gateway_tests[@]}"
 cargo test -p aurora-gateway --locked --doc
 dev/services.sh reset mongodb >/dev/null
-cargo test -p aurora-gateway --locked --test operator
+# --show-output: the figures the chart, operator and observability tests print.
+cargo test -p aurora-gateway --locked --test operator -- --show-output
 
 log "browser test (Playwright + Chromium against the release binary)"
 (cd dev/e2e && AURORA_BIN="$CARGO_TARGET_DIR/release/aurora-gateway" npm test --silent)

@@ -1,4 +1,4 @@
-//! `/healthz`, `/readyz`, `/metrics`, and the lag gauge.
+//! `/healthz`, `/readyz` and `/metrics`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -6,7 +6,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use rdkafka::consumer::Consumer;
-use rdkafka::Offset;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -39,41 +38,4 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render())
-}
-
-/// Every 5 s: log end minus position, per assigned partition and summed.
-pub async fn track_lag(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let consumer = shared.consumer.clone();
-        let lags = tokio::task::spawn_blocking(move || {
-            let position = consumer.position().ok()?;
-            let mut lags = Vec::new();
-            for e in position.elements() {
-                let (_, high) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1)).ok()?;
-                // No position yet (nothing read since the assignment): not counted.
-                let behind = match e.offset() {
-                    Offset::Offset(p) => (high - p).max(0),
-                    _ => 0,
-                };
-                lags.push((e.topic().to_owned(), e.partition(), behind));
-            }
-            Some(lags)
-        })
-        .await
-        .ok()
-        .flatten();
-        if let Some(lags) = lags {
-            let metrics = &shared.metrics;
-            metrics.partition_lag.reset();
-            for (topic, partition, behind) in &lags {
-                metrics.partition_lag.with_label_values(&[topic, &partition.to_string()]).set(*behind);
-            }
-            metrics.lag.set(lags.iter().map(|l| l.2).sum());
-        }
-    }
 }

@@ -23,11 +23,33 @@ use aurora_core::pipeline::Pipeline;
 use crate::config::ConsumerConfig;
 use crate::metrics::Metrics;
 
-/// Notes rebalances, so cached sequence numbers are reloaded for new partitions.
-#[derive(Default)]
-pub struct RebalanceFlag(AtomicBool);
+/// The Kafka client's callbacks: notes rebalances (so cached sequence numbers are reloaded
+/// for new partitions) and turns librdkafka's statistics into the lag gauges.
+pub struct KafkaContext {
+    rebalanced: AtomicBool,
+    lag: prometheus::IntGauge,
+    partition_lag: prometheus::IntGaugeVec,
+}
 
-impl ClientContext for RebalanceFlag {
+impl ClientContext for KafkaContext {
+    /// Every `statistics.interval.ms`: librdkafka's own per-partition lag (log end minus
+    /// committed offset, from its fetch responses: no extra broker round trips).
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.partition_lag.reset();
+        let mut total = 0;
+        for (topic, t) in &statistics.topics {
+            for (id, p) in &t.partitions {
+                // -1 is librdkafka's internal UA partition; a lag of -1 means not known yet.
+                if *id < 0 || !p.desired || p.consumer_lag < 0 {
+                    continue;
+                }
+                self.partition_lag.with_label_values(&[topic.as_str(), &id.to_string()]).set(p.consumer_lag);
+                total += p.consumer_lag;
+            }
+        }
+        self.lag.set(total);
+    }
+
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         // The `aurora.room.*` pattern matches nothing until a ChatRoom topic exists.
         use rdkafka::types::RDKafkaErrorCode as Code;
@@ -41,18 +63,18 @@ impl ClientContext for RebalanceFlag {
     }
 }
 
-impl ConsumerContext for RebalanceFlag {
+impl ConsumerContext for KafkaContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => tracing::info!(partitions = tpl.count(), "partitions assigned"),
             Rebalance::Revoke(tpl) => tracing::info!(partitions = tpl.count(), "partitions revoked"),
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
         }
-        self.0.store(true, Ordering::SeqCst);
+        self.rebalanced.store(true, Ordering::SeqCst);
     }
 }
 
-type Kafka = StreamConsumer<RebalanceFlag>;
+type Kafka = StreamConsumer<KafkaContext>;
 
 pub struct Shared {
     pub metrics: Metrics,
@@ -64,6 +86,12 @@ pub struct Shared {
 /// Runs until `shutdown`, finishing and committing the batch in hand.
 pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (mongo, redis) = connect_services(&config.services).await?;
+    let metrics = Metrics::new()?;
+    let context = KafkaContext {
+        rebalanced: AtomicBool::new(false),
+        lag: metrics.lag.clone(),
+        partition_lag: metrics.partition_lag.clone(),
+    };
     let consumer: Kafka = ClientConfig::new()
         .set("bootstrap.servers", &config.services.kafka_brokers)
         .set("group.id", &config.group)
@@ -75,18 +103,18 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
         .set("reconnect.backoff.max.ms", "1000")
-        .create_with_context(RebalanceFlag::default())
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(context)
         .context("cannot create the Kafka consumer")?;
     let pattern = format!("^{}.*", kafka::ROOM_TOPIC_PREFIX.replace('.', "\\."));
     consumer.subscribe(&[kafka::SHARED_TOPIC, pattern.as_str()]).context("cannot subscribe")?;
-    let shared = Arc::new(Shared { metrics: Metrics::new()?, consumer: Arc::new(consumer), mongo, redis });
+    let shared = Arc::new(Shared { metrics, consumer: Arc::new(consumer), mongo, redis });
 
     let listener = aurora_core::process::bind(config.listen, true)
         .with_context(|| format!("AURORA_CONSUMER_LISTEN: cannot bind {}", config.listen))?;
     tracing::info!(addr = %listener.local_addr()?, group = %config.group, "consumer started");
     println!("aurora-consumer listening on http://{}", listener.local_addr()?);
     let server = tokio::spawn(http::serve(listener, shared.clone(), shutdown.clone()));
-    let lag = tokio::spawn(http::track_lag(shared.clone(), shutdown.clone()));
 
     let bus = Arc::new(RedisPublisher::new(shared.redis.clone()));
     let mut pipeline = Pipeline::new(Arc::new(shared.mongo.clone()), bus);
@@ -111,7 +139,7 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
                 _ => break,
             }
         }
-        if shared.consumer.context().0.swap(false, Ordering::SeqCst) {
+        if shared.consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
             pipeline.reset();
         }
         process(&shared, &mut pipeline, &batch, &shutdown).await;
@@ -121,7 +149,6 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
     if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "final commit");
     }
-    lag.abort();
     let _ = server.await;
     tracing::info!("consumer stopped");
     Ok(())
