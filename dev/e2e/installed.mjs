@@ -2,25 +2,12 @@
 // register in Chromium, open a ChatRoom room and exchange a message.
 //   node dev/e2e/installed.mjs http://127.0.0.1:18080 ROOM
 // Exits non-zero, with the failing step, otherwise.
-import { launchBrowser } from "./lib.mjs";
+import { launchBrowser, signUp } from "./lib.mjs";
 
 const [base, room] = process.argv.slice(2);
 if (!base || !room) {
   console.error("usage: node installed.mjs BASE_URL ROOM");
   process.exit(2);
-}
-
-// Registers in a new context; the client opens whichever room it lists first.
-async function register(name) {
-  const page = await (await browser.newContext()).newPage();
-  page.on("pageerror", (e) => { throw e; });
-  await page.goto(base + "/");
-  await page.fill("#username", name);
-  await page.fill("#password", "correct horse battery");
-  await page.click("#register-btn");
-  await page.waitForSelector("#chat-view:not([hidden])");
-  await page.waitForSelector("#conn-status.online");
-  return page;
 }
 
 async function openRoom(page) {
@@ -34,8 +21,9 @@ async function openRoom(page) {
 const browser = await launchBrowser();
 try {
   const suffix = String(Date.now() % 1000000);
-  const alice = await register("ia" + suffix);
-  const bob = await register("ib" + suffix);
+  // The client opens whichever room it lists first; the test then opens the ChatRoom.
+  const alice = await signUp(await browser.newContext(), base, "ia" + suffix);
+  const bob = await signUp(await browser.newContext(), base, "ib" + suffix);
   await openRoom(alice);
   await openRoom(bob);
   const text = `hello from the installed chart ${suffix}`;

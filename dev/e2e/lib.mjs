@@ -39,8 +39,8 @@ export function launchBrowser() {
   });
 }
 
-// Registers `name` in a new page of `context` and waits until the chat is usable.
-export async function registerIn(context, base, name) {
+// Registers `name` in a new page of `context` and waits until it is connected.
+export async function signUp(context, base, name) {
   const page = await context.newPage();
   page.on("pageerror", (e) => { throw e; });
   await page.goto(base + "/");
@@ -49,6 +49,12 @@ export async function registerIn(context, base, name) {
   await page.click("#register-btn");
   await page.waitForSelector("#chat-view:not([hidden])");
   await page.waitForSelector("#conn-status.online");
+  return page;
+}
+
+// Registers `name` and waits until the chat is usable in `general` (the only room of a fresh gateway).
+export async function registerIn(context, base, name) {
+  const page = await signUp(context, base, name);
   await page.waitForSelector('#room-list button.active[data-room="general"]');
   await page.waitForSelector("#composer-input:not([disabled])");
   return page;
