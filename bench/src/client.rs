@@ -1,0 +1,211 @@
+//! The load generator's connections: opened from several 127.0.0.x source addresses, one task
+//! each, reading with 4 KiB buffers. A delivery is found by its body's marker (`@@` and 16
+//! digits of microseconds since the run started) without parsing the frame; its latency is
+//! recorded when its send time falls inside the measured window.
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+use tokio::net::TcpSocket;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::peer::{Credential, Peer};
+
+pub type Ws = WebSocketStream<tokio::net::TcpStream>;
+
+const MARK: &str = "@@";
+const TS_DIGITS: usize = 16;
+
+fn epoch() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// Microseconds since the run started.
+pub fn now_us() -> u64 {
+    epoch().elapsed().as_micros() as u64
+}
+
+/// A message body of `size` bytes carrying its send time.
+pub fn body(ts_us: u64, size: usize) -> String {
+    let mut b = format!("{MARK}{ts_us:0width$}", width = TS_DIGITS);
+    while b.len() < size {
+        b.push('x');
+    }
+    b
+}
+
+/// Counters and the latency histogram shared by every connection of a run.
+pub struct Stats {
+    pub latency: Mutex<Histogram<u64>>,
+    pub delivered: AtomicU64,
+    pub acks: AtomicU64,
+    pub closed: AtomicU64,
+    window_from: AtomicU64,
+    window_to: AtomicU64,
+}
+
+impl Stats {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Stats {
+            latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")),
+            delivered: AtomicU64::new(0),
+            acks: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+            window_from: AtomicU64::new(u64::MAX),
+            window_to: AtomicU64::new(u64::MAX),
+        })
+    }
+
+    /// Counts deliveries and acks of messages sent in [from, to) from now on.
+    pub fn open_window(&self, from: u64, to: u64) {
+        if let Ok(mut h) = self.latency.lock() {
+            h.reset();
+        }
+        self.delivered.store(0, Ordering::Relaxed);
+        self.acks.store(0, Ordering::Relaxed);
+        self.window_to.store(to, Ordering::Relaxed);
+        self.window_from.store(from, Ordering::Relaxed);
+    }
+
+    fn record(&self, frame: &str, now: u64) {
+        let (from, to) = (self.window_from.load(Ordering::Relaxed), self.window_to.load(Ordering::Relaxed));
+        let mut found = [0u64; 32];
+        let mut n = 0;
+        for (i, _) in frame.match_indices(MARK) {
+            let digits = frame.get(i + MARK.len()..i + MARK.len() + TS_DIGITS);
+            if let Some(ts) = digits.and_then(|d| d.parse::<u64>().ok()) {
+                if ts >= from && ts < to && n < found.len() {
+                    found[n] = now.saturating_sub(ts).max(1);
+                    n += 1;
+                }
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        self.delivered.fetch_add(n as u64, Ordering::Relaxed);
+        if let Ok(mut h) = self.latency.lock() {
+            for v in &found[..n] {
+                let _ = h.record(*v);
+            }
+        }
+    }
+}
+
+/// What a connection does besides reading.
+pub enum Role {
+    /// Reads only.
+    Member,
+    /// Sends the bodies the pacer hands it.
+    Publisher(mpsc::Receiver<String>),
+    /// Keeps `window` sends in flight, sending the next one on each ack (closed loop).
+    Ingest { window: usize, size: usize },
+}
+
+/// Opens a WebSocket from source address 127.0.0.(2 + n % sources), joins `room`.
+pub async fn open(peer: Peer, base: &str, room: &str, cred: &Credential, n: usize, sources: usize) -> anyhow::Result<Ws> {
+    let url = peer.url(base, room, cred);
+    let req = url.as_str().into_client_request()?;
+    let host = req.uri().host().context("url host")?.parse::<IpAddr>()?;
+    let port = req.uri().port_u16().context("url port")?;
+    let socket = TcpSocket::new_v4()?;
+    if host.is_loopback() && sources > 0 {
+        let src = Ipv4Addr::new(127, 0, 0, (2 + n % sources.min(250)) as u8);
+        socket.bind(SocketAddr::new(IpAddr::V4(src), 0))?;
+    }
+    let stream = socket.connect(SocketAddr::new(host, port)).await.with_context(|| format!("connect {url}"))?;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await?;
+    peer.handshake(&mut ws, room, cred).await?;
+    Ok(ws)
+}
+
+/// Runs one connection until the server closes it or `stop` fires.
+pub async fn run(peer: Peer, mut ws: Ws, room: String, role: Role, stats: Arc<Stats>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let (mut publish, mut window, size) = match role {
+        Role::Member => (None, 0, 0),
+        Role::Publisher(rx) => (Some(rx), 0, 0),
+        Role::Ingest { window, size } => (None, window, size),
+    };
+    let mut next_id = 0u64;
+    let mut pending: Vec<String> = Vec::new();
+    loop {
+        while window > 0 {
+            next_id += 1;
+            pending.push(peer.publish(&room, &body(now_us(), size), next_id));
+            window -= 1;
+        }
+        if !pending.is_empty() {
+            let mut ok = true;
+            for frame in pending.drain(..) {
+                ok &= ws.feed(Message::Text(frame.into())).await.is_ok();
+            }
+            if !ok || ws.flush().await.is_err() {
+                break;
+            }
+        }
+        tokio::select! {
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    stats.record(&t, now_us());
+                    let acks = peer.acks_in(&t);
+                    if acks > 0 {
+                        stats.acks.fetch_add(acks as u64, Ordering::Relaxed);
+                        if size > 0 {
+                            window += acks;
+                        }
+                    }
+                    if let Some(pong) = peer.pong_for(&t) {
+                        pending.push(pong.to_owned());
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => {
+                    stats.closed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            },
+            body = recv(&mut publish) => match body {
+                Some(b) => {
+                    next_id += 1;
+                    pending.push(peer.publish(&room, &b, next_id));
+                    while let Some(rx) = publish.as_mut() {
+                        match rx.try_recv() {
+                            Ok(b) => { next_id += 1; pending.push(peer.publish(&room, &b, next_id)); }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                None => publish = None,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    let _ = ws.close(None).await;
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// CPU seconds (user + system) this process has used.
+pub fn self_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}

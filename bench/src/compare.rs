@@ -1,0 +1,161 @@
+//! `aurora-bench compare`: every scenario for every peer in one run, each point repeated.
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use std::path::PathBuf;
+
+use crate::peer::Peer;
+use crate::report;
+use crate::scenario::{self, Idle, Ingest, Options, Shape, Step};
+use crate::server::{Server, Spinners};
+use crate::ProgramArgs;
+
+#[derive(Args, Clone, Debug)]
+pub struct Plan {
+    #[command(flatten)]
+    pub programs: ProgramArgs,
+    /// Peers to run, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "raw,aurora,centrifugo,socket-io")]
+    pub peers: Vec<Peer>,
+    /// Idle scenario: joined connections.
+    #[arg(long, default_value_t = 50_000)]
+    pub idle_connections: usize,
+    /// Idle scenario: members per room.
+    #[arg(long, default_value_t = 100)]
+    pub idle_room_size: usize,
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub members: usize,
+    /// Publishing members per room.
+    #[arg(long, default_value_t = 10)]
+    pub publishers: usize,
+    #[arg(long, default_value_t = 100)]
+    pub body_bytes: usize,
+    /// First offered rate (messages/s over all rooms); each step multiplies it by --factor.
+    #[arg(long, default_value_t = 50.0)]
+    pub start_rate: f64,
+    #[arg(long, default_value_t = 1.5)]
+    pub factor: f64,
+    #[arg(long, default_value_t = 20_000.0)]
+    pub max_rate: f64,
+    /// Seconds measured per step (after 1 s of warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    pub step_seconds: f64,
+    /// The fixed load (messages/s) at which CPU per delivery is compared.
+    #[arg(long, default_value_t = 100.0)]
+    pub fixed_rate: f64,
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    #[arg(long, default_value_t = 50)]
+    pub ingest_senders: usize,
+    #[arg(long, default_value_t = 16)]
+    pub ingest_window: usize,
+    #[arg(long, default_value_t = 5.0)]
+    pub ingest_seconds: f64,
+    /// 127.0.0.x source addresses for the client side of the connections.
+    #[arg(long, default_value_t = 8)]
+    pub sources: usize,
+    /// Registered users per peer (connections share them round-robin).
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Skip the idle-priority spinners on both cores.
+    #[arg(long)]
+    pub no_spinners: bool,
+    /// Where results.json, table.md and the charts go.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Raw Kafka producer rate measured on this machine (messages/s), shown next to ingest.
+    #[arg(long)]
+    pub kafka_producer_rate: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeerResult {
+    pub peer: Peer,
+    pub name: &'static str,
+    pub idle: Option<Idle>,
+    /// One ladder per repeat.
+    pub fanout: Vec<Vec<Step>>,
+    /// One step at --fixed-rate per repeat.
+    pub fixed: Vec<Step>,
+    pub ingest: Vec<Ingest>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub machine: String,
+    pub shape: Shape,
+    pub fixed_rate: f64,
+    pub repeats: usize,
+    pub kafka_producer_rate: Option<f64>,
+    pub peers: Vec<PeerResult>,
+}
+
+pub async fn run(plan: Plan) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&plan.out)?;
+    std::fs::create_dir_all(&plan.programs.work)?;
+    let programs = plan.programs.programs();
+    let _spinners = if plan.no_spinners { None } else { Some(Spinners::start(&[0, plan.programs.client_cpu])) };
+    let shape = Shape { rooms: plan.rooms, members: plan.members, publishers: plan.publishers, body_bytes: plan.body_bytes };
+    let opts = Options { sources: plan.sources, users: plan.users };
+    let mut results = Results {
+        machine: report::machine(),
+        shape: shape.clone(),
+        fixed_rate: plan.fixed_rate,
+        repeats: plan.repeats,
+        kafka_producer_rate: plan.kafka_producer_rate,
+        peers: Vec::new(),
+    };
+    for &peer in &plan.peers {
+        eprintln!("== {}", peer.name());
+        let mut r = PeerResult { peer, name: peer.name(), idle: None, fanout: Vec::new(), fixed: Vec::new(), ingest: Vec::new(), errors: Vec::new() };
+        if let Err(e) = measure(peer, &plan, &programs, &shape, &opts, &mut r).await {
+            eprintln!("   {} failed: {e:#}", peer.name());
+            r.errors.push(format!("{e:#}"));
+        }
+        results.peers.push(r);
+        // Each peer's table is written as soon as it is done: a long run can be read midway.
+        report::write(&plan.out, &results)?;
+    }
+    report::write(&plan.out, &results)?;
+    let failed: Vec<_> = results.peers.iter().filter(|p| !p.errors.is_empty() || p.fanout.iter().flatten().all(|s| s.delivered == 0)).map(|p| p.name).collect();
+    anyhow::ensure!(failed.is_empty(), "no result from: {}", failed.join(", "));
+    Ok(())
+}
+
+async fn measure(peer: Peer, plan: &Plan, programs: &crate::server::Programs, shape: &Shape, opts: &Options, r: &mut PeerResult) -> anyhow::Result<()> {
+    let mut rooms = scenario::room_names("f", shape.rooms);
+    rooms.extend(scenario::room_names("g", plan.ingest_senders));
+    rooms.extend(scenario::room_names("i", plan.idle_connections.div_ceil(plan.idle_room_size)));
+    // Idle first, on a fresh server: its RSS is the baseline.
+    if plan.idle_connections > 0 {
+        let server = Server::start(peer, programs, &rooms)?;
+        let creds = server.credentials(opts.users.min(plan.idle_room_size)).await?;
+        let idle = scenario::idle(&server, plan.idle_connections, plan.idle_room_size, &creds, opts).await.context("idle")?;
+        eprintln!("   idle: {} joined connections, {:.2} KiB each (RSS {} → {} KiB, set up in {:.1} s)", idle.connections, idle.kib_per_connection, idle.rss_before_kib, idle.rss_after_kib, idle.setup_seconds);
+        r.idle = Some(idle);
+    }
+    let server = Server::start(peer, programs, &rooms)?;
+    let creds = server.credentials(opts.users.min(shape.members.max(plan.ingest_senders))).await?;
+    {
+        let pop = scenario::populate(&server, "f", shape, &creds, opts, 0).await.context("fanout connections")?;
+        for rep in 0..plan.repeats {
+            eprintln!("   fanout, repeat {}", rep + 1);
+            r.fanout.push(scenario::ladder(&server, &pop, shape, plan.start_rate, plan.factor, plan.max_rate, plan.step_seconds).await);
+        }
+        for _ in 0..plan.repeats {
+            let s = scenario::step(&server, &pop, shape, plan.fixed_rate, plan.step_seconds).await;
+            eprintln!("   fixed {:.0}/s: {:.3} µs server CPU per delivery, p99 {:.2} ms", plan.fixed_rate, s.server_cpu_us_per_delivery, s.p99_ms);
+            r.fixed.push(s);
+        }
+    }
+    for _ in 0..plan.repeats {
+        let i = scenario::ingest(&server, plan.ingest_senders, plan.ingest_window, shape.body_bytes, plan.ingest_seconds, &creds, opts).await.context("ingest")?;
+        eprintln!("   ingest: {:.0} acked sends/s ({} senders, window {})", i.acked_per_s, i.senders, i.window);
+        r.ingest.push(i);
+    }
+    Ok(())
+}

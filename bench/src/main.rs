@@ -1,0 +1,108 @@
+//! `aurora-bench`: AuroraChat against Centrifugo, Socket.IO and a raw tokio-tungstenite ceiling,
+//! on the same machine in the same run. `./run.sh bench` builds the peers and calls it.
+
+mod ceiling;
+mod client;
+mod compare;
+mod peer;
+mod report;
+mod scenario;
+mod server;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "aurora-bench", about = "Chat server benchmarks: AuroraChat and its peers side by side")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the raw broadcast server (the ceiling) on --listen.
+    Ceiling {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Every scenario for every peer; writes results.json, table.md and SVG charts to --out.
+    Compare(compare::Plan),
+}
+
+/// Where the servers under test are and which cores they get.
+#[derive(Args, Clone, Debug)]
+pub struct ProgramArgs {
+    #[arg(long, env = "AURORA_BENCH_GATEWAY")]
+    gateway: PathBuf,
+    #[arg(long, env = "AURORA_BENCH_CONSUMER")]
+    consumer: PathBuf,
+    #[arg(long, env = "AURORA_BENCH_CENTRIFUGO")]
+    centrifugo: PathBuf,
+    #[arg(long, env = "AURORA_BENCH_NODE", default_value = "node")]
+    node: PathBuf,
+    /// Folder holding the Socket.IO server.js and its node_modules.
+    #[arg(long, env = "AURORA_BENCH_SOCKETIO")]
+    socketio: PathBuf,
+    /// Scratch folder on disk (AuroraChat's data directory lives here).
+    #[arg(long, env = "AURORA_BENCH_WORK")]
+    work: PathBuf,
+    /// Cores for the servers (`taskset -c` list).
+    #[arg(long, default_value = "0")]
+    server_cpus: String,
+    /// The core the load generator pins itself to.
+    #[arg(long, default_value_t = 1)]
+    client_cpu: usize,
+}
+
+impl ProgramArgs {
+    fn programs(&self) -> server::Programs {
+        server::Programs {
+            gateway: self.gateway.clone(),
+            consumer: self.consumer.clone(),
+            centrifugo: self.centrifugo.clone(),
+            node: self.node.clone(),
+            socketio_dir: self.socketio.clone(),
+            work: self.work.clone(),
+            server_cpus: self.server_cpus.clone(),
+        }
+    }
+}
+
+fn pin_self(cpu: usize) {
+    // SAFETY: the set is zeroed and then filled through the libc macros.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("could not pin the load generator to cpu {cpu}");
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ceiling { listen } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(ceiling::serve(&listen))
+        }
+        Command::Compare(plan) => {
+            pin_self(plan.programs.client_cpu);
+            raise_fd_limit();
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            rt.block_on(compare::run(plan))
+        }
+    }
+}
+
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Protocol adapters: how each server under test is connected to, joined, published to, and how
+//! its frames are read (deliveries carry the body's timestamp marker, acks and pings are told
+//! apart without parsing JSON).
+
+use anyhow::{bail, Context};
+use clap::ValueEnum;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::json;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::Ws;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Peer {
+    /// AuroraChat, embedded mode (one process, store on disk).
+    Aurora,
+    /// AuroraChat, distributed mode: two gateways, one consumer, Kafka, Redis, FerretDB.
+    AuroraDistributed,
+    /// Centrifugo v6 (memory engine, JSON protocol, client-side publish).
+    Centrifugo,
+    /// Socket.IO 4.8 on Node.js (rooms + `io.to(room).emit`).
+    SocketIo,
+    /// Minimal tokio-tungstenite broadcast server: the ceiling.
+    Raw,
+}
+
+/// What a client needs to authenticate; made once per user before the connections.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    None,
+    Token(String),
+}
+
+impl Peer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Aurora => "AuroraChat (embedded)",
+            Peer::AuroraDistributed => "AuroraChat (distributed)",
+            Peer::Centrifugo => "Centrifugo 6.9.1",
+            Peer::SocketIo => "Socket.IO 4.8",
+            Peer::Raw => "raw tokio-tungstenite",
+        }
+    }
+
+    pub fn url(self, base: &str, room: &str, cred: &Credential) -> String {
+        let ws = base.replacen("http", "ws", 1);
+        let token = match cred {
+            Credential::Token(t) => t.as_str(),
+            Credential::None => "",
+        };
+        match self {
+            Peer::Aurora | Peer::AuroraDistributed => format!("{ws}/ws?token={token}"),
+            Peer::Centrifugo => format!("{ws}/connection/websocket"),
+            Peer::SocketIo => format!("{ws}/socket.io/?EIO=4&transport=websocket"),
+            Peer::Raw => format!("{ws}/{room}"),
+        }
+    }
+
+    /// Connects the session and joins `room`; returns once the server confirmed the join.
+    pub async fn handshake(self, ws: &mut Ws, room: &str, cred: &Credential) -> anyhow::Result<()> {
+        match self {
+            Peer::Aurora | Peer::AuroraDistributed => {
+                expect(ws, |f| f.contains("\"type\":\"hello\"")).await?;
+                send(ws, json!({"type":"join","room":room,"ref":"j"}).to_string()).await?;
+                expect(ws, |f| f.contains("\"type\":\"joined\"")).await
+            }
+            Peer::Centrifugo => {
+                let Credential::Token(token) = cred else { bail!("centrifugo needs a token") };
+                send(ws, json!({"id":1,"connect":{"token":token}}).to_string()).await?;
+                expect(ws, |f| f.contains("\"id\":1,\"connect\"")).await?;
+                send(ws, json!({"id":2,"subscribe":{"channel":room}}).to_string()).await?;
+                expect(ws, |f| f.contains("\"id\":2,\"subscribe\"")).await
+            }
+            Peer::SocketIo => {
+                expect(ws, |f| f.starts_with('0')).await?;
+                send(ws, "40".to_owned()).await?;
+                expect(ws, |f| f.starts_with("40")).await?;
+                send(ws, format!("421{}", json!(["join", room]))).await?;
+                expect(ws, |f| f.starts_with("431")).await
+            }
+            Peer::Raw => Ok(()),
+        }
+    }
+
+    /// The frame that publishes `body` to `room` and asks for an ack.
+    pub fn publish(self, room: &str, body: &str, id: u64) -> String {
+        match self {
+            Peer::Aurora | Peer::AuroraDistributed => json!({"type":"send","room":room,"body":body}).to_string(),
+            Peer::Centrifugo => json!({"id": id + 10, "publish": {"channel": room, "data": body}}).to_string(),
+            Peer::SocketIo => format!("42{}{}", id + 10, json!(["msg", room, body])),
+            Peer::Raw => json!({"room": room, "body": body}).to_string(),
+        }
+    }
+
+    /// Acks of our publishes in one frame (Centrifugo packs several replies into one frame).
+    pub fn acks_in(self, frame: &str) -> usize {
+        match self {
+            Peer::Aurora | Peer::AuroraDistributed => frame.matches("\"type\":\"ack\"").count(),
+            Peer::Centrifugo => frame.matches("\"publish\":{}").count(),
+            Peer::SocketIo => usize::from(frame.starts_with("43")),
+            Peer::Raw => usize::from(frame == "{\"ack\":1}"),
+        }
+    }
+
+    /// An application-level ping that must be answered (WebSocket pings are answered by
+    /// tungstenite itself).
+    pub fn pong_for(self, frame: &str) -> Option<&'static str> {
+        match self {
+            Peer::Centrifugo if frame == "{}" => Some("{}"),
+            Peer::SocketIo if frame == "2" => Some("3"),
+            _ => None,
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, text: String) -> anyhow::Result<()> {
+    ws.send(Message::Text(text.into())).await.context("send")
+}
+
+async fn expect(ws: &mut Ws, want: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let next = tokio::time::timeout_at(deadline, ws.next()).await.context("handshake timed out")?;
+        match next {
+            Some(Ok(Message::Text(t))) if want(&t) => return Ok(()),
+            Some(Ok(Message::Text(t))) if t.contains("\"error\"") => bail!("server refused: {t}"),
+            Some(Ok(Message::Close(c))) => bail!("closed during handshake: {c:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => bail!("handshake: {e}"),
+            None => bail!("closed during handshake"),
+        }
+    }
+}

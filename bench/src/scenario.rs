@@ -1,0 +1,301 @@
+//! The scenarios: `idle` (memory per joined connection), `fanout` (stepped publish rate until
+//! saturation), `ingest` (acked sends per second, closed loop).
+
+use anyhow::Context;
+use serde::Serialize;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::client::{self, now_us, Role, Stats};
+use crate::peer::Credential;
+use crate::server::Server;
+
+/// p99 above this is past the knee.
+pub const KNEE_P99_MS: f64 = 50.0;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Shape {
+    pub rooms: usize,
+    pub members: usize,
+    pub publishers: usize,
+    pub body_bytes: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// Messages per second offered (all rooms).
+    pub rate: f64,
+    pub sent: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub deliveries_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub server_cpu_us_per_delivery: f64,
+    pub server_cpu_share: f64,
+    pub client_cpu_share: f64,
+    pub closed: u64,
+}
+
+impl Step {
+    pub fn healthy(&self) -> bool {
+        self.delivered as f64 >= 0.99 * self.expected as f64 && self.p99_ms <= KNEE_P99_MS
+    }
+}
+
+/// Connections joined to rooms, one task each, stopped on drop.
+pub struct Population {
+    pub stats: Arc<Stats>,
+    publishers: Vec<mpsc::Sender<String>>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Drop for Population {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.tasks.abort_all();
+    }
+}
+
+pub struct Options {
+    pub sources: usize,
+    pub users: usize,
+}
+
+fn room_name(prefix: &str, i: usize) -> String {
+    format!("{prefix}{i}")
+}
+
+pub fn room_names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| room_name(prefix, i)).collect()
+}
+
+/// Opens `rooms × members` connections; the first `roles(i)` decides each member's role.
+pub async fn populate(
+    server: &Server,
+    prefix: &str,
+    shape: &Shape,
+    creds: &[Credential],
+    opts: &Options,
+    ingest_window: usize,
+) -> anyhow::Result<Population> {
+    let stats = Stats::new();
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut publishers = Vec::new();
+    let gate = Arc::new(Semaphore::new(64));
+    let mut opening = JoinSet::new();
+    let total = shape.rooms * shape.members;
+    for n in 0..total {
+        let (room_i, member) = (n / shape.members, n % shape.members);
+        let room = room_name(prefix, room_i);
+        let base = server.bases[n % server.bases.len()].clone();
+        let cred = creds[n % creds.len()].clone();
+        let (peer, gate, sources) = (server.peer, gate.clone(), opts.sources);
+        let role = if member < shape.publishers {
+            if ingest_window > 0 {
+                Role::Ingest { window: ingest_window, size: shape.body_bytes }
+            } else {
+                let (tx, rx) = mpsc::channel(4096);
+                publishers.push(tx);
+                Role::Publisher(rx)
+            }
+        } else {
+            Role::Member
+        };
+        opening.spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            let ws = client::open(peer, &base, &room, &cred, n, sources).await?;
+            anyhow::Ok((ws, room, role))
+        });
+    }
+    while let Some(opened) = opening.join_next().await {
+        let (ws, room, role) = opened.context("open task")??;
+        tasks.spawn(client::run(server.peer, ws, room, role, stats.clone(), stop_rx.clone()));
+    }
+    Ok(Population { stats, publishers, stop, tasks })
+}
+
+/// Offers `rate` messages/s round-robin over the publishers for `secs`; returns messages sent.
+async fn pace(pop: &Population, rate: f64, secs: f64, body_bytes: usize) -> u64 {
+    let start = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (mut sent, mut next) = (0u64, 0usize);
+    loop {
+        tick.tick().await;
+        let elapsed = start.elapsed().as_secs_f64();
+        if elapsed >= secs {
+            return sent;
+        }
+        let due = (elapsed * rate) as u64;
+        while sent < due {
+            let tx = &pop.publishers[next % pop.publishers.len()];
+            next += 1;
+            if tx.try_send(client::body(now_us(), body_bytes)).is_ok() {
+                sent += 1;
+            }
+        }
+    }
+}
+
+/// Waits until deliveries stop arriving (or `max`), polling the counter.
+async fn drain(stats: &Stats, expected: u64, max: Duration) {
+    let deadline = tokio::time::Instant::now() + max;
+    let mut last = u64::MAX;
+    while tokio::time::Instant::now() < deadline {
+        let now = stats.delivered.load(Ordering::Relaxed);
+        if now >= expected || now == last {
+            // Two equal readings 200 ms apart: nothing more is in flight.
+            if now >= expected || last != u64::MAX {
+                return;
+            }
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One measured step: 1 s warm-up, `secs` measured, then the drain.
+pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, secs: f64) -> Step {
+    pace(pop, rate, 1.0, shape.body_bytes).await;
+    let (cpu0, self0) = (server.cpu_seconds(), client::self_cpu_seconds());
+    let closed0 = pop.stats.closed.load(Ordering::Relaxed);
+    let from = now_us();
+    pop.stats.open_window(from, from + (secs * 1e6) as u64);
+    let started = std::time::Instant::now();
+    let sent = pace(pop, rate, secs, shape.body_bytes).await;
+    let expected = sent * shape.members as u64;
+    drain(&pop.stats, expected, Duration::from_secs(5)).await;
+    let wall = started.elapsed().as_secs_f64();
+    let (cpu, own) = (server.cpu_seconds() - cpu0, client::self_cpu_seconds() - self0);
+    let delivered = pop.stats.delivered.load(Ordering::Relaxed);
+    let (p50, p99, p999) = match pop.stats.latency.lock() {
+        Ok(h) if h.len() > 0 => (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999)),
+        _ => (0, 0, 0),
+    };
+    let ms = |us: u64| us as f64 / 1000.0;
+    Step {
+        rate,
+        sent,
+        expected,
+        delivered,
+        deliveries_per_s: delivered as f64 / secs,
+        p50_ms: ms(p50),
+        p99_ms: if delivered == 0 { f64::INFINITY } else { ms(p99) },
+        p999_ms: ms(p999),
+        server_cpu_us_per_delivery: if delivered == 0 { 0.0 } else { cpu * 1e6 / delivered as f64 },
+        server_cpu_share: cpu / wall,
+        client_cpu_share: own / wall,
+        closed: pop.stats.closed.load(Ordering::Relaxed) - closed0,
+    }
+}
+
+/// The stepped ladder: `start`, ×`factor` each step, until saturation or `max_rate`.
+pub async fn ladder(server: &Server, pop: &Population, shape: &Shape, start: f64, factor: f64, max_rate: f64, secs: f64) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut rate = start;
+    while rate <= max_rate {
+        let s = step(server, pop, shape, rate, secs).await;
+        tracing_line(server, &s);
+        let saturated = (s.delivered as f64) < 0.9 * s.expected as f64 || s.p99_ms > 1000.0 || s.closed > 0;
+        steps.push(s);
+        if saturated {
+            break;
+        }
+        rate = (rate * factor).round();
+    }
+    steps
+}
+
+fn tracing_line(server: &Server, s: &Step) {
+    eprintln!(
+        "  {:<26} rate {:>7.0}/s  deliveries {:>9.0}/s ({}/{})  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  server cpu {:>4.0}% ({:.2} µs/delivery)  client cpu {:>4.0}%",
+        server.peer.name(),
+        s.rate,
+        s.deliveries_per_s,
+        s.delivered,
+        s.expected,
+        s.p50_ms,
+        s.p99_ms,
+        s.p999_ms,
+        s.server_cpu_share * 100.0,
+        s.server_cpu_us_per_delivery,
+        s.client_cpu_share * 100.0
+    );
+}
+
+/// The highest offered rate whose step was healthy (p99 ≤ 50 ms, ≥ 99 % delivered).
+pub fn knee(steps: &[Step]) -> f64 {
+    steps.iter().filter(|s| s.healthy()).map(|s| s.rate).fold(0.0, f64::max)
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Idle {
+    pub connections: usize,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    pub kib_per_connection: f64,
+    pub setup_seconds: f64,
+}
+
+/// Opens `n` connections, each joined to a room of `room_size`, and reads the server's RSS
+/// once it has settled.
+pub async fn idle(server: &Server, n: usize, room_size: usize, creds: &[Credential], opts: &Options) -> anyhow::Result<Idle> {
+    let before = settled_rss(server).await;
+    let started = std::time::Instant::now();
+    let shape = Shape { rooms: n.div_ceil(room_size), members: room_size.min(n), publishers: 0, body_bytes: 0 };
+    let pop = populate(server, "i", &shape, creds, opts, 0).await?;
+    let setup_seconds = started.elapsed().as_secs_f64();
+    let after = settled_rss(server).await;
+    let connections = shape.rooms * shape.members;
+    drop(pop);
+    Ok(Idle {
+        connections,
+        rss_before_kib: before,
+        rss_after_kib: after,
+        kib_per_connection: after.saturating_sub(before) as f64 / connections as f64,
+        setup_seconds,
+    })
+}
+
+/// RSS once two readings 500 ms apart differ by under 0.5 % (at most 10 s).
+async fn settled_rss(server: &Server) -> u64 {
+    let mut last = server.rss_kib();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = server.rss_kib();
+        if now.abs_diff(last) * 200 < last.max(1) {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Ingest {
+    pub senders: usize,
+    pub window: usize,
+    pub acked_per_s: f64,
+    pub server_cpu_share: f64,
+}
+
+/// `senders` clients, each alone in its room, keep `window` sends in flight for `secs`.
+pub async fn ingest(server: &Server, senders: usize, window: usize, body_bytes: usize, secs: f64, creds: &[Credential], opts: &Options) -> anyhow::Result<Ingest> {
+    let shape = Shape { rooms: senders, members: 1, publishers: 1, body_bytes };
+    let pop = populate(server, "g", &shape, creds, opts, window).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await; // warm-up under load
+    let (a0, c0) = (pop.stats.acks.load(Ordering::Relaxed), server.cpu_seconds());
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    let wall = started.elapsed().as_secs_f64();
+    let acks = pop.stats.acks.load(Ordering::Relaxed) - a0;
+    let cpu = server.cpu_seconds() - c0;
+    Ok(Ingest { senders, window, acked_per_s: acks as f64 / wall, server_cpu_share: cpu / wall })
+}

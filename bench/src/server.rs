@@ -1,0 +1,252 @@
+//! Starting the servers under test, pinned to their cores, and reading their cost from /proc.
+
+use anyhow::{bail, Context};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::peer::{Credential, Peer};
+
+/// Where the peers' programs are; filled from flags by `main`.
+#[derive(Clone, Debug)]
+pub struct Programs {
+    pub gateway: PathBuf,
+    pub consumer: PathBuf,
+    pub centrifugo: PathBuf,
+    pub node: PathBuf,
+    pub socketio_dir: PathBuf,
+    pub work: PathBuf,
+    /// `taskset -c` list for the servers.
+    pub server_cpus: String,
+}
+
+pub const JWT_SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
+
+/// Running server processes; killed on drop.
+pub struct Server {
+    pub peer: Peer,
+    pub bases: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn pinned(cpus: &str, program: &Path) -> Command {
+    let mut c = Command::new("taskset");
+    c.arg("-c").arg(cpus).arg(program);
+    c.stdin(Stdio::null()).stderr(Stdio::inherit());
+    c
+}
+
+/// Spawns and waits for the "listening on http://ADDR" line; returns the base URL.
+fn spawn_listening(mut cmd: Command, children: &mut Vec<Child>) -> anyhow::Result<String> {
+    cmd.stdout(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("start {cmd:?}"))?;
+    let stdout = child.stdout.take().context("stdout")?;
+    children.push(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("http://") {
+                let _ = tx.send(line[i..].trim().to_owned());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).context("server did not print its address")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_port(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn aurora_env(cmd: &mut Command, rooms: &[String]) {
+    for (k, v) in [
+        ("AURORA_LISTEN", "127.0.0.1:0"),
+        ("AURORA_JWT_SECRET", JWT_SECRET),
+        ("AURORA_RATE_LIMIT", "100000000/1s"),
+        ("AURORA_JOIN_RATE", "100000000/1s"),
+        ("AURORA_REGISTER_RATE", "100000000/1s"),
+        ("AURORA_LOGIN_RATE", "100000000/1s"),
+        ("AURORA_MAX_CONNECTIONS_PER_ADDRESS", "10000000"),
+        ("RUST_LOG", "warn"),
+    ] {
+        cmd.env(k, v);
+    }
+    cmd.env("AURORA_DEFAULT_ROOMS", rooms.join(","));
+}
+
+impl Server {
+    pub fn start(peer: Peer, p: &Programs, rooms: &[String]) -> anyhow::Result<Server> {
+        let mut children = Vec::new();
+        let mut bases = Vec::new();
+        match peer {
+            Peer::Aurora => {
+                let data = p.work.join("aurora-data");
+                let _ = std::fs::remove_dir_all(&data);
+                let mut cmd = pinned(&p.server_cpus, &p.gateway);
+                aurora_env(&mut cmd, rooms);
+                cmd.env("AURORA_DATA_DIR", &data);
+                bases.push(spawn_listening(cmd, &mut children)?);
+            }
+            Peer::AuroraDistributed => {
+                let mut cmd = pinned(&p.server_cpus, &p.consumer);
+                aurora_env(&mut cmd, rooms);
+                cmd.env("AURORA_MODE", "distributed").env("AURORA_CONSUMER_LISTEN", "127.0.0.1:0");
+                spawn_listening(cmd, &mut children)?;
+                for _ in 0..2 {
+                    let mut cmd = pinned(&p.server_cpus, &p.gateway);
+                    aurora_env(&mut cmd, rooms);
+                    cmd.env("AURORA_MODE", "distributed");
+                    bases.push(spawn_listening(cmd, &mut children)?);
+                }
+            }
+            Peer::Centrifugo => {
+                let port = free_port()?;
+                let config = p.work.join("centrifugo.json");
+                let body = serde_json::json!({
+                    "http_server": {"address": "127.0.0.1", "port": port},
+                    "log": {"level": "error"},
+                    "client": {"token": {"hmac_secret_key": JWT_SECRET}},
+                    "channel": {"without_namespace": {
+                        "allow_subscribe_for_client": true,
+                        "allow_publish_for_subscriber": true
+                    }}
+                });
+                std::fs::write(&config, serde_json::to_vec_pretty(&body)?)?;
+                let mut cmd = pinned(&p.server_cpus, &p.centrifugo);
+                cmd.arg("--config").arg(&config).stdout(Stdio::null());
+                children.push(cmd.spawn().context("start centrifugo")?);
+                wait_port(port)?;
+                bases.push(format!("http://127.0.0.1:{port}"));
+            }
+            Peer::SocketIo => {
+                let mut cmd = pinned(&p.server_cpus, &p.node);
+                cmd.arg(p.socketio_dir.join("server.js")).arg("0");
+                bases.push(spawn_listening(cmd, &mut children)?);
+            }
+            Peer::Raw => {
+                let me = std::env::current_exe()?;
+                let mut cmd = pinned(&p.server_cpus, &me);
+                cmd.arg("ceiling").arg("--listen").arg("127.0.0.1:0");
+                bases.push(spawn_listening(cmd, &mut children)?);
+            }
+        }
+        Ok(Server { peer, bases, children })
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
+    /// Resident memory of every server process, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.pids().into_iter().map(|pid| status_field(pid, "VmRSS:")).sum()
+    }
+
+    /// CPU seconds (user + system) of every server process.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.pids().into_iter().map(proc_cpu_seconds).sum()
+    }
+
+    /// One credential per user: registered (AuroraChat), minted (Centrifugo), none (others).
+    pub async fn credentials(&self, users: usize) -> anyhow::Result<Vec<Credential>> {
+        let run = std::process::id();
+        let mut out = Vec::with_capacity(users);
+        match self.peer {
+            Peer::Aurora | Peer::AuroraDistributed => {
+                let http = reqwest::Client::new();
+                for i in 0..users {
+                    let resp = http
+                        .post(format!("{}/api/auth/register", self.bases[0]))
+                        .json(&serde_json::json!({"username": format!("b{run}_{i}"), "password": "benchmark-password"}))
+                        .send()
+                        .await?;
+                    if !resp.status().is_success() {
+                        bail!("register: {}", resp.status());
+                    }
+                    let v: serde_json::Value = resp.json().await?;
+                    out.push(Credential::Token(v["token"].as_str().context("token")?.to_owned()));
+                }
+            }
+            Peer::Centrifugo => {
+                let key = jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes());
+                let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 86_400;
+                for i in 0..users {
+                    let claims = serde_json::json!({"sub": format!("u{i}"), "exp": exp});
+                    out.push(Credential::Token(jsonwebtoken::encode(&Default::default(), &claims, &key)?));
+                }
+            }
+            Peer::SocketIo | Peer::Raw => out.resize(users, Credential::None),
+        }
+        Ok(out)
+    }
+}
+
+fn status_field(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 after the name.
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// Idle-priority busy loops on the given cores: this VM's idle cores add multi-millisecond
+/// wake-ups; a SCHED_IDLE spinner keeps them awake and yields to any real work.
+pub struct Spinners(Vec<Child>);
+
+impl Spinners {
+    pub fn start(cpus: &[usize]) -> Spinners {
+        let mut out = Vec::new();
+        for cpu in cpus {
+            let child = Command::new("taskset")
+                .args(["-c", &cpu.to_string(), "chrt", "-i", "0", "sh", "-c", "while :; do :; done"])
+                .stdin(Stdio::null())
+                .spawn();
+            if let Ok(c) = child {
+                out.push(c);
+            }
+        }
+        Spinners(out)
+    }
+}
+
+impl Drop for Spinners {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
