@@ -1,58 +1,64 @@
 #!/usr/bin/env bash
-# Benchmarks on this machine (release builds, loopback):
-#   dev/bench.sh               embedded: RSS with N idle authenticated connections (default
-#                              10000) and send→message latency p50/p99 over 1000 messages
-#   dev/bench.sh distributed   real Kafka/Redis/FerretDB, 2 gateways + 1 consumer: latency from
-#                              a sender on one gateway to a receiver on the other, and
-#                              sustained messages/s
+# Benchmarks: AuroraChat against Centrifugo, Socket.IO and a raw tokio-tungstenite ceiling, on
+# this machine, in one run (aurora-bench, bench/). Servers on core 0, the load generator on core 1.
+#   dev/bench.sh compare [aurora-bench flags]   every peer, every scenario, 3 repeats; writes
+#                                               docs/benchmarks/{results.json,table.md,*.svg}
+#   dev/bench.sh distributed [flags]            AuroraChat through 2 gateways + consumer + real
+#                                               Kafka/Redis/FerretDB, next to the raw Kafka producer
+#   dev/bench.sh smoke                          every peer once with tiny loads (proves the tool
+#                                               works; no timing is asserted); used by ./run.sh test
+# Builds what it needs first: release binaries, Centrifugo v6.9.1 through the Go module proxy
+# (~6 min the first time), Socket.IO 4.8 from npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+here="$(pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
-CONNS="${BENCH_CONNECTIONS:-10000}"
-MESSAGES="${BENCH_MESSAGES:-1000}"
-ROOMS="${BENCH_ROOMS:-8}"
-SECONDS_OF_LOAD="${BENCH_SECONDS:-20}"
-mode="${1:-embedded}"
+CACHE="$HOME/.cache/aurora"
+CENTRIFUGO="$CACHE/bin/centrifugo-v6.9.1"
+mode="${1:-compare}"
+[ $# -gt 0 ] && shift
 
-cargo build --release -p aurora-gateway -p aurora-consumer --bins
-cargo build --release -p aurora-gateway --example loadgen
+log() { printf '==> %s\n' "$*" >&2; }
+
+cargo build --release --locked -p aurora-gateway -p aurora-consumer -p aurora-bench
 bin="$CARGO_TARGET_DIR/release"
-ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-work="$(mktemp -d)"
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+if [ ! -x "$CENTRIFUGO" ]; then
+  log "building Centrifugo v6.9.1 through the Go module proxy (first run only, ~6 min)"
+  mkdir -p "$CACHE/bin"
+  (cd bench/peers/centrifugo && GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0 \
+    go build -trimpath -ldflags "-s -w" -o "$CENTRIFUGO.tmp" github.com/centrifugal/centrifugo/v6)
+  mv "$CENTRIFUGO.tmp" "$CENTRIFUGO"
+fi
+(cd bench/peers/socketio && if [ ! -d node_modules/socket.io ]; then npm ci --no-audit --no-fund --silent; fi)
 
-# Starts a binary in the background; sets $pid and $addr (from its "listening on" line).
-start() { # name, binary, env...
-  local name="$1" binary="$2"; shift 2
-  env "$@" RUST_LOG=warn "$binary" >"$work/$name.out" 2>"$work/$name.err" &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 300); do grep -q listening "$work/$name.out" && break; sleep 0.1; done
-  addr="$(grep -o 'http://[0-9.:]*' "$work/$name.out")"
-}
+export AURORA_BENCH_GATEWAY="$bin/aurora-gateway" AURORA_BENCH_CONSUMER="$bin/aurora-consumer"
+export AURORA_BENCH_CENTRIFUGO="$CENTRIFUGO" AURORA_BENCH_SOCKETIO="$here/bench/peers/socketio"
+# On disk, not tmpfs: AuroraChat acks a message once it is stored.
+export AURORA_BENCH_WORK="$CACHE/bench-work"
+server_cpus=0
+[ "$(nproc)" -lt 2 ] && { echo "the benchmarks pin server and load generator to different cores: need 2" >&2; exit 1; }
 
 case "$mode" in
-  embedded)
-    start gateway "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 AURORA_DATA_DIR="$work/data" AURORA_RATE_LIMIT=1000000/1s \
-      AURORA_REGISTER_RATE=1000000/1s AURORA_LOGIN_RATE=1000000/1s AURORA_MAX_CONNECTIONS_PER_ADDRESS=1000000
-    echo "embedded gateway $addr (pid $pid)"
-    "$bin/examples/loadgen" latency "$addr" "$MESSAGES"
-    "$bin/examples/loadgen" idle "$addr" "$pid" "$CONNS"
+  compare)
+    "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --out docs/benchmarks "$@"
+    cat docs/benchmarks/table.md
     ;;
   distributed)
-    eval "$(dev/services.sh up)"
-    common=(AURORA_MODE=distributed AURORA_JWT_SECRET=benchmark-secret-benchmark-secret-0123 AURORA_RATE_LIMIT=1000000/1s
-      AURORA_REGISTER_RATE=1000000/1s AURORA_LOGIN_RATE=1000000/1s AURORA_MAX_CONNECTIONS_PER_ADDRESS=1000000)
-    start consumer "$bin/aurora-consumer" AURORA_CONSUMER_LISTEN=127.0.0.1:0 "${common[@]}"
-    start gateway1 "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 "${common[@]}"
-    g1="$addr"
-    start gateway2 "$bin/aurora-gateway" AURORA_LISTEN=127.0.0.1:0 "${common[@]}"
-    g2="$addr"
-    echo "distributed: gateways $g1 $g2, one consumer"
-    "$bin/examples/loadgen" latency "$g1" "$MESSAGES" "$g2"
-    "$bin/examples/loadgen" throughput "$g1,$g2" "$ROOMS" "$SECONDS_OF_LOAD"
+    eval "$(dev/services.sh up redis mongodb kafka)"
+    rate="$(dev/kafka-producer-rate.sh "$KAFKA_BROKERS")"
+    log "raw Kafka producer (acks=all, idempotent, 100 B): $rate msg/s"
+    "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --peers aurora-distributed \
+      --idle-connections 0 --kafka-producer-rate "$rate" --out docs/benchmarks/distributed "$@"
+    cat docs/benchmarks/distributed/table.md
     ;;
-  *) echo "usage: $0 [embedded|distributed]" >&2; exit 2 ;;
+  smoke)
+    out="$(mktemp -d)"
+    trap 'rm -rf "$out"' EXIT
+    "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --no-spinners \
+      --idle-connections 300 --idle-room-size 50 --members 20 --publishers 2 --start-rate 20 --max-rate 40 \
+      --step-seconds 1 --fixed-rate 20 --repeats 1 --ingest-senders 4 --ingest-seconds 1 --users 5 --out "$out" "$@"
+    cat "$out/table.md"
+    for f in results.json table.md fanout-p99.svg fanout-deliveries.svg; do [ -s "$out/$f" ] || { echo "missing $f" >&2; exit 1; }; done
+    ;;
+  *) echo "usage: $0 compare|distributed|smoke [aurora-bench flags]" >&2; exit 2 ;;
 esac

@@ -2,8 +2,8 @@
 # Installs what the tests need (Chromium from apt, npm packages, the real
 # services: Kafka, Redis, FerretDB via dev/services.sh, and a Kubernetes control
 # plane with a kubelet node via dev/cluster.sh, images via ./run.sh images), then runs
-# unit and integration tests (cargo: embedded, distributed, operator, chart) and the
-# browser test.
+# unit and integration tests (cargo: embedded, distributed, operator, chart), the
+# browser test and the benchmark smoke (dev/bench.sh smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
@@ -88,5 +88,8 @@ cargo test -p aurora-gateway --locked --test operator -- --show-output
 
 log "browser test (Playwright + Chromium against the release binary)"
 (cd dev/e2e && AURORA_BIN="$CARGO_TARGET_DIR/release/aurora-gateway" npm test --silent)
+
+log "benchmark smoke (aurora-bench against every peer, tiny loads, no timing asserted)"
+dev/bench.sh smoke
 
 log "all tests passed"

@@ -1,6 +1,5 @@
 //! Client commands (SPEC §5).
 
-use axum::extract::ws::WebSocket;
 use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,12 +9,12 @@ use aurora_core::ports::{Claim, PortError, RoomEvent};
 use aurora_core::protocol::{decode, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES};
 use aurora_core::ratelimit::Decision;
 
-use super::session::{End, JoinedRoom, Session, Throttle};
+use super::session::{End, JoinedRoom, Session, Socket, Throttle};
 
 type Step = Result<(), End>;
 
 impl Session {
-    pub(super) async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Step {
+    pub(super) async fn on_text(&mut self, socket: &mut Socket, text: &str) -> Step {
         let request = match decode(text) {
             Ok(r) => r,
             Err(e) => {
@@ -35,7 +34,7 @@ impl Session {
         }
     }
 
-    async fn unavailable(&mut self, socket: &mut WebSocket, r: Option<&str>, room: &str, e: PortError) -> Step {
+    async fn unavailable(&mut self, socket: &mut Socket, r: Option<&str>, room: &str, e: PortError) -> Step {
         if let PortError::Corrupt(_) = e {
             tracing::error!(room, error = %e, "corrupt record");
             return self.error(socket, ErrorCode::Internal, "internal error", r, Some(room)).await;
@@ -46,7 +45,7 @@ impl Session {
     }
 
     /// `not_joined` for an existing room, `not_found` otherwise.
-    async fn not_joined(&mut self, socket: &mut WebSocket, r: Option<&str>, room: &str) -> Step {
+    async fn not_joined(&mut self, socket: &mut Socket, r: Option<&str>, room: &str) -> Step {
         match self.state.rooms.get(room).await {
             Ok(Some(_)) => self.error(socket, ErrorCode::NotJoined, "join the room first", r, Some(room)).await,
             Ok(None) => self.error(socket, ErrorCode::NotFound, "no such room", r, Some(room)).await,
@@ -54,7 +53,7 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, socket: &mut WebSocket, r: Option<&str>, room: String, since: Option<u64>) -> Step {
+    async fn join(&mut self, socket: &mut Socket, r: Option<&str>, room: String, since: Option<u64>) -> Step {
         let config = match self.state.rooms.get(&room).await {
             Ok(Some(c)) => c,
             Ok(None) => return self.error(socket, ErrorCode::NotFound, "no such room", r, Some(&room)).await,
@@ -151,7 +150,7 @@ impl Session {
         }
     }
 
-    async fn leave(&mut self, socket: &mut WebSocket, r: Option<&str>, room: String) -> Step {
+    async fn leave(&mut self, socket: &mut Socket, r: Option<&str>, room: String) -> Step {
         if self.rooms.remove(room.as_str()).is_some() {
             self.part(&room).await;
         }
@@ -160,7 +159,7 @@ impl Session {
 
     async fn send_message(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut Socket,
         r: Option<&str>,
         room: String,
         body: String,
@@ -301,7 +300,7 @@ impl Session {
         );
     }
 
-    async fn typing(&mut self, socket: &mut WebSocket, r: Option<&str>, room: String) -> Step {
+    async fn typing(&mut self, socket: &mut Socket, r: Option<&str>, room: String) -> Step {
         if !self.rooms.contains_key(room.as_str()) {
             return self.not_joined(socket, r, &room).await;
         }
@@ -318,7 +317,7 @@ impl Session {
 
     async fn history(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut Socket,
         r: Option<&str>,
         room: String,
         before: u64,
@@ -336,7 +335,7 @@ impl Session {
         }
     }
 
-    async fn auth(&mut self, socket: &mut WebSocket, r: Option<&str>, token: String) -> Step {
+    async fn auth(&mut self, socket: &mut Socket, r: Option<&str>, token: String) -> Step {
         match self.state.jwt.verify(&token) {
             Ok(claims) if claims.sub.as_str() == &*self.user.id => {
                 self.exp = claims.exp;

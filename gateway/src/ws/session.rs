@@ -3,12 +3,13 @@
 //! and watches the token's expiry.
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
+use futures_util::{Sink, SinkExt, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant, Sleep};
@@ -52,6 +53,22 @@ pub(super) struct JoinedRoom {
 
 pub(super) type Pending = BoxFuture<'static, String>;
 
+/// The connection's write half; the read half lives in [`read_next`].
+pub(super) type Socket = SplitSink<WebSocket, Message>;
+
+type Incoming = Option<Result<Message, axum::Error>>;
+type Read = BoxFuture<'static, (SplitStream<WebSocket>, Incoming)>;
+
+/// The next client frame. Kept in a one-element `FuturesUnordered`, which polls it again
+/// only once its waker fired: an outbound wake-up does not cost a read attempt.
+fn read_next(mut stream: SplitStream<WebSocket>) -> Read {
+    async move {
+        let incoming = stream.next().await;
+        (stream, incoming)
+    }
+    .boxed()
+}
+
 pub(super) struct Session {
     pub state: Arc<AppState>,
     pub conn: ConnId,
@@ -81,7 +98,8 @@ fn expiry_instant(exp: u64) -> Instant {
     Instant::now() + Duration::from_secs(exp.saturating_sub(unix_now()))
 }
 
-pub async fn run(state: Arc<AppState>, mut socket: WebSocket, claims: Claims) {
+pub async fn run(state: Arc<AppState>, socket: WebSocket, claims: Claims) {
+    let (mut socket, stream) = socket.split();
     let (tx, mut rx) = mpsc::channel(state.config.outbound_queue);
     let overflow = CancellationToken::new();
     let mut session = Session {
@@ -102,7 +120,7 @@ pub async fn run(state: Arc<AppState>, mut socket: WebSocket, claims: Claims) {
     metrics.connections_total.inc();
     tracing::debug!(conn = session.conn, user_id = %session.user.id, "session started");
 
-    let end = session.serve(&mut socket, &mut rx, &overflow).await;
+    let end = session.serve(&mut socket, stream, &mut rx, &overflow).await;
     let reason = match &end {
         End::Close(code, _) if *code == close::GOING_AWAY => "shutdown",
         End::Close(code, _) if *code == close::POLICY => "policy",
@@ -123,11 +141,18 @@ pub async fn run(state: Arc<AppState>, mut socket: WebSocket, claims: Claims) {
 impl Session {
     async fn serve(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut Socket,
+        stream: SplitStream<WebSocket>,
         rx: &mut mpsc::Receiver<Arc<Delivery>>,
         overflow: &CancellationToken,
     ) -> End {
         let shutdown = self.state.shutdown.clone();
+        // Built once: a fresh `cancelled()` per loop turn would re-register its waiter.
+        let shutting_down = shutdown.cancelled();
+        let overflowed = overflow.cancelled();
+        tokio::pin!(shutting_down, overflowed);
+        let mut reads: FuturesUnordered<Read> = FuturesUnordered::new();
+        reads.push(read_next(stream));
         let interval = self.state.config.heartbeat_interval;
         let pong_timeout = self.state.config.heartbeat_timeout;
         let hello = ServerFrame::Hello { user: &self.user, heartbeat_ms: interval.as_millis() as u64 }.encode();
@@ -145,8 +170,8 @@ impl Session {
             }
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return End::Close(close::GOING_AWAY, "server shutting down"),
-                _ = overflow.cancelled() => return End::Close(close::POLICY, "outbound queue overflow"),
+                _ = &mut shutting_down => return End::Close(close::GOING_AWAY, "server shutting down"),
+                _ = &mut overflowed => return End::Close(close::POLICY, "outbound queue overflow"),
                 _ = &mut expiry => return End::Expired,
                 _ = &mut heartbeat => {
                     if awaiting_pong {
@@ -169,27 +194,30 @@ impl Session {
                         return end;
                     }
                 }
-                incoming = socket.next(), if self.pending.len() < MAX_PENDING_ACKS => match incoming {
+                Some((stream, incoming)) = reads.next(), if self.pending.len() < MAX_PENDING_ACKS => match incoming {
                     None => return End::Gone,
                     Some(Err(e)) => return self.read_error(e),
                     Some(Ok(Message::Text(text))) => {
+                        reads.push(read_next(stream));
                         if let Err(end) = self.on_text(socket, text.as_str()).await {
                             return end;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
+                        reads.push(read_next(stream));
                         let r = self.error(socket, ErrorCode::BadRequest, "binary frames are not supported", None, None).await;
                         if let Err(end) = r {
                             return end;
                         }
                     }
                     Some(Ok(Message::Pong(_))) => {
+                        reads.push(read_next(stream));
                         if awaiting_pong {
                             awaiting_pong = false;
                             heartbeat.as_mut().reset(last_ping + interval);
                         }
                     }
-                    Some(Ok(Message::Ping(_))) => {}
+                    Some(Ok(Message::Ping(_))) => reads.push(read_next(stream)),
                     Some(Ok(Message::Close(_))) => return End::Gone,
                 },
             }
@@ -199,7 +227,7 @@ impl Session {
     /// Writes a queued batch: the first delivery and whatever else is waiting, one flush.
     async fn deliver(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut Socket,
         rx: &mut mpsc::Receiver<Arc<Delivery>>,
         first: Arc<Delivery>,
     ) -> Result<(), End> {
@@ -233,7 +261,7 @@ impl Session {
     }
 
     /// Feeds one delivery, after any messages missing before it (gap backfill).
-    async fn feed_delivery(&mut self, socket: &mut WebSocket, d: &Delivery) -> Result<u64, End> {
+    async fn feed_delivery(&mut self, socket: &mut Socket, d: &Delivery) -> Result<u64, End> {
         if d.skip_user.as_ref().is_some_and(|u| *u == self.user.id) {
             return Ok(0);
         }
@@ -250,7 +278,9 @@ impl Session {
                 return Ok(0);
             }
             let missing = seq - joined.last_seq - 1;
-            if missing > 0 {
+            if missing == 0 {
+                joined.last_seq = seq;
+            } else {
                 let wanted = (missing as usize).min(MAX_SINCE_MESSAGES);
                 tracing::warn!(room = %d.room, from = joined.last_seq, to = seq, "gap in room stream; backfilling");
                 let backfill = self.state.backend.messages.before(&d.room, Some(seq), wanted).await;
@@ -260,9 +290,9 @@ impl Session {
                     self.feed(socket, Message::Text(text.into())).await?;
                     written += 1;
                 }
-            }
-            if let Some(joined) = self.rooms.get_mut(&d.room) {
-                joined.last_seq = seq;
+                if let Some(joined) = self.rooms.get_mut(&d.room) {
+                    joined.last_seq = seq;
+                }
             }
         }
         self.feed(socket, Message::Text(d.frame.clone())).await?;
@@ -270,7 +300,7 @@ impl Session {
     }
 
     /// Sends every stored message after the last one this client got.
-    async fn catch_up(&mut self, socket: &mut WebSocket, room: &Arc<str>) -> Result<u64, End> {
+    async fn catch_up(&mut self, socket: &mut Socket, room: &Arc<str>) -> Result<u64, End> {
         let Some(last) = self.rooms.get(room).map(|j| j.last_seq) else { return Ok(0) };
         self.state.metrics.resyncs.inc();
         let missed = match self.state.backend.messages.after(room, last, MAX_SINCE_MESSAGES).await {
@@ -297,7 +327,7 @@ impl Session {
     /// Applies a changed room configuration; a user who may no longer be in the room
     /// (removed from a private room's members, or the room was deleted) leaves it with
     /// a `left` push carrying the reason, and gets nothing more from it.
-    async fn recheck(&mut self, socket: &mut WebSocket, room: &Arc<str>) -> Result<u64, End> {
+    async fn recheck(&mut self, socket: &mut Socket, room: &Arc<str>) -> Result<u64, End> {
         let current = match self.state.rooms.get(room).await {
             Ok(c) => c,
             Err(e) => {
@@ -329,28 +359,42 @@ impl Session {
         self.state.config.heartbeat_timeout
     }
 
-    async fn feed(&mut self, socket: &mut WebSocket, msg: Message) -> Result<(), End> {
-        match tokio::time::timeout(self.write_timeout(), socket.feed(msg)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Drop("write_stalled")),
-        }
+    /// Waits for `poll` to finish; only a write that cannot finish at once starts the
+    /// stall timer (no timer or clock read per frame on the hot path).
+    async fn bounded(
+        stall: Duration,
+        socket: &mut Socket,
+        mut poll: impl FnMut(Pin<&mut Socket>, &mut std::task::Context<'_>) -> Poll<Result<(), axum::Error>>,
+    ) -> Result<(), End> {
+        let first = std::future::poll_fn(|cx| Poll::Ready(poll(Pin::new(&mut *socket), cx))).await;
+        let done = match first {
+            Poll::Ready(done) => done,
+            Poll::Pending => {
+                let rest = std::future::poll_fn(|cx| poll(Pin::new(&mut *socket), cx));
+                match tokio::time::timeout(stall, rest).await {
+                    Ok(done) => done,
+                    Err(_) => return Err(End::Drop("write_stalled")),
+                }
+            }
+        };
+        done.map_err(|_| End::Gone)
     }
 
-    async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), End> {
-        match tokio::time::timeout(self.write_timeout(), socket.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Drop("write_stalled")),
-        }
+    async fn feed(&mut self, socket: &mut Socket, msg: Message) -> Result<(), End> {
+        Self::bounded(self.write_timeout(), socket, |s, cx| s.poll_ready(cx)).await?;
+        Pin::new(socket).start_send(msg).map_err(|_| End::Gone)
     }
 
-    pub(super) async fn write(&mut self, socket: &mut WebSocket, msg: Message) -> Result<(), End> {
+    async fn flush(&mut self, socket: &mut Socket) -> Result<(), End> {
+        Self::bounded(self.write_timeout(), socket, |s, cx| s.poll_flush(cx)).await
+    }
+
+    pub(super) async fn write(&mut self, socket: &mut Socket, msg: Message) -> Result<(), End> {
         self.feed(socket, msg).await?;
         self.flush(socket).await
     }
 
-    pub(super) async fn send(&mut self, socket: &mut WebSocket, text: String) -> Result<(), End> {
+    pub(super) async fn send(&mut self, socket: &mut Socket, text: String) -> Result<(), End> {
         self.state.metrics.sent(SentKind::Reply, 1);
         self.write(socket, Message::Text(Utf8Bytes::from(text))).await
     }
@@ -358,7 +402,7 @@ impl Session {
     /// Sends an `error` frame; too many `bad_request`s in a minute end the session.
     pub(super) async fn error(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut Socket,
         code: ErrorCode,
         message: &str,
         reference: Option<&str>,
@@ -380,7 +424,7 @@ impl Session {
         Ok(())
     }
 
-    async fn finish(&mut self, mut socket: WebSocket, end: End) {
+    async fn finish(&mut self, mut socket: Socket, end: End) {
         let (code, reason) = match end {
             End::Close(code, reason) => (code, reason),
             End::Expired => {
