@@ -45,7 +45,7 @@ case "$mode" in
     ;;
   distributed)
     eval "$(dev/services.sh up redis mongodb kafka)"
-    rate="$(dev/kafka-producer-rate.sh "$KAFKA_BROKERS")"
+    rate="$(dev/kafka-producer-rate.sh "$AURORA_KAFKA_BROKERS")"
     log "raw Kafka producer (acks=all, idempotent, 100 B): $rate msg/s"
     "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --peers aurora-distributed \
       --idle-connections 0 --kafka-producer-rate "$rate" --out docs/benchmarks/distributed "$@"

@@ -15,8 +15,11 @@ use aurora_core::protocol::MAX_FRAME_BYTES;
 use crate::http::error::{bearer, known_user, ApiError};
 use crate::state::AppState;
 
-/// tokio-tungstenite's default 128 KiB read buffer costs ~136 KiB per idle socket; 4 KiB ~9.5 KiB.
-const READ_BUFFER: usize = 4 * 1024;
+/// Read chunk and initial read buffer per connection (zero-filled, so resident). Client frames
+/// are small (a `send` is a few hundred bytes); a larger one takes more reads. tokio-tungstenite's
+/// default 128 KiB costs ~136 KiB per idle socket; 4 KiB cost 13.1 KiB per joined connection, 1 KiB
+/// (with the command handlers boxed) 11.6 KiB (`./run.sh bench compare`, idle scenario).
+const READ_BUFFER: usize = 1024;
 /// Frames are fed in batches and flushed once; this is the batch write size.
 const WRITE_BUFFER: usize = 16 * 1024;
 

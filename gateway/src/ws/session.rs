@@ -199,7 +199,9 @@ impl Session {
                     Some(Err(e)) => return self.read_error(e),
                     Some(Ok(Message::Text(text))) => {
                         reads.push(read_next(stream));
-                        if let Err(end) = self.on_text(socket, text.as_str()).await {
+                        // Boxed: the command handlers' state would otherwise sit in every
+                        // idle session's future (2,976 B inline, measured with size_of_val).
+                        if let Err(end) = Box::pin(self.on_text(socket, text.as_str())).await {
                             return end;
                         }
                     }
@@ -267,10 +269,10 @@ impl Session {
         }
         let Some(joined) = self.rooms.get_mut(&d.room) else { return Ok(0) };
         if d.resync {
-            return self.catch_up(socket, &d.room).await;
+            return Box::pin(self.catch_up(socket, &d.room)).await;
         }
         if d.recheck {
-            return self.recheck(socket, &d.room).await;
+            return Box::pin(self.recheck(socket, &d.room)).await;
         }
         let mut written = 0;
         if let Some(seq) = d.seq {
