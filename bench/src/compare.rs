@@ -19,7 +19,7 @@ pub struct Plan {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "raw,aurora,centrifugo,socket-io")]
     pub peers: Vec<Peer>,
     /// Idle scenario: joined connections.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 19_000)]
     pub idle_connections: usize,
     /// Idle scenario: members per room.
     #[arg(long, default_value_t = 100)]
@@ -140,17 +140,20 @@ async fn measure(peer: Peer, plan: &Plan, programs: &crate::server::Programs, sh
     }
     let server = Server::start(peer, programs, &rooms)?;
     let creds = server.credentials(opts.users.min(shape.members.max(plan.ingest_senders))).await?;
-    {
+    // Every repeat on fresh connections, once the server is idle again: a server that shed
+    // members under overload, or still drains a backlog, would spoil the next ladder.
+    for rep in 0..plan.repeats {
+        scenario::settle(&server).await;
         let pop = scenario::populate(&server, "f", shape, &creds, opts, 0).await.context("fanout connections")?;
-        for rep in 0..plan.repeats {
-            eprintln!("   fanout, repeat {}", rep + 1);
-            r.fanout.push(scenario::ladder(&server, &pop, shape, plan.start_rate, plan.factor, plan.max_rate, plan.step_seconds).await);
-        }
-        for _ in 0..plan.repeats {
-            let s = scenario::step(&server, &pop, shape, plan.fixed_rate, plan.step_seconds).await;
-            eprintln!("   fixed {:.0}/s: {:.3} µs server CPU per delivery, p99 {:.2} ms", plan.fixed_rate, s.server_cpu_us_per_delivery, s.p99_ms);
-            r.fixed.push(s);
-        }
+        eprintln!("   fanout, repeat {}", rep + 1);
+        r.fanout.push(scenario::ladder(&server, &pop, shape, plan.start_rate, plan.factor, plan.max_rate, plan.step_seconds).await);
+    }
+    for _ in 0..plan.repeats {
+        scenario::settle(&server).await;
+        let pop = scenario::populate(&server, "f", shape, &creds, opts, 0).await.context("fanout connections")?;
+        let s = scenario::step(&server, &pop, shape, plan.fixed_rate, plan.step_seconds).await;
+        eprintln!("   fixed {:.0}/s: {:.3} µs server CPU per delivery, p99 {:.2} ms", plan.fixed_rate, s.server_cpu_us_per_delivery, s.p99_ms);
+        r.fixed.push(s);
     }
     for _ in 0..plan.repeats {
         let i = scenario::ingest(&server, plan.ingest_senders, plan.ingest_window, shape.body_bytes, plan.ingest_seconds, &creds, opts).await.context("ingest")?;

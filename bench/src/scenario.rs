@@ -264,6 +264,17 @@ pub async fn idle(server: &Server, n: usize, room_size: usize, creds: &[Credenti
     })
 }
 
+/// Waits until the server uses under 5 % of a core over 500 ms (at most 60 s).
+pub async fn settle(server: &Server) {
+    for _ in 0..120 {
+        let before = server.cpu_seconds();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if server.cpu_seconds() - before < 0.025 {
+            return;
+        }
+    }
+}
+
 /// RSS once two readings 500 ms apart differ by under 0.5 % (at most 10 s).
 async fn settled_rss(server: &Server) -> u64 {
     let mut last = server.rss_kib();
