@@ -15,7 +15,11 @@ if [ ! -f "$stamp" ]; then
 fi
 rates=()
 for i in 1 2 3; do
-  line="$(taskset -c 1 java -cp "$libs/*" org.apache.kafka.tools.ProducerPerformance --topic "aurora.bench.raw$RANDOM$i" \
+  topic="aurora.bench.raw$RANDOM$i"
+  # The dev broker does not create topics on first use.
+  java -cp "$libs/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" --create --topic "$topic" \
+    --partitions 1 --replication-factor 1 >/dev/null
+  line="$(taskset -c 1 java -cp "$libs/*" org.apache.kafka.tools.ProducerPerformance --topic "$topic" \
     --num-records "$records" --record-size 100 --throughput -1 \
     --producer-props bootstrap.servers="$brokers" acks=all enable.idempotence=true linger.ms=5 | tail -1)"
   echo "  $line" >&2
