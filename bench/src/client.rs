@@ -112,7 +112,14 @@ pub enum Role {
 }
 
 /// Opens a WebSocket from source address 127.0.0.(2 + n % sources), joins `room`.
-pub async fn open(peer: Peer, base: &str, room: &str, cred: &Credential, n: usize, sources: usize) -> anyhow::Result<Ws> {
+pub async fn open(
+    peer: Peer,
+    base: &str,
+    room: &str,
+    cred: &Credential,
+    n: usize,
+    sources: usize,
+) -> anyhow::Result<Ws> {
     let url = peer.url(base, room, cred);
     let req = url.as_str().into_client_request()?;
     let host = req.uri().host().context("url host")?.parse::<IpAddr>()?;
@@ -131,7 +138,14 @@ pub async fn open(peer: Peer, base: &str, room: &str, cred: &Credential, n: usiz
 }
 
 /// Runs one connection until the server closes it or `stop` fires.
-pub async fn run(peer: Peer, mut ws: Ws, room: String, role: Role, stats: Arc<Stats>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    peer: Peer,
+    mut ws: Ws,
+    room: String,
+    role: Role,
+    stats: Arc<Stats>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let (mut publish, mut window, size) = match role {
         Role::Member => (None, 0, 0),
         Role::Publisher(rx) => (Some(rx), 0, 0),

@@ -99,7 +99,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     std::fs::create_dir_all(&plan.programs.work)?;
     let programs = plan.programs.programs();
     let _spinners = if plan.no_spinners { None } else { Some(Spinners::start(&[0, plan.programs.client_cpu])) };
-    let shape = Shape { rooms: plan.rooms, members: plan.members, publishers: plan.publishers, body_bytes: plan.body_bytes };
+    let shape =
+        Shape { rooms: plan.rooms, members: plan.members, publishers: plan.publishers, body_bytes: plan.body_bytes };
     let opts = Options { sources: plan.sources, users: plan.users };
     let mut results = Results {
         machine: report::machine(),
@@ -111,7 +112,15 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     };
     for &peer in &plan.peers {
         eprintln!("== {}", peer.name());
-        let mut r = PeerResult { peer, name: peer.name(), idle: None, fanout: Vec::new(), fixed: Vec::new(), ingest: Vec::new(), errors: Vec::new() };
+        let mut r = PeerResult {
+            peer,
+            name: peer.name(),
+            idle: None,
+            fanout: Vec::new(),
+            fixed: Vec::new(),
+            ingest: Vec::new(),
+            errors: Vec::new(),
+        };
         if let Err(e) = measure(peer, &plan, &programs, &shape, &opts, &mut r).await {
             eprintln!("   {} failed: {e:#}", peer.name());
             r.errors.push(format!("{e:#}"));
@@ -121,12 +130,24 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         report::write(&plan.out, &results)?;
     }
     report::write(&plan.out, &results)?;
-    let failed: Vec<_> = results.peers.iter().filter(|p| !p.errors.is_empty() || p.fanout.iter().flatten().all(|s| s.delivered == 0)).map(|p| p.name).collect();
+    let failed: Vec<_> = results
+        .peers
+        .iter()
+        .filter(|p| !p.errors.is_empty() || p.fanout.iter().flatten().all(|s| s.delivered == 0))
+        .map(|p| p.name)
+        .collect();
     anyhow::ensure!(failed.is_empty(), "no result from: {}", failed.join(", "));
     Ok(())
 }
 
-async fn measure(peer: Peer, plan: &Plan, programs: &crate::server::Programs, shape: &Shape, opts: &Options, r: &mut PeerResult) -> anyhow::Result<()> {
+async fn measure(
+    peer: Peer,
+    plan: &Plan,
+    programs: &crate::server::Programs,
+    shape: &Shape,
+    opts: &Options,
+    r: &mut PeerResult,
+) -> anyhow::Result<()> {
     let mut rooms = scenario::room_names("f", shape.rooms);
     rooms.extend(scenario::room_names("g", plan.ingest_senders));
     rooms.extend(scenario::room_names("i", plan.idle_connections.div_ceil(plan.idle_room_size)));
@@ -134,8 +155,12 @@ async fn measure(peer: Peer, plan: &Plan, programs: &crate::server::Programs, sh
     if plan.idle_connections > 0 {
         let server = Server::start(peer, programs, &rooms)?;
         let creds = server.credentials(opts.users.min(plan.idle_room_size)).await?;
-        let idle = scenario::idle(&server, plan.idle_connections, plan.idle_room_size, &creds, opts).await.context("idle")?;
-        eprintln!("   idle: {} joined connections, {:.2} KiB each (RSS {} → {} KiB, set up in {:.1} s)", idle.connections, idle.kib_per_connection, idle.rss_before_kib, idle.rss_after_kib, idle.setup_seconds);
+        let idle =
+            scenario::idle(&server, plan.idle_connections, plan.idle_room_size, &creds, opts).await.context("idle")?;
+        eprintln!(
+            "   idle: {} joined connections, {:.2} KiB each (RSS {} → {} KiB, set up in {:.1} s)",
+            idle.connections, idle.kib_per_connection, idle.rss_before_kib, idle.rss_after_kib, idle.setup_seconds
+        );
         r.idle = Some(idle);
     }
     let server = Server::start(peer, programs, &rooms)?;
@@ -146,17 +171,33 @@ async fn measure(peer: Peer, plan: &Plan, programs: &crate::server::Programs, sh
         scenario::settle(&server).await;
         let pop = scenario::populate(&server, "f", shape, &creds, opts, 0).await.context("fanout connections")?;
         eprintln!("   fanout, repeat {}", rep + 1);
-        r.fanout.push(scenario::ladder(&server, &pop, shape, plan.start_rate, plan.factor, plan.max_rate, plan.step_seconds).await);
+        r.fanout.push(
+            scenario::ladder(&server, &pop, shape, plan.start_rate, plan.factor, plan.max_rate, plan.step_seconds)
+                .await,
+        );
     }
     for _ in 0..plan.repeats {
         scenario::settle(&server).await;
         let pop = scenario::populate(&server, "f", shape, &creds, opts, 0).await.context("fanout connections")?;
         let s = scenario::step(&server, &pop, shape, plan.fixed_rate, plan.step_seconds).await;
-        eprintln!("   fixed {:.0}/s: {:.3} µs server CPU per delivery, p99 {:.2} ms", plan.fixed_rate, s.server_cpu_us_per_delivery, s.p99_ms);
+        eprintln!(
+            "   fixed {:.0}/s: {:.3} µs server CPU per delivery, p99 {:.2} ms",
+            plan.fixed_rate, s.server_cpu_us_per_delivery, s.p99_ms
+        );
         r.fixed.push(s);
     }
     for _ in 0..plan.repeats {
-        let i = scenario::ingest(&server, plan.ingest_senders, plan.ingest_window, shape.body_bytes, plan.ingest_seconds, &creds, opts).await.context("ingest")?;
+        let i = scenario::ingest(
+            &server,
+            plan.ingest_senders,
+            plan.ingest_window,
+            shape.body_bytes,
+            plan.ingest_seconds,
+            &creds,
+            opts,
+        )
+        .await
+        .context("ingest")?;
         eprintln!("   ingest: {:.0} acked sends/s ({} senders, window {})", i.acked_per_s, i.senders, i.window);
         r.ingest.push(i);
     }

@@ -10,7 +10,9 @@ use crate::scenario::{knee, Step};
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -50,7 +52,9 @@ pub fn summarize(p: &PeerResult) -> Summary {
         fixed_p99: spread(p.fixed.iter().map(|s| s.p99_ms).collect()),
         idle_kib: p.idle.as_ref().map(|i| i.kib_per_connection),
         ingest: spread(p.ingest.iter().map(|i| i.acked_per_s).collect()),
-        peak_deliveries: spread(p.fanout.iter().map(|l| l.iter().map(|s| s.deliveries_per_s).fold(0.0, f64::max)).collect()),
+        peak_deliveries: spread(
+            p.fanout.iter().map(|l| l.iter().map(|s| s.deliveries_per_s).fold(0.0, f64::max)).collect(),
+        ),
     }
 }
 
@@ -97,12 +101,19 @@ pub fn table(r: &Results) -> String {
         );
     }
     if let Some(k) = r.kafka_producer_rate {
-        let _ = writeln!(out, "\nRaw Kafka producer on this machine (acks=all, {} B records): {k:.0} msg/s.", r.shape.body_bytes);
+        let _ = writeln!(
+            out,
+            "\nRaw Kafka producer on this machine (acks=all, {} B records): {k:.0} msg/s.",
+            r.shape.body_bytes
+        );
     }
     let aurora = r.peers.iter().find(|p| p.peer == Peer::Aurora).map(summarize);
     if let Some(a) = aurora {
         let _ = writeln!(out, "\nAuroraChat (embedded) relative to each peer (knee: higher is better; CPU and memory: lower is better):\n");
-        let _ = writeln!(out, "| versus | knee ratio | CPU per delivery ratio | memory per connection ratio | ingest ratio |");
+        let _ = writeln!(
+            out,
+            "| versus | knee ratio | CPU per delivery ratio | memory per connection ratio | ingest ratio |"
+        );
         let _ = writeln!(out, "|---|---|---|---|---|");
         for p in r.peers.iter().filter(|p| p.peer != Peer::Aurora) {
             let s = summarize(p);
@@ -125,7 +136,10 @@ pub fn write(out: &Path, r: &Results) -> anyhow::Result<()> {
     std::fs::write(out.join("results.json"), serde_json::to_vec_pretty(r)?)?;
     std::fs::write(out.join("table.md"), table(r))?;
     std::fs::write(out.join("fanout-p99.svg"), chart(r, "p99 latency (ms) by offered rate", |s| s.p99_ms, true))?;
-    std::fs::write(out.join("fanout-deliveries.svg"), chart(r, "deliveries/s by offered rate", |s| s.deliveries_per_s, false))?;
+    std::fs::write(
+        out.join("fanout-deliveries.svg"),
+        chart(r, "deliveries/s by offered rate", |s| s.deliveries_per_s, false),
+    )?;
     Ok(())
 }
 
@@ -139,7 +153,8 @@ fn chart(r: &Results, title: &str, y: impl Fn(&Step) -> f64, log_y: bool) -> Str
         .iter()
         .filter_map(|p| {
             let ladder = p.fanout.first()?;
-            let pts: Vec<(f64, f64)> = ladder.iter().map(|s| (s.rate, y(s))).filter(|(x, v)| *x > 0.0 && v.is_finite() && *v > 0.0).collect();
+            let pts: Vec<(f64, f64)> =
+                ladder.iter().map(|s| (s.rate, y(s))).filter(|(x, v)| *x > 0.0 && v.is_finite() && *v > 0.0).collect();
             Some((p.name, pts))
         })
         .collect();
@@ -149,29 +164,62 @@ fn chart(r: &Results, title: &str, y: impl Fn(&Step) -> f64, log_y: bool) -> Str
         svg.push_str("</svg>\n");
         return svg;
     }
-    let (x0, x1) = (all.iter().map(|p| p.0).fold(f64::MAX, f64::min).log10(), all.iter().map(|p| p.0).fold(0.0, f64::max).log10().max(1e-9));
+    let (x0, x1) = (
+        all.iter().map(|p| p.0).fold(f64::MAX, f64::min).log10(),
+        all.iter().map(|p| p.0).fold(0.0, f64::max).log10().max(1e-9),
+    );
     let ty = |v: f64| if log_y { v.log10() } else { v };
-    let (y0, y1) = (if log_y { all.iter().map(|p| ty(p.1)).fold(f64::MAX, f64::min).floor() } else { 0.0 }, all.iter().map(|p| ty(p.1)).fold(f64::MIN, f64::max));
+    let (y0, y1) = (
+        if log_y { all.iter().map(|p| ty(p.1)).fold(f64::MAX, f64::min).floor() } else { 0.0 },
+        all.iter().map(|p| ty(p.1)).fold(f64::MIN, f64::max),
+    );
     let (x1, y1) = (if x1 > x0 { x1 } else { x0 + 1.0 }, if y1 > y0 { y1 } else { y0 + 1.0 });
     let px = |x: f64| left + (x.log10() - x0) / (x1 - x0) * (w - left - right);
     let py = |v: f64| h - bottom - (ty(v) - y0) / (y1 - y0) * (h - top - bottom);
-    let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>", h - bottom, w - right, h - bottom);
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
+        h - bottom,
+        w - right,
+        h - bottom
+    );
     let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>", h - bottom);
     for i in 0..=4 {
         let xv = 10f64.powf(x0 + (x1 - x0) * i as f64 / 4.0);
-        let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.0}</text>", px(xv), h - bottom + 16.0, xv);
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.0}</text>",
+            px(xv),
+            h - bottom + 16.0,
+            xv
+        );
         let t = y0 + (y1 - y0) * i as f64 / 4.0;
         let yv = if log_y { 10f64.powf(t) } else { t };
-        let _ = writeln!(svg, "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", left - 6.0, py(yv) + 4.0, short(yv));
+        let _ = writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            left - 6.0,
+            py(yv) + 4.0,
+            short(yv)
+        );
     }
-    let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">offered messages/s (log)</text>", (left + w - right) / 2.0, h - 12.0);
+    let _ = writeln!(
+        svg,
+        "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">offered messages/s (log)</text>",
+        (left + w - right) / 2.0,
+        h - 12.0
+    );
     if log_y && y0 <= 50f64.log10() && 50f64.log10() <= y1 {
         let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"grey\" stroke-dasharray=\"4 3\"/><text x=\"{2}\" y=\"{3:.1}\" fill=\"grey\">50 ms</text>", py(50.0), w - right, left + 4.0, py(50.0) - 4.0);
     }
     for (i, (name, pts)) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let path: Vec<String> = pts.iter().map(|&(x, v)| format!("{:.1},{:.1}", px(x), py(v))).collect();
-        let _ = writeln!(svg, "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>", path.join(" "));
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+            path.join(" ")
+        );
         let ly = top + 16.0 * i as f64 + 10.0;
         let _ = writeln!(svg, "<rect x=\"{}\" y=\"{:.1}\" width=\"12\" height=\"3\" fill=\"{colour}\"/><text x=\"{}\" y=\"{:.1}\">{name}</text>", w - right + 10.0, ly - 4.0, w - right + 26.0, ly);
     }

@@ -197,7 +197,15 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
 }
 
 /// The stepped ladder: `start`, ×`factor` each step, until saturation or `max_rate`.
-pub async fn ladder(server: &Server, pop: &Population, shape: &Shape, start: f64, factor: f64, max_rate: f64, secs: f64) -> Vec<Step> {
+pub async fn ladder(
+    server: &Server,
+    pop: &Population,
+    shape: &Shape,
+    start: f64,
+    factor: f64,
+    max_rate: f64,
+    secs: f64,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut rate = start;
     while rate <= max_rate {
@@ -246,7 +254,13 @@ pub struct Idle {
 
 /// Opens `n` connections, each joined to a room of `room_size`, and reads the server's RSS
 /// once it has settled.
-pub async fn idle(server: &Server, n: usize, room_size: usize, creds: &[Credential], opts: &Options) -> anyhow::Result<Idle> {
+pub async fn idle(
+    server: &Server,
+    n: usize,
+    room_size: usize,
+    creds: &[Credential],
+    opts: &Options,
+) -> anyhow::Result<Idle> {
     let before = settled_rss(server).await;
     let started = std::time::Instant::now();
     let shape = Shape { rooms: n.div_ceil(room_size), members: room_size.min(n), publishers: 0, body_bytes: 0 };
@@ -298,7 +312,15 @@ pub struct Ingest {
 }
 
 /// `senders` clients, each alone in its room, keep `window` sends in flight for `secs`.
-pub async fn ingest(server: &Server, senders: usize, window: usize, body_bytes: usize, secs: f64, creds: &[Credential], opts: &Options) -> anyhow::Result<Ingest> {
+pub async fn ingest(
+    server: &Server,
+    senders: usize,
+    window: usize,
+    body_bytes: usize,
+    secs: f64,
+    creds: &[Credential],
+    opts: &Options,
+) -> anyhow::Result<Ingest> {
     let shape = Shape { rooms: senders, members: 1, publishers: 1, body_bytes };
     let pop = populate(server, "g", &shape, creds, opts, window).await?;
     tokio::time::sleep(Duration::from_secs(1)).await; // warm-up under load

@@ -315,14 +315,7 @@ impl Session {
         Ok(())
     }
 
-    async fn history(
-        &mut self,
-        socket: &mut Socket,
-        r: Option<&str>,
-        room: String,
-        before: u64,
-        limit: usize,
-    ) -> Step {
+    async fn history(&mut self, socket: &mut Socket, r: Option<&str>, room: String, before: u64, limit: usize) -> Step {
         if !self.rooms.contains_key(room.as_str()) {
             return self.not_joined(socket, r, &room).await;
         }
