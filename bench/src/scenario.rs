@@ -36,6 +36,8 @@ pub struct Step {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub server_cpu_us_per_delivery: f64,
+    /// The kernel's part of `server_cpu_us_per_delivery` (system time).
+    pub server_sys_us_per_delivery: f64,
     pub server_cpu_share: f64,
     pub client_cpu_share: f64,
     pub closed: u64,
@@ -164,7 +166,7 @@ async fn drain(stats: &Stats, expected: u64, max: Duration) {
 /// One measured step: 1 s warm-up, `secs` measured, then the drain.
 pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, secs: f64) -> Step {
     pace(pop, rate, 1.0, shape.body_bytes).await;
-    let (cpu0, self0) = (server.cpu_seconds(), client::self_cpu_seconds());
+    let (cpu0, self0) = (server.cpu_split(), client::self_cpu_seconds());
     let closed0 = pop.stats.closed.load(Ordering::Relaxed);
     let from = now_us();
     pop.stats.open_window(from, from + (secs * 1e6) as u64);
@@ -173,7 +175,9 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
     let expected = sent * shape.members as u64;
     drain(&pop.stats, expected, Duration::from_secs(5)).await;
     let wall = started.elapsed().as_secs_f64();
-    let (cpu, own) = (server.cpu_seconds() - cpu0, client::self_cpu_seconds() - self0);
+    let (user, sys) = server.cpu_split();
+    let (sys, own) = (sys - cpu0.1, client::self_cpu_seconds() - self0);
+    let cpu = user - cpu0.0 + sys;
     let delivered = pop.stats.delivered.load(Ordering::Relaxed);
     let (p50, p99, p999) = match pop.stats.latency.lock() {
         Ok(h) if h.len() > 0 => (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999)),
@@ -190,6 +194,7 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
         p99_ms: if delivered == 0 { f64::INFINITY } else { ms(p99) },
         p999_ms: ms(p999),
         server_cpu_us_per_delivery: if delivered == 0 { 0.0 } else { cpu * 1e6 / delivered as f64 },
+        server_sys_us_per_delivery: if delivered == 0 { 0.0 } else { sys * 1e6 / delivered as f64 },
         server_cpu_share: cpu / wall,
         client_cpu_share: own / wall,
         closed: pop.stats.closed.load(Ordering::Relaxed) - closed0,
@@ -210,7 +215,7 @@ pub async fn ladder(
     let mut rate = start;
     while rate <= max_rate {
         let s = step(server, pop, shape, rate, secs).await;
-        tracing_line(server, &s);
+        trace_step(server, &s);
         let saturated = (s.delivered as f64) < 0.9 * s.expected as f64 || s.p99_ms > 1000.0 || s.closed > 0;
         steps.push(s);
         if saturated {
@@ -221,9 +226,9 @@ pub async fn ladder(
     steps
 }
 
-fn tracing_line(server: &Server, s: &Step) {
+pub fn trace_step(server: &Server, s: &Step) {
     eprintln!(
-        "  {:<26} rate {:>7.0}/s  deliveries {:>9.0}/s ({}/{})  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  server cpu {:>4.0}% ({:.2} µs/delivery)  client cpu {:>4.0}%",
+        "  {:<26} rate {:>7.0}/s  deliveries {:>9.0}/s ({}/{})  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  server cpu {:>4.0}% ({:.2} µs/delivery, {:.2} in the kernel)  client cpu {:>4.0}%",
         server.peer.name(),
         s.rate,
         s.deliveries_per_s,
@@ -234,6 +239,7 @@ fn tracing_line(server: &Server, s: &Step) {
         s.p999_ms,
         s.server_cpu_share * 100.0,
         s.server_cpu_us_per_delivery,
+        s.server_sys_us_per_delivery,
         s.client_cpu_share * 100.0
     );
 }
@@ -241,6 +247,15 @@ fn tracing_line(server: &Server, s: &Step) {
 /// The highest offered rate whose step was healthy (p99 ≤ 50 ms, ≥ 99 % delivered).
 pub fn knee(steps: &[Step]) -> f64 {
     steps.iter().filter(|s| s.healthy()).map(|s| s.rate).fold(0.0, f64::max)
+}
+
+/// The next rate to try between the knee and the lowest unhealthy rate above it (their
+/// geometric mean), or `None` once the two are adjacent or there is no unhealthy step above.
+pub fn refine_rate(steps: &[Step]) -> Option<f64> {
+    let lo = knee(steps);
+    let hi = steps.iter().filter(|s| !s.healthy() && s.rate > lo).map(|s| s.rate).fold(f64::INFINITY, f64::min);
+    let mid = (lo.max(1.0) * hi).sqrt().round();
+    (hi.is_finite() && mid > lo && mid < hi).then_some(mid)
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -164,7 +164,13 @@ impl Server {
 
     /// CPU seconds (user + system) of every server process.
     pub fn cpu_seconds(&self) -> f64 {
-        self.pids().into_iter().map(proc_cpu_seconds).sum()
+        let (user, sys) = self.cpu_split();
+        user + sys
+    }
+
+    /// CPU seconds of every server process: (user, system).
+    pub fn cpu_split(&self) -> (f64, f64) {
+        self.pids().into_iter().map(proc_cpu_seconds).fold((0.0, 0.0), |(u, s), (pu, ps)| (u + pu, s + ps))
     }
 
     /// One credential per user: registered (AuroraChat), minted (Centrifugo), none (others).
@@ -210,7 +216,7 @@ fn status_field(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn proc_cpu_seconds(pid: u32) -> f64 {
+fn proc_cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at ") ".
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
@@ -219,7 +225,7 @@ fn proc_cpu_seconds(pid: u32) -> f64 {
     // utime and stime are fields 14 and 15 of the line: 11 and 12 after the name.
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
+    (ticks(11) / hz, ticks(12) / hz)
 }
 
 /// Idle-priority busy loops on the given cores: this VM's idle cores add multi-millisecond

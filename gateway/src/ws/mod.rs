@@ -1,6 +1,7 @@
 //! `GET /ws`: authenticate and check Origin before upgrading, then run a session.
 
 mod commands;
+mod control;
 mod session;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;

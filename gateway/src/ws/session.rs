@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use aurora_core::auth::Claims;
@@ -20,6 +20,7 @@ use aurora_core::model::{Room, UserRef};
 use aurora_core::ports::{ConnId, RoomEvent};
 use aurora_core::protocol::{close, ErrorCode, ServerFrame, MAX_SINCE_MESSAGES};
 
+use super::control::{Beat, Control, Controls, Heartbeat};
 use crate::hub::{ConnHandle, Delivery};
 use crate::metrics::SentKind;
 use crate::state::AppState;
@@ -146,44 +147,45 @@ impl Session {
         rx: &mut mpsc::Receiver<Arc<Delivery>>,
         overflow: &CancellationToken,
     ) -> End {
-        let shutdown = self.state.shutdown.clone();
-        // Built once: a fresh `cancelled()` per loop turn would re-register its waiter.
-        let shutting_down = shutdown.cancelled();
-        let overflowed = overflow.cancelled();
-        tokio::pin!(shutting_down, overflowed);
+        let mut controls = Controls::new(self.state.shutdown.clone(), overflow.clone());
         let mut reads: FuturesUnordered<Read> = FuturesUnordered::new();
         reads.push(read_next(stream));
         let interval = self.state.config.heartbeat_interval;
-        let pong_timeout = self.state.config.heartbeat_timeout;
         let hello = ServerFrame::Hello { user: &self.user, heartbeat_ms: interval.as_millis() as u64 }.encode();
         if let Err(end) = self.send(socket, hello).await {
             return end;
         }
-        let mut heartbeat: Pin<Box<Sleep>> = Box::pin(sleep_until(Instant::now() + interval));
-        let mut awaiting_pong = false;
-        let mut last_ping = Instant::now();
-        let mut expiry: Pin<Box<Sleep>> = Box::pin(sleep_until(expiry_instant(self.exp)));
+        let mut beat = Heartbeat::new(interval, self.state.config.heartbeat_timeout);
+        let mut expires = expiry_instant(self.exp);
+        controls.arm(beat.next.min(expires));
         loop {
             if self.token_reset {
                 self.token_reset = false;
-                expiry.as_mut().reset(expiry_instant(self.exp));
+                expires = expiry_instant(self.exp);
+                controls.arm(beat.next.min(expires));
             }
             tokio::select! {
                 biased;
-                _ = &mut shutting_down => return End::Close(close::GOING_AWAY, "server shutting down"),
-                _ = &mut overflowed => return End::Close(close::POLICY, "outbound queue overflow"),
-                _ = &mut expiry => return End::Expired,
-                _ = &mut heartbeat => {
-                    if awaiting_pong {
-                        return End::Drop("heartbeat_timeout");
+                control = controls.next() => match control {
+                    Control::Shutdown => return End::Close(close::GOING_AWAY, "server shutting down"),
+                    Control::Overflow => return End::Close(close::POLICY, "outbound queue overflow"),
+                    Control::Timer => {
+                        let now = Instant::now();
+                        if now >= expires {
+                            return End::Expired;
+                        }
+                        match beat.due(now) {
+                            Beat::TimedOut => return End::Drop("heartbeat_timeout"),
+                            Beat::Ping => {
+                                if let Err(end) = self.write(socket, Message::Ping(Default::default())).await {
+                                    return end;
+                                }
+                            }
+                            Beat::Wait => {}
+                        }
+                        controls.arm(beat.next.min(expires));
                     }
-                    last_ping = Instant::now();
-                    awaiting_pong = true;
-                    heartbeat.as_mut().reset(last_ping + pong_timeout);
-                    if let Err(end) = self.write(socket, Message::Ping(Default::default())).await {
-                        return end;
-                    }
-                }
+                },
                 Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
                     if let Err(end) = self.send(socket, reply).await {
                         return end;
@@ -214,10 +216,8 @@ impl Session {
                     }
                     Some(Ok(Message::Pong(_))) => {
                         reads.push(read_next(stream));
-                        if awaiting_pong {
-                            awaiting_pong = false;
-                            heartbeat.as_mut().reset(last_ping + interval);
-                        }
+                        beat.pong();
+                        controls.arm(beat.next.min(expires));
                     }
                     Some(Ok(Message::Ping(_))) => reads.push(read_next(stream)),
                     Some(Ok(Message::Close(_))) => return End::Gone,
