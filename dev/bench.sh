@@ -50,6 +50,8 @@ case "$mode" in
     ;;
   distributed)
     eval "$(dev/services.sh up redis mongodb kafka)"
+    # FerretDB scans a room's whole collection for each history read on join: start empty.
+    dev/services.sh reset mongodb >/dev/null
     rate="$(dev/kafka-producer-rate.sh "$AURORA_KAFKA_BROKERS")"
     log "raw Kafka producer (acks=all, idempotent, 100 B): $rate msg/s"
     "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --peers aurora-distributed \
