@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A failure's message, not a 30-frame backtrace, is what the end of a CI log should show.
+export RUST_BACKTRACE=0
 
 log() { printf '\n==> %s\n' "$*"; }
 

@@ -226,8 +226,13 @@ impl Session {
                 Err(e) => self.unavailable(socket, r, &room, e).await,
             };
         }
+        // A failed append may still have reached the log (Kafka times out a request the
+        // broker wrote before it died): a send with a nonce keeps its claim and its token,
+        // so the retry re-appends under the same id and is stored once. Without a nonce the
+        // client's retry is a new message anyway, and the token comes back.
+        let refund = nonce.is_none().then_some(limit);
         let submission = self.submission(&room, &id, body, nonce.clone(), config.managed());
-        self.await_accepted(r, room, id, nonce, submission, Some(limit));
+        self.await_accepted(r, room, id, nonce, submission, refund);
         Ok(())
     }
 
@@ -245,8 +250,7 @@ impl Session {
     }
 
     /// Appends to the log and queues the `ack` (or `unavailable`) for when it is durable.
-    /// `refund`: the rate-limit token taken for a first attempt, returned (with the nonce
-    /// claim) when the log refuses it; a retry took no token and keeps the claim.
+    /// `refund`: the rate-limit token returned when the log refuses the message.
     fn await_accepted(
         &mut self,
         r: Option<&str>,
@@ -279,9 +283,6 @@ impl Session {
                     Err(e) => {
                         tracing::warn!(room, error = %e, "message not accepted");
                         if let Some(limit) = refund {
-                            if let Some(n) = &nonce {
-                                let _ = backend.nonces.release(&user_id, &room, n).await;
-                            }
                             let _ = backend.limiter.refund(&user_id, &room, limit).await;
                         }
                         state.metrics.errors.with_label_values(&["unavailable"]).inc();

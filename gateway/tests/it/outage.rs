@@ -1,14 +1,15 @@
 //! Dependency outages: the embedded ports wrapped so a test can make them fail.
 
 use async_trait::async_trait;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use aurora_core::embedded::MemoryNonces;
 use aurora_core::model::Submission;
 use aurora_core::ports::{Accepted, MessageLog, PortError, Readiness};
 
-use crate::harness::Server;
+use crate::harness::{eventually, Server};
 
 #[derive(Default)]
 struct Switch(AtomicBool);
@@ -33,6 +34,27 @@ impl MessageLog for FlakyLog {
             return Box::pin(async { Err(PortError::Unavailable("log is down (test)".into())) });
         }
         self.inner.append(submission)
+    }
+}
+
+/// A log whose broker writes the record and then fails to confirm it (the ambiguous
+/// failure of a Kafka request timing out after the leader wrote it).
+struct LostAcks {
+    inner: Arc<dyn MessageLog>,
+    switch: Arc<Switch>,
+}
+
+impl MessageLog for LostAcks {
+    fn append(&self, submission: Submission) -> Accepted {
+        let written = self.inner.append(submission);
+        let lose = self.switch.down();
+        Box::pin(async move {
+            written.await?;
+            if lose {
+                return Err(PortError::Unavailable("request timed out (test)".into()));
+            }
+            Ok(())
+        })
     }
 }
 
@@ -79,13 +101,53 @@ async fn a_log_outage_answers_unavailable_accepts_nothing_and_recovers() {
 
     switch.set(false);
     assert_eq!(s.http.get(s.url("/readyz")).send().await.unwrap().status(), 200);
-    // The failed send took no rate-limit token (the bucket holds one) and released its
-    // nonce: the retry with the same nonce is a new, accepted message.
+    // The retry with the same nonce is accepted under the token the failed attempt took.
     let ack = c.request(json!({"type":"send","room":"general","body":"during outage","nonce":"n1"})).await;
     assert_eq!(ack["type"], "ack", "{ack}");
     let m = c.recv_type("message").await;
     assert_eq!((m["id"].as_str(), m["seq"].as_u64()), (ack["id"].as_str(), Some(1)));
     let (_, v) = s.get("/api/rooms/general/messages", &u.token).await;
     assert_eq!(v["messages"].as_array().unwrap().len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_send_whose_ack_was_lost_is_stored_once_when_retried() {
+    let switch = Arc::new(Switch::default());
+    let s = Server::start_wired(
+        |c| c.rate_limit = "2/1h".parse().unwrap(),
+        |w| {
+            w.backend.log = Arc::new(LostAcks { inner: w.backend.log.clone(), switch: switch.clone() });
+            // Nonces kept as Redis keeps them, with no look-up in the store behind them.
+            w.backend.nonces = Arc::new(MemoryNonces::default());
+        },
+    )
+    .await;
+    let (u, mut c) = s.user("lost").await;
+    c.join("general").await;
+
+    switch.set(true);
+    let send = json!({"type":"send","room":"general","body":"maybe written","nonce":"n1"});
+    let e = c.request(send.clone()).await;
+    assert_eq!((e["type"].as_str(), e["code"].as_str()), (Some("error"), Some("unavailable")), "{e}");
+    switch.set(false);
+    let ack = c.request(send).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+
+    // One message took one token of two: one more send passes, the next is limited.
+    let next = c.request(json!({"type":"send","room":"general","body":"second","nonce":"n2"})).await;
+    assert_eq!(next["type"], "ack", "{next}");
+    // The pipeline stores in log order: once the second message is stored, a duplicate
+    // of the first would be too.
+    let v = eventually("the second message stored", || async {
+        let (_, v) = s.get("/api/rooms/general/messages", &u.token).await;
+        let last = v["messages"].as_array()?.last()?.clone();
+        (last["id"] == next["id"]).then_some(v)
+    })
+    .await;
+    let ids: Vec<&Value> = v["messages"].as_array().unwrap().iter().map(|m| &m["id"]).collect();
+    assert_eq!(ids, [&ack["id"], &next["id"]], "one message for one nonce, under the id its ack named");
+    let over = c.request(json!({"type":"send","room":"general","body":"third","nonce":"n3"})).await;
+    assert_eq!(over["code"], "rate_limited", "{over}");
     s.stop().await;
 }
