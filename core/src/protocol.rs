@@ -194,6 +194,7 @@ impl ErrorCode {
 
 /// WebSocket close codes of SPEC §5.
 pub mod close {
+    pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const PROTOCOL_ERROR: u16 = 1002;
     pub const INVALID_PAYLOAD: u16 = 1007;

@@ -1,7 +1,7 @@
 //! The local room hub: which connections of this gateway are in which room,
 //! and delivery of bus traffic to them without blocking.
 
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use dashmap::DashMap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +22,8 @@ pub struct Delivery {
     pub recheck: bool,
     pub seq: Option<u64>,
     pub skip_user: Option<Arc<str>>,
-    pub frame: Utf8Bytes,
+    /// The serialized frame (UTF-8 JSON), shared by every recipient.
+    pub frame: Bytes,
     pub kind: crate::metrics::SentKind,
     /// When the frame reached this gateway (for `aurora_delivery_seconds`).
     pub arrived: std::time::Instant,
@@ -105,7 +106,7 @@ impl Hub {
             recheck,
             seq: None,
             skip_user: None,
-            frame: Utf8Bytes::from_static(""),
+            frame: Bytes::new(),
             kind: if resync { SentKind::Message } else { SentKind::Reply },
             arrived: std::time::Instant::now(),
         });
@@ -132,16 +133,14 @@ impl BusSink for Hub {
 
     fn deliver(&self, room: &str, event: RoomEvent) {
         let Some(members) = self.rooms.get(room) else { return };
-        let frame = match Utf8Bytes::try_from(event.frame) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(room, error = %e, "dropping a non-UTF-8 room frame");
-                return;
-            }
-        };
+        if let Err(e) = std::str::from_utf8(&event.frame) {
+            tracing::error!(room, error = %e, "dropping a non-UTF-8 room frame");
+            return;
+        }
+        let frame = event.frame;
         let kind = if event.seq.is_some() {
             SentKind::Message
-        } else if frame.as_str().starts_with(r#"{"type":"typing""#) {
+        } else if frame.starts_with(br#"{"type":"typing""#) {
             SentKind::Typing
         } else {
             SentKind::Presence

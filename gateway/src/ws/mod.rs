@@ -3,13 +3,18 @@
 mod commands;
 mod control;
 mod session;
+mod wire;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hyper::upgrade::OnUpgrade;
 use serde::Deserialize;
 use std::sync::Arc;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 
 use aurora_core::protocol::MAX_FRAME_BYTES;
 
@@ -19,10 +24,9 @@ use crate::state::AppState;
 /// Read chunk and initial read buffer per connection (zero-filled, so resident). Client frames
 /// are small (a `send` is a few hundred bytes); a larger one takes more reads. tokio-tungstenite's
 /// default 128 KiB costs ~136 KiB per idle socket; 4 KiB cost 13.1 KiB per joined connection, 1 KiB
-/// (with the command handlers boxed) 11.6 KiB (`./run.sh bench compare`, idle scenario).
+/// (with the command handlers boxed) 11.6 KiB (`./run.sh bench compare`, idle scenario). Writes
+/// keep no buffer at all ([`wire::Writer`]).
 const READ_BUFFER: usize = 1024;
-/// Frames are fed in batches and flushed once; this is the batch write size.
-const WRITE_BUFFER: usize = 16 * 1024;
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -32,10 +36,10 @@ pub struct WsQuery {
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     Query(query): Query<WsQuery>,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut request: Request,
 ) -> Response {
-    let Some(token) = bearer(&headers).map(str::to_owned).or(query.token) else {
+    let headers = request.headers();
+    let Some(token) = bearer(headers).map(str::to_owned).or(query.token) else {
         state.metrics.auth_failed("missing_token");
         return ApiError::unauthorized("missing token").into_response();
     };
@@ -60,17 +64,72 @@ pub async fn upgrade(
     if state.shutdown.is_cancelled() {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "shutting down").into_response();
     }
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => return ApiError::bad_request(rejection.body_text()).into_response(),
+    let (response, on_upgrade) = match accept(&mut request) {
+        Ok(accepted) => accepted,
+        Err(e) => return e.into_response(),
     };
     let guard = state.sessions.token();
-    ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| async move {
-            session::run(state, socket, claims).await;
-            drop(guard);
-        })
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        let (read, write) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .max_message_size(Some(MAX_FRAME_BYTES))
+            .max_frame_size(Some(MAX_FRAME_BYTES));
+        let stream = WebSocketStream::from_raw_socket(wire::ReadSide(read), Role::Server, Some(config)).await;
+        session::run(state, stream, wire::Writer::new(write), claims).await;
+        drop(guard);
+    });
+    response
+}
+
+/// The RFC 6455 §4.2 opening handshake over HTTP/1.1: the request's checks and the 101 answer.
+fn accept(request: &mut Request) -> Result<(Response, OnUpgrade), ApiError> {
+    let headers = request.headers();
+    if !header_has_token(headers, header::CONNECTION, "upgrade") {
+        return Err(ApiError::bad_request("Connection header did not include 'upgrade'"));
+    }
+    if !header_is(headers, header::UPGRADE, "websocket") {
+        return Err(ApiError::bad_request("`Upgrade` header did not include 'websocket'"));
+    }
+    if !header_is(headers, header::SEC_WEBSOCKET_VERSION, "13") {
+        return Err(ApiError::bad_request("`Sec-WebSocket-Version` header did not include '13'"));
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return Err(ApiError::bad_request("`Sec-WebSocket-Key` header missing"));
+    };
+    let accept_key = derive_accept_key(key.as_bytes());
+    let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        let msg = "WebSocket request couldn't be upgraded since no upgrade state was present";
+        return Err(ApiError::new(StatusCode::UPGRADE_REQUIRED, "bad_request", msg));
+    };
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept_key) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    Ok((response, on_upgrade))
+}
+
+fn header_is(headers: &HeaderMap, name: HeaderName, value: &str) -> bool {
+    headers.get(name).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value.as_bytes()))
+}
+
+/// Whether a comma-separated header lists `token` (case-insensitive).
+fn header_has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }

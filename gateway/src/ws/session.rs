@@ -2,17 +2,18 @@
 //! replies and room traffic (batched: feed, then one flush), runs the heartbeat
 //! and watches the token's expiry.
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
-use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
-use futures_util::{Sink, SinkExt, StreamExt};
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use aurora_core::auth::Claims;
@@ -21,6 +22,7 @@ use aurora_core::ports::{ConnId, RoomEvent};
 use aurora_core::protocol::{close, ErrorCode, ServerFrame, MAX_SINCE_MESSAGES};
 
 use super::control::{Beat, Control, Controls, Heartbeat};
+use super::wire::{ReadSide, Writer};
 use crate::hub::{ConnHandle, Delivery};
 use crate::metrics::SentKind;
 use crate::state::AppState;
@@ -42,6 +44,8 @@ pub(super) enum End {
     Expired,
     /// Drop the TCP connection without a close frame (heartbeat timeout, write stall).
     Drop(&'static str),
+    /// The client sent a close frame: answer it (RFC 6455 §5.5.1).
+    Closed,
     /// The client went away.
     Gone,
 }
@@ -55,14 +59,17 @@ pub(super) struct JoinedRoom {
 pub(super) type Pending = BoxFuture<'static, String>;
 
 /// The connection's write half; the read half lives in [`read_next`].
-pub(super) type Socket = SplitSink<WebSocket, Message>;
+pub(super) type Socket = Writer;
 
-type Incoming = Option<Result<Message, axum::Error>>;
-type Read = BoxFuture<'static, (SplitStream<WebSocket>, Incoming)>;
+/// The read half: tungstenite parses the client's frames.
+pub(super) type Stream = WebSocketStream<ReadSide>;
+
+type Incoming = Option<Result<Message, tungstenite::Error>>;
+type Read = BoxFuture<'static, (Stream, Incoming)>;
 
 /// The next client frame. Kept in a one-element `FuturesUnordered`, which polls it again
 /// only once its waker fired: an outbound wake-up does not cost a read attempt.
-fn read_next(mut stream: SplitStream<WebSocket>) -> Read {
+fn read_next(mut stream: Stream) -> Read {
     async move {
         let incoming = stream.next().await;
         (stream, incoming)
@@ -99,8 +106,7 @@ fn expiry_instant(exp: u64) -> Instant {
     Instant::now() + Duration::from_secs(exp.saturating_sub(unix_now()))
 }
 
-pub async fn run(state: Arc<AppState>, socket: WebSocket, claims: Claims) {
-    let (mut socket, stream) = socket.split();
+pub async fn run(state: Arc<AppState>, stream: Stream, mut socket: Writer, claims: Claims) {
     let (tx, mut rx) = mpsc::channel(state.config.outbound_queue);
     let overflow = CancellationToken::new();
     let mut session = Session {
@@ -129,7 +135,7 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, claims: Claims) {
         End::Close(_, _) => "protocol_error",
         End::Expired => "token_expired",
         End::Drop(why) => why,
-        End::Gone => "client",
+        End::Closed | End::Gone => "client",
     };
     tracing::debug!(conn = session.conn, user_id = %session.user.id, reason, "session ended");
     session.finish(socket, end).await;
@@ -143,7 +149,7 @@ impl Session {
     async fn serve(
         &mut self,
         socket: &mut Socket,
-        stream: SplitStream<WebSocket>,
+        stream: Stream,
         rx: &mut mpsc::Receiver<Arc<Delivery>>,
         overflow: &CancellationToken,
     ) -> End {
@@ -177,7 +183,8 @@ impl Session {
                         match beat.due(now) {
                             Beat::TimedOut => return End::Drop("heartbeat_timeout"),
                             Beat::Ping => {
-                                if let Err(end) = self.write(socket, Message::Ping(Default::default())).await {
+                                socket.ping();
+                                if let Err(end) = self.flush(socket).await {
                                     return end;
                                 }
                             }
@@ -219,8 +226,16 @@ impl Session {
                         beat.pong();
                         controls.arm(beat.next.min(expires));
                     }
-                    Some(Ok(Message::Ping(_))) => reads.push(read_next(stream)),
-                    Some(Ok(Message::Close(_))) => return End::Gone,
+                    Some(Ok(Message::Ping(payload))) => {
+                        reads.push(read_next(stream));
+                        socket.pong(payload);
+                        if let Err(end) = self.flush(socket).await {
+                            return end;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) => return End::Closed,
+                    // Never read: tungstenite yields whole messages.
+                    Some(Ok(Message::Frame(_))) => reads.push(read_next(stream)),
                 },
             }
         }
@@ -288,8 +303,7 @@ impl Session {
                 let backfill = self.state.backend.messages.before(&d.room, Some(seq), wanted).await;
                 let last = joined.last_seq;
                 for m in backfill.unwrap_or_default().into_iter().filter(|m| m.seq > last && m.seq < seq) {
-                    let text = ServerFrame::Message(&m).encode();
-                    self.feed(socket, Message::Text(text.into())).await?;
+                    socket.text(ServerFrame::Message(&m).encode().into());
                     written += 1;
                 }
                 if let Some(joined) = self.rooms.get_mut(&d.room) {
@@ -297,7 +311,7 @@ impl Session {
                 }
             }
         }
-        self.feed(socket, Message::Text(d.frame.clone())).await?;
+        socket.text(d.frame.clone());
         Ok(written + 1)
     }
 
@@ -320,7 +334,7 @@ impl Session {
                 }
                 joined.last_seq = m.seq;
             }
-            self.feed(socket, Message::Text(ServerFrame::Message(&m).encode().into())).await?;
+            socket.text(ServerFrame::Message(&m).encode().into());
             written += 1;
         }
         Ok(written)
@@ -353,7 +367,7 @@ impl Session {
         self.part(room).await;
         tracing::info!(room = %room, user_id = %self.user.id, reason, "taken out of the room");
         let frame = ServerFrame::Left { reference: None, room, reason: Some(reason) }.encode();
-        self.feed(socket, Message::Text(frame.into())).await?;
+        socket.text(frame.into());
         Ok(1)
     }
 
@@ -361,19 +375,15 @@ impl Session {
         self.state.config.heartbeat_timeout
     }
 
-    /// Waits for `poll` to finish; only a write that cannot finish at once starts the
-    /// stall timer (no timer or clock read per frame on the hot path).
-    async fn bounded(
-        stall: Duration,
-        socket: &mut Socket,
-        mut poll: impl FnMut(Pin<&mut Socket>, &mut std::task::Context<'_>) -> Poll<Result<(), axum::Error>>,
-    ) -> Result<(), End> {
-        let first = std::future::poll_fn(|cx| Poll::Ready(poll(Pin::new(&mut *socket), cx))).await;
+    /// Writes the queued frames; only a write that cannot finish at once starts the stall
+    /// timer (no timer or clock read per frame on the hot path).
+    async fn flush(&mut self, socket: &mut Socket) -> Result<(), End> {
+        let first = std::future::poll_fn(|cx| Poll::Ready(socket.poll_flush(cx))).await;
         let done = match first {
             Poll::Ready(done) => done,
             Poll::Pending => {
-                let rest = std::future::poll_fn(|cx| poll(Pin::new(&mut *socket), cx));
-                match tokio::time::timeout(stall, rest).await {
+                let rest = std::future::poll_fn(|cx| socket.poll_flush(cx));
+                match tokio::time::timeout(self.write_timeout(), rest).await {
                     Ok(done) => done,
                     Err(_) => return Err(End::Drop("write_stalled")),
                 }
@@ -382,23 +392,10 @@ impl Session {
         done.map_err(|_| End::Gone)
     }
 
-    async fn feed(&mut self, socket: &mut Socket, msg: Message) -> Result<(), End> {
-        Self::bounded(self.write_timeout(), socket, |s, cx| s.poll_ready(cx)).await?;
-        Pin::new(socket).start_send(msg).map_err(|_| End::Gone)
-    }
-
-    async fn flush(&mut self, socket: &mut Socket) -> Result<(), End> {
-        Self::bounded(self.write_timeout(), socket, |s, cx| s.poll_flush(cx)).await
-    }
-
-    pub(super) async fn write(&mut self, socket: &mut Socket, msg: Message) -> Result<(), End> {
-        self.feed(socket, msg).await?;
-        self.flush(socket).await
-    }
-
     pub(super) async fn send(&mut self, socket: &mut Socket, text: String) -> Result<(), End> {
         self.state.metrics.sent(SentKind::Reply, 1);
-        self.write(socket, Message::Text(Utf8Bytes::from(text))).await
+        socket.text(Bytes::from(text));
+        self.flush(socket).await
     }
 
     /// Sends an `error` frame; too many `bad_request`s in a minute end the session.
@@ -441,10 +438,11 @@ impl Session {
                 let _ = self.send(&mut socket, frame).await;
                 (close::TOKEN_EXPIRED, "token expired")
             }
+            End::Closed => (close::NORMAL, ""),
             End::Drop(_) | End::Gone => return,
         };
-        let frame = CloseFrame { code, reason: reason.into() };
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
+        socket.close(code, reason);
+        let _ = tokio::time::timeout(Duration::from_secs(1), std::future::poll_fn(|cx| socket.poll_flush(cx))).await;
     }
 
     /// Leaves every joined room: local hub, presence, and `leaves` to the room.
@@ -495,37 +493,12 @@ impl Session {
         }
     }
 
-    /// RFC 6455: a frame over 64 KiB closes with 1009, invalid UTF-8 in a text message
-    /// with 1007 (§8.1), any other protocol violation with 1002 (§7.4.1); each is logged
-    /// at debug and counted. Anything else (reset, EOF) is the client going away.
-    fn read_error(&self, e: axum::Error) -> End {
-        use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-        let inner = e.into_inner();
-        let (end, reason) = match inner.downcast_ref::<Error>() {
-            Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => {
-                (End::Close(close::TOO_BIG, "frame too large"), "too_big")
-            }
-            Some(Error::Utf8(_)) => (End::Close(close::INVALID_PAYLOAD, "invalid UTF-8"), "invalid_utf8"),
-            Some(Error::Protocol(p)) => (End::Close(close::PROTOCOL_ERROR, "protocol violation"), protocol_reason(p)),
-            _ => return End::Gone,
-        };
-        tracing::debug!(conn = self.conn, reason, error = %inner, "closing a connection that broke the protocol");
+    /// A protocol violation closes with its code ([`super::wire::violation`]), logged at
+    /// debug and counted; anything else (reset, EOF) is the client going away.
+    fn read_error(&self, e: tungstenite::Error) -> End {
+        let Some((code, message, reason)) = super::wire::violation(&e) else { return End::Gone };
+        tracing::debug!(conn = self.conn, reason, error = %e, "closing a connection that broke the protocol");
         self.state.metrics.protocol_errors.with_label_values(&[reason]).inc();
-        end
-    }
-}
-
-/// A bounded label for a protocol violation.
-fn protocol_reason(p: &tokio_tungstenite::tungstenite::error::ProtocolError) -> &'static str {
-    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
-    match p {
-        P::UnmaskedFrameFromClient => "unmasked_frame",
-        P::NonZeroReservedBits => "reserved_bits",
-        P::UnknownControlFrameType(_) | P::UnknownDataFrameType(_) | P::InvalidOpcode(_) => "unknown_opcode",
-        P::UnexpectedContinueFrame | P::ExpectedFragment(_) => "bad_fragmentation",
-        P::FragmentedControlFrame => "fragmented_control_frame",
-        P::ControlFrameTooBig => "control_frame_too_big",
-        P::InvalidCloseSequence => "invalid_close",
-        _ => "other",
+        End::Close(code, message)
     }
 }

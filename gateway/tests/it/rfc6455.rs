@@ -99,3 +99,88 @@ async fn protocol_violations_close_with_1002_and_bad_utf8_with_1007() {
     assert!(String::from_utf8_lossy(&payload).contains("joined"));
     s.stop().await;
 }
+
+/// The next frame with `opcode`, skipping room traffic (presence, pushes).
+async fn next_of(tcp: &mut TcpStream, opcode: u8) -> Vec<u8> {
+    loop {
+        let (op, payload) = tokio::time::timeout(DEADLINE, frame(tcp)).await.expect("answer in time").expect("open");
+        if op == opcode {
+            return payload;
+        }
+    }
+}
+
+#[tokio::test]
+async fn pings_get_their_pong_closes_their_close_and_fragments_are_one_message() {
+    let s = Server::start().await;
+    let u = s.register(&unique("rfc")).await;
+    let mut tcp = raw(&s, &u.token).await;
+    // §5.5.2: a pong echoes the ping's application data.
+    tcp.write_all(&client_frame(0x89, b"are-you-there", false)).await.unwrap();
+    assert_eq!(next_of(&mut tcp, 0xA).await, b"are-you-there");
+    // §5.4: a text message in three fragments, a ping between two of them.
+    let join = br#"{"type":"join","room":"general","ref":"frag"}"#;
+    tcp.write_all(&client_frame(0x01, &join[..10], false)).await.unwrap();
+    tcp.write_all(&client_frame(0x89, b"mid", false)).await.unwrap();
+    tcp.write_all(&client_frame(0x00, &join[10..20], false)).await.unwrap();
+    tcp.write_all(&client_frame(0x80, &join[20..], false)).await.unwrap();
+    assert_eq!(next_of(&mut tcp, 0xA).await, b"mid");
+    let joined = String::from_utf8(next_of(&mut tcp, 0x1).await).unwrap();
+    assert!(joined.contains(r#""type":"joined""#) && joined.contains(r#""ref":"frag""#), "{joined}");
+    // §5.5.1: the server answers a close frame with one, then closes the TCP connection.
+    tcp.write_all(&client_frame(0x88, &1000u16.to_be_bytes(), false)).await.unwrap();
+    let reply = next_of(&mut tcp, 0x8).await;
+    assert_eq!(u16::from_be_bytes([reply[0], reply[1]]), 1000);
+    let eof = tokio::time::timeout(DEADLINE, frame(&mut tcp)).await.expect("closed in time");
+    assert!(eof.is_none(), "nothing after the close frame");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_opening_handshake_is_refused_with_400_and_no_upgrade() {
+    let s = Server::start().await;
+    let u = s.register(&unique("rfc")).await;
+    let good = [
+        ("Upgrade", "websocket"),
+        ("Connection", "keep-alive, Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let http = reqwest::Client::new();
+    for (i, (what, _)) in good.iter().enumerate() {
+        let mut req = http.get(s.url(&format!("/ws?token={}", u.token)));
+        for (j, (name, value)) in good.iter().enumerate() {
+            if i != j {
+                req = req.header(*name, *value);
+            }
+        }
+        let resp = req.send().await.expect("answer");
+        assert_eq!(resp.status().as_u16(), 400, "without {what}");
+        assert!(resp.headers().get("sec-websocket-accept").is_none(), "without {what}");
+    }
+    let resp = http
+        .get(s.url(&format!("/ws?token={}", u.token)))
+        .header("Upgrade", "websocket")
+        .header("Connection", "Upgrade")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("Sec-WebSocket-Version", "8")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(resp.status().as_u16(), 400, "an old protocol version");
+    // RFC 6455 §1.3's sample key and its accept value.
+    let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+    let request = format!(
+        "GET /ws?token={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        u.token, s.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.expect("response"));
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+    s.stop().await;
+}

@@ -1,0 +1,257 @@
+//! The connection's bytes. tungstenite parses what the client sends (masking, fragments, UTF-8,
+//! size limits); what the server sends is framed here, straight from each frame's shared bytes:
+//! the queued frames of a batch go out in one vectored write, nothing is copied into a write
+//! buffer, and nothing is kept once written, so an idle connection holds no write buffer
+//! (tungstenite's keeps the capacity of the largest batch or `joined` frame it ever wrote).
+
+use bytes::Bytes;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
+use tokio_tungstenite::tungstenite;
+
+use aurora_core::protocol::close;
+
+/// The upgraded HTTP connection.
+pub(super) type Io = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
+const FIN: u8 = 0x80;
+const OP_TEXT: u8 = 0x1;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+/// Most slices handed to one `writev` (a header and a payload per frame).
+const MAX_SLICES: usize = 128;
+/// Queue capacity kept between batches; a larger one (a burst) is freed once written.
+const KEEP_QUEUED: usize = 16;
+
+/// One server frame: its header and the shared payload (never masked: RFC 6455 §5.1).
+struct Out {
+    head: [u8; 10],
+    head_len: u8,
+    body: Bytes,
+}
+
+impl Out {
+    fn new(opcode: u8, body: Bytes) -> Out {
+        let mut head = [0u8; 10];
+        head[0] = FIN | opcode;
+        let len = body.len();
+        let head_len = if len < 126 {
+            head[1] = len as u8;
+            2
+        } else if let Ok(short) = u16::try_from(len) {
+            head[1] = 126;
+            head[2..4].copy_from_slice(&short.to_be_bytes());
+            4
+        } else {
+            head[1] = 127;
+            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        };
+        Out { head, head_len, body }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.head_len) + self.body.len()
+    }
+}
+
+/// The write half: frames are queued, then written together by [`Writer::poll_flush`].
+pub(super) struct Writer<W = WriteHalf<Io>> {
+    io: W,
+    queue: Vec<Out>,
+    /// Frames of `queue` already written, and bytes written of the next one.
+    done: usize,
+    partial: usize,
+}
+
+impl<W: AsyncWrite + Unpin> Writer<W> {
+    pub fn new(io: W) -> Writer<W> {
+        Writer { io, queue: Vec::new(), done: 0, partial: 0 }
+    }
+
+    /// Queues a text frame; `frame` must be UTF-8 (every frame is serialized JSON).
+    pub fn text(&mut self, frame: Bytes) {
+        self.queue.push(Out::new(OP_TEXT, frame));
+    }
+
+    pub fn ping(&mut self) {
+        self.queue.push(Out::new(OP_PING, Bytes::new()));
+    }
+
+    pub fn pong(&mut self, payload: Bytes) {
+        self.queue.push(Out::new(OP_PONG, payload));
+    }
+
+    pub fn close(&mut self, code: u16, reason: &str) {
+        let mut body = Vec::with_capacity(2 + reason.len());
+        body.extend_from_slice(&code.to_be_bytes());
+        body.extend_from_slice(reason.as_bytes());
+        self.queue.push(Out::new(OP_CLOSE, body.into()));
+    }
+
+    /// Writes every queued frame; `Pending` while the socket cannot take more.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.done < self.queue.len() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut n = 0;
+            let mut skip = self.partial;
+            for out in &self.queue[self.done..] {
+                if n + 2 > MAX_SLICES {
+                    break;
+                }
+                for part in [&out.head[..usize::from(out.head_len)], &out.body[..]] {
+                    if skip >= part.len() {
+                        skip -= part.len();
+                        continue;
+                    }
+                    slices[n] = IoSlice::new(&part[skip..]);
+                    skip = 0;
+                    n += 1;
+                }
+            }
+            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.advance(written);
+        }
+        self.queue.clear();
+        (self.done, self.partial) = (0, 0);
+        if self.queue.capacity() > KEEP_QUEUED {
+            self.queue = Vec::new();
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn advance(&mut self, mut written: usize) {
+        while written > 0 {
+            let rest = self.queue[self.done].len() - self.partial;
+            if written < rest {
+                self.partial += written;
+                return;
+            }
+            written -= rest;
+            self.done += 1;
+            self.partial = 0;
+        }
+    }
+}
+
+/// The read half as tungstenite's stream. tungstenite answers pings and closes by writing to
+/// its stream; those writes are dropped here, and the session answers on the [`Writer`]
+/// between whole frames instead (a write here could land inside a half-written frame).
+pub(super) struct ReadSide(pub ReadHalf<Io>);
+
+impl AsyncRead for ReadSide {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ReadSide {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A read error that the client caused: the close code, its reason and a bounded metric label.
+/// A frame over 64 KiB is 1009, invalid UTF-8 in a text message 1007 (§8.1), any other
+/// protocol violation 1002 (§7.4.1); anything else (reset, EOF) is `None`, the client gone.
+pub(super) fn violation(e: &tungstenite::Error) -> Option<(u16, &'static str, &'static str)> {
+    use tungstenite::error::{CapacityError, Error, ProtocolError as P};
+    Some(match e {
+        Error::Capacity(CapacityError::MessageTooLong { .. }) => (close::TOO_BIG, "frame too large", "too_big"),
+        Error::Utf8(_) => (close::INVALID_PAYLOAD, "invalid UTF-8", "invalid_utf8"),
+        Error::Protocol(p) => {
+            let label = match p {
+                P::UnmaskedFrameFromClient => "unmasked_frame",
+                P::NonZeroReservedBits => "reserved_bits",
+                P::UnknownControlFrameType(_) | P::UnknownDataFrameType(_) | P::InvalidOpcode(_) => "unknown_opcode",
+                P::UnexpectedContinueFrame | P::ExpectedFragment(_) => "bad_fragmentation",
+                P::FragmentedControlFrame => "fragmented_control_frame",
+                P::ControlFrameTooBig => "control_frame_too_big",
+                P::InvalidCloseSequence => "invalid_close",
+                _ => "other",
+            };
+            (close::PROTOCOL_ERROR, "protocol violation", label)
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(len: usize) -> Vec<u8> {
+        let out = Out::new(OP_TEXT, Bytes::from(vec![b'x'; len]));
+        out.head[..usize::from(out.head_len)].to_vec()
+    }
+
+    /// Takes at most `chunk` bytes per write and refuses every other call (`Pending`).
+    struct Trickle {
+        got: Vec<u8>,
+        chunk: usize,
+        calls: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            let me = self.get_mut();
+            me.calls += 1;
+            if me.calls.is_multiple_of(2) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = buf.len().min(me.chunk);
+            me.got.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn partial_and_refused_writes_resume_where_they_stopped() {
+        let mut w = Writer::new(Trickle { got: Vec::new(), chunk: 7, calls: 0 });
+        let big = "y".repeat(300);
+        w.text(Bytes::from_static(b"{\"a\":1}"));
+        w.ping();
+        w.text(Bytes::from(big.clone()));
+        w.close(1001, "bye");
+        std::future::poll_fn(|cx| w.poll_flush(cx)).await.unwrap();
+        let mut want = vec![0x81, 7];
+        want.extend_from_slice(b"{\"a\":1}");
+        want.extend_from_slice(&[0x89, 0, 0x81, 126, 1, 44]);
+        want.extend_from_slice(big.as_bytes());
+        want.extend_from_slice(&[0x88, 5, 0x03, 0xE9]);
+        want.extend_from_slice(b"bye");
+        assert_eq!(w.io.got, want);
+        assert!(w.queue.is_empty() && w.done == 0 && w.partial == 0);
+    }
+
+    #[test]
+    fn lengths_use_the_shortest_rfc6455_form() {
+        assert_eq!(head(125), [0x81, 125]);
+        assert_eq!(head(126), [0x81, 126, 0, 126]);
+        assert_eq!(head(65_535), [0x81, 126, 0xff, 0xff]);
+        assert_eq!(head(65_536), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+}
