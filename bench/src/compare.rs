@@ -152,7 +152,12 @@ async fn measure(
     opts: &Options,
     r: &mut PeerResult,
 ) -> anyhow::Result<()> {
-    let mut rooms = scenario::room_names("f", shape.rooms);
+    // Every fan-out population joins rooms of its own: a join reads the room's history, and a
+    // room that earlier ladders filled would charge the next population's joins for it.
+    let populations = plan.repeats * (plan.refine + 2);
+    let fanout_prefix = |n: usize| format!("f{n}-");
+    let mut rooms: Vec<String> =
+        (0..populations).flat_map(|n| scenario::room_names(&fanout_prefix(n), shape.rooms)).collect();
     rooms.extend(scenario::room_names("g", plan.ingest_senders));
     rooms.extend(scenario::room_names("i", plan.idle_connections.div_ceil(plan.idle_room_size)));
     // Idle first, on a fresh server: its RSS is the baseline.
@@ -171,9 +176,11 @@ async fn measure(
     let creds = server.credentials(opts.users.min(shape.members.max(plan.ingest_senders))).await?;
     // Every repeat on fresh connections, once the server is idle again: a server that shed
     // members under overload, or still drains a backlog, would spoil the next ladder.
+    let mut next_population = 0..populations;
+    let mut prefix = move || fanout_prefix(next_population.next().unwrap_or(populations - 1));
     for rep in 0..plan.repeats {
         scenario::settle(&server).await;
-        let pop = scenario::populate(&server, "f", shape, &creds, opts, 0).await.context("fanout connections")?;
+        let pop = scenario::populate(&server, &prefix(), shape, &creds, opts, 0).await.context("fanout connections")?;
         eprintln!("   fanout, repeat {}", rep + 1);
         let mut steps =
             scenario::ladder(&server, &pop, shape, plan.start_rate, plan.factor, plan.max_rate, plan.step_seconds)
@@ -182,7 +189,8 @@ async fn measure(
         for _ in 0..plan.refine {
             let Some(rate) = scenario::refine_rate(&steps) else { break };
             scenario::settle(&server).await;
-            let pop = scenario::populate(&server, "f", shape, &creds, opts, 0).await.context("fanout connections")?;
+            let pop =
+                scenario::populate(&server, &prefix(), shape, &creds, opts, 0).await.context("fanout connections")?;
             steps.push(scenario::step(&server, &pop, shape, rate, plan.step_seconds).await);
             scenario::trace_step(&server, steps.last().expect("just pushed"));
         }
@@ -191,7 +199,7 @@ async fn measure(
     }
     for _ in 0..plan.repeats {
         scenario::settle(&server).await;
-        let pop = scenario::populate(&server, "f", shape, &creds, opts, 0).await.context("fanout connections")?;
+        let pop = scenario::populate(&server, &prefix(), shape, &creds, opts, 0).await.context("fanout connections")?;
         let s = scenario::step(&server, &pop, shape, plan.fixed_rate, plan.step_seconds).await;
         eprintln!(
             "   fixed {:.0}/s: {:.3} µs server CPU per delivery ({:.3} in the kernel), p99 {:.2} ms",

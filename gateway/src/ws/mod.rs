@@ -22,11 +22,11 @@ use crate::http::error::{bearer, known_user, ApiError};
 use crate::state::AppState;
 
 /// Read chunk and initial read buffer per connection (zero-filled, so resident). Client frames
-/// are small (a `send` is a few hundred bytes); a larger one takes more reads. tokio-tungstenite's
-/// default 128 KiB costs ~136 KiB per idle socket; 4 KiB cost 13.1 KiB per joined connection, 1 KiB
-/// (with the command handlers boxed) 11.6 KiB (`./run.sh bench compare`, idle scenario). Writes
-/// keep no buffer at all ([`wire::Writer`]).
-const READ_BUFFER: usize = 1024;
+/// are small (a `send` with a 100 B body is ~150 B); a larger one takes more reads. Per idle
+/// joined connection (`./run.sh bench compare`, idle scenario): tokio-tungstenite's default
+/// 128 KiB cost ~136 KiB, 4 KiB 13.1 KiB; with writes keeping no buffer ([`wire::Writer`]),
+/// 1 KiB cost 8.39 KiB and 512 B 7.93 KiB (10,000 connections).
+const READ_BUFFER: usize = 512;
 
 #[derive(Deserialize)]
 pub struct WsQuery {
