@@ -49,9 +49,12 @@ case "$mode" in
     cat docs/benchmarks/table.md
     ;;
   distributed)
+    # Empty services before each population (the servers restart on them; bench/src/compare.rs):
+    # FerretDB scans the whole collection for each history read on join, and a consumer left
+    # behind by the last population (or run) would replay Kafka's backlog into the new store.
+    export AURORA_BENCH_RESET="$here/dev/services.sh reset redis mongodb kafka >/dev/null"
     eval "$(dev/services.sh up redis mongodb kafka)"
-    # FerretDB scans a room's whole collection for each history read on join: start empty.
-    dev/services.sh reset mongodb >/dev/null
+    eval "$(dev/services.sh reset redis mongodb kafka)"
     rate="$(dev/kafka-producer-rate.sh "$AURORA_KAFKA_BROKERS")"
     log "raw Kafka producer (acks=all, idempotent, 100 B): $rate msg/s"
     "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --peers aurora-distributed \

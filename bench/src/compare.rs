@@ -172,14 +172,33 @@ async fn measure(
         );
         r.idle = Some(idle);
     }
-    let server = Server::start(peer, programs, &rooms)?;
-    let creds = server.credentials(opts.users.min(shape.members.max(plan.ingest_senders))).await?;
-    // Every repeat on fresh connections, once the server is idle again: a server that shed
-    // members under overload, or still drains a backlog, would spoil the next ladder.
+    let users = opts.users.min(shape.members.max(plan.ingest_senders));
+    let mut server = Server::start(peer, programs, &rooms)?;
+    let mut creds = server.credentials(users).await?;
+    // FerretDB (the MongoDB stand-in) filters and sorts every query but `{_id}` in Go over the
+    // whole collection, so a join's history read grows with everything stored so far, and a
+    // consumer that fell behind at saturation leaves a backlog in Kafka for the next one. With
+    // AURORA_BENCH_RESET set, the distributed servers restart on emptied services before each
+    // population (fresh users, the same rooms), so each ladder measures fan-out alone.
+    let reset = std::env::var("AURORA_BENCH_RESET").ok().filter(|_| peer == Peer::AuroraDistributed);
+    let mut fresh = true;
+    let mut renew = async |server: &mut Server, creds: &mut Vec<crate::peer::Credential>| -> anyhow::Result<()> {
+        if let Some(cmd) = &reset {
+            if !std::mem::take(&mut fresh) {
+                server.stop();
+                let status = std::process::Command::new("sh").arg("-c").arg(cmd).status()?;
+                anyhow::ensure!(status.success(), "AURORA_BENCH_RESET failed: {status}");
+                *server = Server::start(peer, programs, &rooms)?;
+                *creds = server.credentials(users).await?;
+            }
+        }
+        scenario::settle(server).await;
+        Ok(())
+    };
     let mut next_population = 0..populations;
     let mut prefix = move || fanout_prefix(next_population.next().unwrap_or(populations - 1));
     for rep in 0..plan.repeats {
-        scenario::settle(&server).await;
+        renew(&mut server, &mut creds).await?;
         let pop = scenario::populate(&server, &prefix(), shape, &creds, opts, 0).await.context("fanout connections")?;
         eprintln!("   fanout, repeat {}", rep + 1);
         let mut steps =
@@ -188,7 +207,7 @@ async fn measure(
         drop(pop);
         for _ in 0..plan.refine {
             let Some(rate) = scenario::refine_rate(&steps) else { break };
-            scenario::settle(&server).await;
+            renew(&mut server, &mut creds).await?;
             let pop =
                 scenario::populate(&server, &prefix(), shape, &creds, opts, 0).await.context("fanout connections")?;
             steps.push(scenario::step(&server, &pop, shape, rate, plan.step_seconds).await);
@@ -198,7 +217,7 @@ async fn measure(
         r.fanout.push(steps);
     }
     for _ in 0..plan.repeats {
-        scenario::settle(&server).await;
+        renew(&mut server, &mut creds).await?;
         let pop = scenario::populate(&server, &prefix(), shape, &creds, opts, 0).await.context("fanout connections")?;
         let s = scenario::step(&server, &pop, shape, plan.fixed_rate, plan.step_seconds).await;
         eprintln!(
@@ -208,6 +227,7 @@ async fn measure(
         r.fixed.push(s);
     }
     for _ in 0..plan.repeats {
+        renew(&mut server, &mut creds).await?;
         let i = scenario::ingest(
             &server,
             plan.ingest_senders,

@@ -69,8 +69,10 @@ pub struct Options {
     pub users: usize,
 }
 
+/// Room names carry the run's process id: a distributed run keeps its rooms' history (FerretDB)
+/// and presence (Redis, left behind by killed gateways), and a later run must not join them.
 fn room_name(prefix: &str, i: usize) -> String {
-    format!("{prefix}{i}")
+    format!("{prefix}{i}-{}", std::process::id())
 }
 
 pub fn room_names(prefix: &str, n: usize) -> Vec<String> {

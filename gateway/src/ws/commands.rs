@@ -90,14 +90,14 @@ impl Session {
         let backend = &self.state.backend;
         let snapshot = async {
             let members = backend.presence.members(&room).await?;
-            let last = backend.messages.last_seq(&room).await?;
+            let k = config.history_size.unwrap_or(self.state.config.history_size);
             let (history, truncated) = match since {
                 Some(after) => backend.messages.after(&room, after, MAX_SINCE_MESSAGES).await?,
-                None => {
-                    let k = config.history_size.unwrap_or(self.state.config.history_size);
-                    (backend.messages.before(&room, None, k).await?, false)
-                }
+                None => (backend.messages.before(&room, None, k).await?, false),
             };
+            // The newest K messages end at the room's last seq (none: the room is empty), so
+            // only `since` and K = 0 need the store's own answer.
+            let last = if since.is_none() && k > 0 { 0 } else { backend.messages.last_seq(&room).await? };
             Ok::<_, PortError>((members, last, history, truncated))
         };
         let (members, last, history, truncated) = match snapshot.await {
