@@ -1,5 +1,6 @@
 //! Client commands (SPEC §5).
 
+use futures_util::stream::FuturesUnordered;
 use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -266,7 +267,7 @@ impl Session {
         let reference = r.map(str::to_owned);
         let state = self.state.clone();
         let started = Instant::now();
-        self.pending.push(
+        self.pending.get_or_insert_with(FuturesUnordered::new).push(
             async move {
                 match accepted.await {
                     Ok(()) => {

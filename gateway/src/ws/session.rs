@@ -77,6 +77,14 @@ fn read_next(mut stream: Stream) -> Read {
     .boxed()
 }
 
+/// The next completed send; never ready without pending sends.
+async fn next_reply(pending: &mut Option<FuturesUnordered<Pending>>) -> Option<String> {
+    match pending {
+        Some(p) => p.next().await,
+        None => None,
+    }
+}
+
 pub(super) struct Session {
     pub state: Arc<AppState>,
     pub conn: ConnId,
@@ -84,7 +92,8 @@ pub(super) struct Session {
     pub exp: u64,
     pub rooms: HashMap<Arc<str>, JoinedRoom>,
     pub handle: ConnHandle,
-    pub pending: FuturesUnordered<Pending>,
+    /// Sends awaiting their ack; made on the first send (an idle connection holds none).
+    pub pending: Option<FuturesUnordered<Pending>>,
     pub token_reset: bool,
     started: std::time::Instant,
     bad_frames: VecDeque<Instant>,
@@ -115,7 +124,7 @@ pub async fn run(state: Arc<AppState>, stream: Stream, mut socket: Writer, claim
         exp: claims.exp,
         rooms: HashMap::new(),
         handle: ConnHandle { tx, overflow: overflow.clone() },
-        pending: FuturesUnordered::new(),
+        pending: None,
         token_reset: false,
         started: std::time::Instant::now(),
         bad_frames: VecDeque::new(),
@@ -193,7 +202,7 @@ impl Session {
                         controls.arm(beat.next.min(expires));
                     }
                 },
-                Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
+                Some(reply) = next_reply(&mut self.pending), if self.awaiting_acks() > 0 => {
                     if let Err(end) = self.send(socket, reply).await {
                         return end;
                     }
@@ -203,7 +212,7 @@ impl Session {
                         return end;
                     }
                 }
-                Some((stream, incoming)) = reads.next(), if self.pending.len() < MAX_PENDING_ACKS => match incoming {
+                Some((stream, incoming)) = reads.next(), if self.awaiting_acks() < MAX_PENDING_ACKS => match incoming {
                     None => return End::Gone,
                     Some(Err(e)) => return self.read_error(e),
                     Some(Ok(Message::Text(text))) => {
@@ -369,6 +378,10 @@ impl Session {
         let frame = ServerFrame::Left { reference: None, room, reason: Some(reason) }.encode();
         socket.text(frame.into());
         Ok(1)
+    }
+
+    fn awaiting_acks(&self) -> usize {
+        self.pending.as_ref().map_or(0, FuturesUnordered::len)
     }
 
     fn write_timeout(&self) -> Duration {
