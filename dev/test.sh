@@ -49,8 +49,10 @@ command -v chromium >/dev/null
 log "services (Kafka, Redis, FerretDB on loopback)"
 eval "$(dev/services.sh up redis mongodb kafka)"
 trap 'dev/cluster.sh down; dev/services.sh down' EXIT
-# FerretDB's SQLite backend scans for most queries: start each run from an empty store.
-dev/services.sh reset mongodb >/dev/null
+# FerretDB's SQLite backend scans for most queries: start each run from an empty store; and
+# from an empty Kafka, whose log and consumer-group offsets an earlier run or benchmark left
+# (a benchmark's leftover broker state once kept the consumer from storing anything).
+dev/services.sh reset mongodb kafka >/dev/null
 
 log "build"
 cargo build --workspace --bins --locked
