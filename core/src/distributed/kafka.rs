@@ -43,11 +43,17 @@ impl KafkaLog {
     }
 
     pub fn with_topic(brokers: &str, topic: &str) -> PortResult<Self> {
-        let producer: FutureProducer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "2")
+            // One request in flight, sent at once: the broker serves a connection's requests
+            // one at a time, and what queues meanwhile leaves as the next batch. Waiting
+            // (linger) or pipelining only splits batches (each costs the broker an append,
+            // and an fsync per partition where it flushes every message).
+            .set("linger.ms", "0")
+            .set("max.in.flight.requests.per.connection", "1")
             .set("compression.type", "lz4")
             // A send answers within DELIVERY_TIMEOUT: queued records time out after it and
             // an in-flight request (broker died mid-request) after request.timeout.ms.
@@ -55,9 +61,8 @@ impl KafkaLog {
             .set("request.timeout.ms", "3000")
             .set("reconnect.backoff.max.ms", "1000")
             .set("queue.buffering.max.messages", "100000")
-            .set("socket.keepalive.enable", "true")
-            .create()
-            .map_err(kafka_err)?;
+            .set("socket.keepalive.enable", "true");
+        let producer: FutureProducer = config.create().map_err(kafka_err)?;
         Ok(KafkaLog { producer, topic: topic.to_owned() })
     }
 

@@ -203,7 +203,7 @@ impl Session {
                     }
                 },
                 Some(reply) = next_reply(&mut self.pending), if self.awaiting_acks() > 0 => {
-                    if let Err(end) = self.send(socket, reply).await {
+                    if let Err(end) = self.send_replies(socket, reply).await {
                         return end;
                     }
                 }
@@ -403,6 +403,30 @@ impl Session {
             }
         };
         done.map_err(|_| End::Gone)
+    }
+
+    /// Writes a completed send's reply with every other one already completed: a
+    /// log batch completes many sends at once, and they leave in one write.
+    async fn send_replies(&mut self, socket: &mut Socket, first: String) -> Result<(), End> {
+        socket.text(Bytes::from(first));
+        let mut n = 1;
+        if let Some(pending) = self.pending.as_mut() {
+            std::future::poll_fn(|cx| {
+                while n < MAX_BATCH {
+                    match pending.poll_next_unpin(cx) {
+                        Poll::Ready(Some(reply)) => {
+                            socket.text(Bytes::from(reply));
+                            n += 1;
+                        }
+                        Poll::Ready(None) | Poll::Pending => break,
+                    }
+                }
+                Poll::Ready(())
+            })
+            .await;
+        }
+        self.state.metrics.sent(SentKind::Reply, n as u64);
+        self.flush(socket).await
     }
 
     pub(super) async fn send(&mut self, socket: &mut Socket, text: String) -> Result<(), End> {
