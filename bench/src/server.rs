@@ -51,7 +51,29 @@ fn pinned(cpus: &str, program: &Path) -> Command {
     let mut c = Command::new("taskset");
     c.arg("-c").arg(cpus).arg(program);
     c.stdin(Stdio::null()).stderr(Stdio::inherit());
+    die_with_parent(&mut c);
     c
+}
+
+/// The child (and what it execs: `taskset` and `chrt` exec their program) gets SIGKILL when
+/// the bench dies, even by a signal that runs no destructor. Children are started from the
+/// thread that runs `compare` to its end (the kernel signals when the forking thread exits).
+fn die_with_parent(c: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The bench died before the prctl took effect.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Spawns and waits for the "listening on http://ADDR" line; returns the base URL.
@@ -244,10 +266,11 @@ impl Spinners {
     pub fn start(cpus: &[usize]) -> Spinners {
         let mut out = Vec::new();
         for cpu in cpus {
-            let child = Command::new("taskset")
-                .args(["-c", &cpu.to_string(), "chrt", "-i", "0", "sh", "-c", "while :; do :; done"])
-                .stdin(Stdio::null())
-                .spawn();
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", &cpu.to_string(), "chrt", "-i", "0", "sh", "-c", "while :; do :; done"])
+                .stdin(Stdio::null());
+            die_with_parent(&mut cmd);
+            let child = cmd.spawn();
             if let Ok(c) = child {
                 out.push(c);
             }
