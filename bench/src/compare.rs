@@ -160,6 +160,8 @@ async fn measure(
         (0..populations).flat_map(|n| scenario::room_names(&fanout_prefix(n), shape.rooms)).collect();
     rooms.extend(scenario::room_names("g", plan.ingest_senders));
     rooms.extend(scenario::room_names("i", plan.idle_connections.div_ceil(plan.idle_room_size)));
+    let warm_room = scenario::room_names("w", 1).remove(0);
+    rooms.push(warm_room.clone());
     // Idle first, on a fresh server: its RSS is the baseline.
     if plan.idle_connections > 0 {
         let server = Server::start(peer, programs, &rooms)?;
@@ -190,6 +192,9 @@ async fn measure(
                 anyhow::ensure!(status.success(), "AURORA_BENCH_RESET failed: {status}");
                 *server = Server::start(peer, programs, &rooms)?;
                 *creds = server.credentials(users).await?;
+            }
+            if let Some(cred) = creds.first() {
+                scenario::warm_up(server, &warm_room, cred, opts).await.context("warm-up")?;
             }
         }
         scenario::settle(server).await;

@@ -116,6 +116,14 @@ impl Peer {
     }
 }
 
+/// Publishes `body` from a member of `room` and waits for it to come back as a delivery.
+pub async fn round_trip(peer: Peer, ws: &mut Ws, room: &str, body: &str) -> anyhow::Result<Duration> {
+    let started = tokio::time::Instant::now();
+    send(ws, peer.publish(room, body, 0)).await?;
+    expect(ws, |f| f.contains(body) && !f.contains("\"type\":\"ack\"")).await?;
+    Ok(started.elapsed())
+}
+
 async fn send(ws: &mut Ws, text: String) -> anyhow::Result<()> {
     ws.send(Message::Text(text.into())).await.context("send")
 }
