@@ -295,7 +295,6 @@ pub async fn idle(
     })
 }
 
-/// Waits until the server uses under 5 % of a core over 500 ms (at most 60 s).
 /// Round trips through each gateway until five in a row take under 50 ms (at most 60 s): a
 /// distributed stack restarted on emptied services stalls its first messages while the fresh
 /// broker loads its internal topics and the consumer joins its group, and the first measured
@@ -318,6 +317,7 @@ pub async fn warm_up(server: &Server, room: &str, cred: &Credential, opts: &Opti
     Ok(())
 }
 
+/// Waits until the server uses under 5 % of a core over 500 ms (at most 60 s).
 pub async fn settle(server: &Server) {
     for _ in 0..120 {
         let before = server.cpu_seconds();

@@ -43,8 +43,7 @@ impl KafkaLog {
     }
 
     pub fn with_topic(brokers: &str, topic: &str) -> PortResult<Self> {
-        let mut config = ClientConfig::new();
-        config
+        let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -61,8 +60,9 @@ impl KafkaLog {
             .set("request.timeout.ms", "3000")
             .set("reconnect.backoff.max.ms", "1000")
             .set("queue.buffering.max.messages", "100000")
-            .set("socket.keepalive.enable", "true");
-        let producer: FutureProducer = config.create().map_err(kafka_err)?;
+            .set("socket.keepalive.enable", "true")
+            .create()
+            .map_err(kafka_err)?;
         Ok(KafkaLog { producer, topic: topic.to_owned() })
     }
 
