@@ -92,7 +92,9 @@ PROPS
     local id; id="$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
     java -cp "$libs/*" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >"$dir/format.log" 2>&1
   fi
-  nohup java -Xms256m -Xmx768m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
+  # GC pauses stall every producer and consumer: keep them on record (gc.log).
+  nohup java -Xms256m -Xmx768m -XX:+UseSerialGC -Xlog:gc:file="$dir/gc.log":uptime,time \
+    -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
     -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 &
   echo $! > "$RUN/kafka.pid"
   wait_until 90 kafka port_open 127.0.0.1 "$KAFKA_PORT"

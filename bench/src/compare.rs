@@ -73,6 +73,10 @@ pub struct Plan {
     /// Raw Kafka producer rate measured on this machine (messages/s), shown next to ingest.
     #[arg(long)]
     pub kafka_producer_rate: Option<f64>,
+    /// The gateways' own Kafka producer keyed like the ingest scenario, with no gateway
+    /// (`aurora-bench kafka-rate`; acked sends/s), shown next to ingest.
+    #[arg(long)]
+    pub kafka_keyed_rate: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +99,7 @@ pub struct Results {
     pub fixed_rate: f64,
     pub repeats: usize,
     pub kafka_producer_rate: Option<f64>,
+    pub kafka_keyed_rate: Option<f64>,
     pub peers: Vec<PeerResult>,
 }
 
@@ -112,6 +117,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         fixed_rate: plan.fixed_rate,
         repeats: plan.repeats,
         kafka_producer_rate: plan.kafka_producer_rate,
+        kafka_keyed_rate: plan.kafka_keyed_rate,
         peers: Vec::new(),
     };
     for &peer in &plan.peers {

@@ -4,6 +4,7 @@
 mod ceiling;
 mod client;
 mod compare;
+mod kafka_rate;
 mod peer;
 mod report;
 mod scenario;
@@ -28,6 +29,8 @@ enum Command {
     },
     /// Every scenario for every peer; writes results.json, table.md and SVG charts to --out.
     Compare(compare::Plan),
+    /// The gateways' Kafka producer without a gateway: acked sends/s keyed like `ingest`.
+    KafkaRate(kafka_rate::KafkaRate),
 }
 
 /// Where the servers under test are and which cores they get.
@@ -92,6 +95,11 @@ fn main() -> anyhow::Result<()> {
             raise_fd_limit();
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             rt.block_on(compare::run(plan))
+        }
+        Command::KafkaRate(args) => {
+            pin_self(args.cpu);
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            rt.block_on(kafka_rate::run(args))
         }
     }
 }

@@ -107,6 +107,23 @@ pub fn table(r: &Results) -> String {
             r.shape.body_bytes
         );
     }
+    if let Some(k) = r.kafka_keyed_rate {
+        let _ = writeln!(
+            out,
+            "\nThe gateways' own Kafka producer without a gateway, keyed and in flight like the ingest scenario \
+             (`aurora-bench kafka-rate`): {k:.0} acked sends/s."
+        );
+    }
+    let distributed = r.peers.iter().find(|p| p.peer == Peer::AuroraDistributed).map(summarize);
+    if let Some(ingest) = distributed.and_then(|d| d.ingest) {
+        let m = Some(ingest.median);
+        let _ = writeln!(
+            out,
+            "\nDistributed ingest relative to the raw producer: {}; to the keyed producer: {}.",
+            ratio(m, r.kafka_producer_rate),
+            ratio(m, r.kafka_keyed_rate)
+        );
+    }
     let aurora = r.peers.iter().find(|p| p.peer == Peer::Aurora).map(summarize);
     if let Some(a) = aurora {
         let _ = writeln!(out, "\nAuroraChat (embedded) relative to each peer (knee: higher is better; CPU and memory: lower is better):\n");

@@ -2,6 +2,7 @@
 
 mod commands;
 mod control;
+mod send;
 mod session;
 mod wire;
 
