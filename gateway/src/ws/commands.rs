@@ -5,10 +5,11 @@ use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aurora_core::ports::{PortError, RoomEvent};
+use aurora_core::model::{new_message_id, Submission};
+use aurora_core::ports::{Claim, PortError, RoomEvent};
 use aurora_core::protocol::{decode, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES};
+use aurora_core::ratelimit::Decision;
 
-use super::send::SendJob;
 use super::session::{End, JoinedRoom, Session, Socket, Throttle};
 
 type Step = Result<(), End>;
@@ -175,21 +176,130 @@ impl Session {
             let msg = format!("message body is over {max} bytes");
             return self.error(socket, ErrorCode::TooLarge, &msg, r, Some(&room)).await;
         }
-        let (done, next_turn) = tokio::sync::oneshot::channel();
-        let turn = self.append_turn.replace(next_turn);
-        let job = SendJob {
-            state: self.state.clone(),
-            user: self.user.clone(),
-            room,
-            reference: r.map(str::to_owned),
-            body,
-            nonce,
-            limit: config.rate_limit.unwrap_or(self.state.config.rate_limit),
-            managed: config.managed(),
-            received: Instant::now(),
+        let backend = self.state.backend.clone();
+        let user_id = self.user.id.clone();
+        let mut id = new_message_id();
+        let limit = config.rate_limit.unwrap_or(self.state.config.rate_limit);
+        let mut retry = false;
+        if let Some(n) = &nonce {
+            match backend.nonces.claim(&user_id, &room, n, &id).await {
+                Ok(Claim::New) => {}
+                Ok(Claim::Stored(first)) => {
+                    let ack = ServerFrame::Ack { reference: r, room: &room, id: &first, nonce: Some(n) };
+                    return self.send(socket, ack.encode()).await;
+                }
+                // The first attempt may never have reached the log (its gateway died):
+                // append again under the same id; the fan-out tier stores an id once.
+                Ok(Claim::Existing(first)) => {
+                    id = first;
+                    retry = true;
+                }
+                Err(e) => return self.unavailable(socket, r, &room, e).await,
+            }
+        }
+        if retry {
+            let mut submission = self.submission(&room, &id, body, nonce.clone(), config.managed());
+            submission.retry = true;
+            self.await_accepted(r, room, id, nonce, submission, None);
+            return Ok(());
+        }
+        let refused = match backend.limiter.acquire(&user_id, &room, limit).await {
+            Ok(Decision::Allowed) => None,
+            Ok(Decision::Limited { retry_after }) => Some(Ok(retry_after)),
+            Err(e) => Some(Err(e)),
         };
-        self.pending.get_or_insert_with(FuturesUnordered::new).push(job.run(turn, done).boxed());
+        if let Some(outcome) = refused {
+            if let Some(n) = &nonce {
+                let _ = backend.nonces.release(&user_id, &room, n).await;
+            }
+            return match outcome {
+                Ok(retry_after) => {
+                    self.state.metrics.errors.with_label_values(&["rate_limited"]).inc();
+                    let frame = ServerFrame::Error {
+                        code: ErrorCode::RateLimited,
+                        message: "too many messages; wait before sending again",
+                        reference: r,
+                        room: Some(&room),
+                        retry_after_ms: Some(retry_after.as_millis().max(1) as u64),
+                    };
+                    self.send(socket, frame.encode()).await
+                }
+                Err(e) => self.unavailable(socket, r, &room, e).await,
+            };
+        }
+        // A failed append may still have reached the log (Kafka times out a request the
+        // broker wrote before it died): a send with a nonce keeps its claim and its token,
+        // so the retry re-appends under the same id and is stored once. Without a nonce the
+        // client's retry is a new message anyway, and the token comes back.
+        let refund = nonce.is_none().then_some(limit);
+        let submission = self.submission(&room, &id, body, nonce.clone(), config.managed());
+        self.await_accepted(r, room, id, nonce, submission, refund);
         Ok(())
+    }
+
+    fn submission(&self, room: &str, id: &str, body: String, nonce: Option<String>, managed: bool) -> Submission {
+        Submission {
+            id: id.to_owned(),
+            room: room.to_owned(),
+            user: self.user.clone(),
+            body,
+            ts: aurora_core::now_ms(),
+            nonce,
+            managed,
+            retry: false,
+        }
+    }
+
+    /// Appends to the log and queues the `ack` (or `unavailable`) for when it is durable.
+    /// `refund`: the rate-limit token returned when the log refuses the message.
+    fn await_accepted(
+        &mut self,
+        r: Option<&str>,
+        room: String,
+        id: String,
+        nonce: Option<String>,
+        submission: Submission,
+        refund: Option<aurora_core::ratelimit::RateLimit>,
+    ) {
+        let backend = self.state.backend.clone();
+        let user_id = self.user.id.clone();
+        let accepted = backend.log.append(submission);
+        let reference = r.map(str::to_owned);
+        let state = self.state.clone();
+        let started = Instant::now();
+        self.pending.get_or_insert_with(FuturesUnordered::new).push(
+            async move {
+                match accepted.await {
+                    Ok(()) => {
+                        state.metrics.messages_accepted.inc();
+                        state.metrics.ack_seconds.observe(started.elapsed().as_secs_f64());
+                        let ack = ServerFrame::Ack {
+                            reference: reference.as_deref(),
+                            room: &room,
+                            id: &id,
+                            nonce: nonce.as_deref(),
+                        };
+                        ack.encode()
+                    }
+                    Err(e) => {
+                        tracing::warn!(room, error = %e, "message not accepted");
+                        if let Some(limit) = refund {
+                            let _ = backend.limiter.refund(&user_id, &room, limit).await;
+                        }
+                        state.metrics.errors.with_label_values(&["unavailable"]).inc();
+                        ServerFrame::Error {
+                            code: ErrorCode::Unavailable,
+                            message: "the message log is unavailable; nothing was accepted, try again",
+                            reference: reference.as_deref(),
+                            room: Some(&room),
+                            retry_after_ms: None,
+                        }
+                        .encode()
+                    }
+                }
+            }
+            .boxed(),
+        );
     }
 
     async fn typing(&mut self, socket: &mut Socket, r: Option<&str>, room: String) -> Step {

@@ -2,7 +2,6 @@
 
 mod commands;
 mod control;
-mod send;
 mod session;
 mod wire;
 

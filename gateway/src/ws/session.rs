@@ -94,8 +94,6 @@ pub(super) struct Session {
     pub handle: ConnHandle,
     /// Sends awaiting their ack; made on the first send (an idle connection holds none).
     pub pending: Option<FuturesUnordered<Pending>>,
-    /// Taken by the next send: it appends once the send before it has.
-    pub append_turn: Option<super::send::Turn>,
     pub token_reset: bool,
     started: std::time::Instant,
     bad_frames: VecDeque<Instant>,
@@ -127,7 +125,6 @@ pub async fn run(state: Arc<AppState>, stream: Stream, mut socket: Writer, claim
         rooms: HashMap::new(),
         handle: ConnHandle { tx, overflow: overflow.clone() },
         pending: None,
-        append_turn: None,
         token_reset: false,
         started: std::time::Instant::now(),
         bad_frames: VecDeque::new(),
