@@ -83,7 +83,14 @@ struct Counts {
 }
 
 /// Keeps `window` sends to one room in flight until `stop`.
-async fn send_loop(log: Arc<KafkaLog>, room: String, window: usize, body: String, counts: Counts, stop: Arc<AtomicBool>) {
+async fn send_loop(
+    log: Arc<KafkaLog>,
+    room: String,
+    window: usize,
+    body: String,
+    counts: Counts,
+    stop: Arc<AtomicBool>,
+) {
     let user = UserRef { id: format!("{:032x}", 7u128).into(), name: "bench".into() };
     let mut in_flight = FuturesUnordered::new();
     let mut n: u128 = 0;
