@@ -53,7 +53,7 @@ case "$mode" in
     # FerretDB scans the whole collection for each history read on join, and a consumer left
     # behind by the last population (or run) would replay Kafka's backlog into the new store.
     # A restarted broker is a cold JVM: C2 compilation took ~30 % of its CPU during the first
-    # population's ingest, and a cold broker acked 28 k keyed sends/s against 56-77 k warm.
+    # population's ingest, and a cold broker acked 22-49 k keyed sends/s against 63-82 k warm.
     # Warm it with 15 s of keyed sends to a topic of its own (aurora.messages stays empty).
     # (A warm-up that fails is not fatal: the population's own warm-up still runs.)
     warm="$bin/aurora-bench kafka-rate --repeats 1 --seconds 15 >/dev/null 2>&1 || true"
