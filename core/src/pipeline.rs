@@ -32,6 +32,11 @@ impl Pipeline {
         Pipeline { store, bus, last_seq: HashMap::new(), verify: true, duplicates: 0 }
     }
 
+    /// Where the pipeline publishes.
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        self.bus.clone()
+    }
+
     /// Records skipped as already stored since the last call.
     pub fn take_duplicates(&mut self) -> u64 {
         std::mem::take(&mut self.duplicates)
@@ -52,6 +57,14 @@ impl Pipeline {
     /// Messages already stored (same id) keep their `seq` and are published again;
     /// nothing is published unless the whole batch is stored.
     pub async fn process(&mut self, batch: Vec<Submission>) -> PortResult<Vec<Message>> {
+        let messages = self.store(batch).await?;
+        publish(self.bus.as_ref(), &messages).await;
+        Ok(messages)
+    }
+
+    /// [`Pipeline::process`] without the publish: the caller hands the messages to
+    /// [`publish`] (embedded mode publishes from the runtime, not the commit thread).
+    pub async fn store(&mut self, batch: Vec<Submission>) -> PortResult<Vec<Message>> {
         let mut attempt = 0;
         loop {
             match self.try_process(&batch, self.verify).await {
@@ -68,7 +81,6 @@ impl Pipeline {
                     if !found_stored {
                         self.verify = false;
                     }
-                    self.publish(&messages).await;
                     return Ok(messages);
                 }
             }
@@ -109,20 +121,20 @@ impl Pipeline {
         self.store.insert(&fresh).await?;
         Ok((all, found_stored))
     }
+}
 
-    async fn publish(&self, messages: &[Message]) {
-        let events = messages
-            .iter()
-            .map(|m| {
-                let event =
-                    RoomEvent { seq: Some(m.seq), skip_user: None, frame: ServerFrame::Message(m).encode().into() };
-                (m.room.clone(), event)
-            })
-            .collect();
-        if let Err(e) = self.bus.publish_many(events).await {
-            // Stored already: members detect the gap and backfill from the store.
-            tracing::warn!(messages = messages.len(), error = %e, "publish failed");
-        }
+/// Publishes stored messages to their rooms, one shared frame per message.
+pub async fn publish(bus: &dyn Bus, messages: &[Message]) {
+    let events = messages
+        .iter()
+        .map(|m| {
+            let event = RoomEvent { seq: Some(m.seq), skip_user: None, frame: ServerFrame::Message(m).encode().into() };
+            (m.room.clone(), event)
+        })
+        .collect();
+    if let Err(e) = bus.publish_many(events).await {
+        // Stored already: members detect the gap and backfill from the store.
+        tracing::warn!(messages = messages.len(), error = %e, "publish failed");
     }
 }
 

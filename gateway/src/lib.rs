@@ -57,7 +57,15 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         Some(s) => s,
         None => store.jwt_secret_or_generate().context("cannot load or create the JWT key")?,
     };
-    Ok(Wiring { backend, jwt_secret, background: vec![tokio::spawn(pipeline)], daemons: Vec::new(), control: None })
+    // The commit stage gets a thread of its own (see `PipelineTasks`); the fan-out stage
+    // ends after it, so waiting for the fan-out waits for both.
+    let handle = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("aurora-commit".into())
+        .spawn(move || handle.block_on(pipeline.commit))
+        .context("cannot start the commit thread")?;
+    let background = vec![tokio::spawn(pipeline.fan_out)];
+    Ok(Wiring { backend, jwt_secret, background, daemons: Vec::new(), control: None })
 }
 
 /// Wires the configured mode and serves until `shutdown` is cancelled.

@@ -4,11 +4,10 @@ mod log;
 mod memory;
 mod store;
 
-pub use log::EmbeddedLog;
+pub use log::{EmbeddedLog, PipelineTasks};
 pub use memory::{MemoryBus, MemoryNonces, MemoryPresence, MemoryRateLimiter, NONCE_TTL};
 pub use store::FileStore;
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,12 +15,12 @@ use crate::nonces::DurableNonces;
 use crate::pipeline::Pipeline;
 use crate::ports::{Backend, PortResult};
 
-/// Opens the store in `data_dir` and wires every port. The returned future is
-/// the pipeline task; it ends once the backend's log handles are dropped.
-pub fn open(data_dir: &Path) -> PortResult<(Backend, FileStore, impl Future<Output = ()> + Send)> {
+/// Opens the store in `data_dir` and wires every port, with the pipeline's stages to
+/// run (they end once the backend's log handles are dropped).
+pub fn open(data_dir: &Path) -> PortResult<(Backend, FileStore, PipelineTasks)> {
     let store = FileStore::open(data_dir)?;
     let bus = Arc::new(MemoryBus::default());
-    let (log, pipeline_task) = EmbeddedLog::new(Pipeline::new(Arc::new(store.clone()), bus.clone()));
+    let (log, pipeline) = EmbeddedLog::new(Pipeline::new(Arc::new(store.clone()), bus.clone()));
     let backend = Backend {
         users: Arc::new(store.clone()),
         rooms: Arc::new(store.clone()),
@@ -33,5 +32,5 @@ pub fn open(data_dir: &Path) -> PortResult<(Backend, FileStore, impl Future<Outp
         nonces: Arc::new(DurableNonces::new(Arc::new(MemoryNonces::default()), Arc::new(store.clone()))),
         readiness: Arc::new(store.clone()),
     };
-    Ok((backend, store, pipeline_task))
+    Ok((backend, store, pipeline))
 }
