@@ -350,7 +350,29 @@ pub struct Ingest {
     pub server_cpu_share: f64,
 }
 
-/// `senders` clients, each alone in its room, keep `window` sends in flight for `secs`.
+/// Most 1 s warm-up windows before an ingest measurement.
+const SETTLE_WINDOWS: usize = 15;
+
+/// Runs the load in 1 s windows until two in a row ack within 10 % of each other (at most
+/// [`SETTLE_WINDOWS`]): a distributed stack on a topic created moments ago, with a JIT-cold
+/// broker, acks at a fraction of its steady rate for its first seconds.
+async fn settle_acks(acks: &std::sync::atomic::AtomicU64) {
+    let mut previous: Option<f64> = None;
+    for _ in 0..SETTLE_WINDOWS {
+        let before = acks.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rate = (acks.load(Ordering::Relaxed) - before) as f64;
+        if let Some(p) = previous {
+            if rate > 0.0 && (rate - p).abs() <= 0.1 * f64::max(rate, p) {
+                return;
+            }
+        }
+        previous = Some(rate);
+    }
+}
+
+/// `senders` clients, each alone in its room, keep `window` sends in flight for `secs`,
+/// once their ack rate has settled.
 pub async fn ingest(
     server: &Server,
     senders: usize,
@@ -362,7 +384,7 @@ pub async fn ingest(
 ) -> anyhow::Result<Ingest> {
     let shape = Shape { rooms: senders, members: 1, publishers: 1, body_bytes };
     let pop = populate(server, "g", &shape, creds, opts, window).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await; // warm-up under load
+    settle_acks(&pop.stats.acks).await;
     let (a0, c0) = (pop.stats.acks.load(Ordering::Relaxed), server.cpu_seconds());
     let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
