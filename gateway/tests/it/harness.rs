@@ -210,6 +210,16 @@ impl Client {
         }
     }
 
+    /// The next frame of type `ty`, waiting up to `limit` for each frame.
+    pub async fn recv_type_within(&mut self, ty: &str, limit: Duration) -> Value {
+        loop {
+            let v = self.recv_within(limit).await;
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+
     /// Sends a frame and returns the reply that echoes `ref`.
     pub async fn request(&mut self, mut frame: Value) -> Value {
         let r = unique("ref");
