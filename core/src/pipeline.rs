@@ -139,7 +139,7 @@ pub async fn publish(bus: &dyn Bus, messages: &[Message]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::embedded::MemoryBus;
     use crate::model::UserRef;
@@ -183,7 +183,8 @@ mod tests {
         }
     }
 
-    fn sub(id: &str) -> Submission {
+    /// A plain submission to room `r` whose body is its id.
+    pub(crate) fn sub(id: &str) -> Submission {
         Submission {
             id: id.into(),
             room: "r".into(),

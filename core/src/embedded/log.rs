@@ -98,7 +98,7 @@ impl MessageLog for EmbeddedLog {
 mod tests {
     use super::*;
     use crate::embedded::{FileStore, MemoryBus};
-    use crate::model::UserRef;
+    use crate::pipeline::tests::sub;
     use crate::ports::{BusSink, MessageStore, RoomEvent};
     use async_trait::async_trait;
     use std::sync::Mutex;
@@ -109,19 +109,6 @@ mod tests {
     impl BusSink for Seen {
         fn deliver(&self, _room: &str, event: RoomEvent) {
             self.0.lock().unwrap().extend(event.seq);
-        }
-    }
-
-    fn sub(id: &str) -> Submission {
-        Submission {
-            id: id.into(),
-            room: "r".into(),
-            user: UserRef { id: "u".into(), name: "u".into() },
-            body: id.into(),
-            ts: 0,
-            nonce: None,
-            managed: false,
-            retry: false,
         }
     }
 
