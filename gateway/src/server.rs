@@ -37,7 +37,7 @@ struct Census {
 }
 
 /// Holds a connection's place in the census until the socket (HTTP or upgraded) is dropped.
-struct Seat {
+pub(crate) struct Seat {
     census: Arc<Census>,
     ip: IpAddr,
 }
@@ -65,9 +65,19 @@ impl Drop for Seat {
 }
 
 /// A socket that keeps its [`Seat`] for as long as it lives.
-struct Counted {
+pub(crate) struct Counted {
     tcp: TcpStream,
     _seat: Seat,
+}
+
+/// The I/O type hyper hands back on upgrade (`Upgraded::downcast`).
+pub(crate) type ServedIo = TokioIo<Counted>;
+
+impl Counted {
+    /// The socket, and the seat its new owner must keep while it is open.
+    pub(crate) fn into_parts(self) -> (TcpStream, Seat) {
+        (self.tcp, self._seat)
+    }
 }
 
 impl AsyncRead for Counted {
@@ -161,7 +171,7 @@ pub async fn serve(
         let timeout = if scarce_now { Duration::from_secs(1) } else { limits.header_timeout };
         let mut builder = http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(timeout).keep_alive(!scarce_now);
-        let io = TokioIo::new(Counted { tcp, _seat: seat });
+        let io: ServedIo = TokioIo::new(Counted { tcp, _seat: seat });
         let conn = builder.serve_connection(io, TowerToHyperService::new(service)).with_upgrades();
         let stop = shutdown.clone();
         connections.spawn(async move {

@@ -3,18 +3,23 @@
 //! the queued frames of a batch go out in one vectored write, nothing is copied into a write
 //! buffer, and nothing is kept once written, so an idle connection holds no write buffer
 //! (tungstenite's keeps the capacity of the largest batch or `joined` frame it ever wrote).
+//!
+//! The upgraded connection is taken back from hyper as the TCP socket it is, and split into
+//! owned halves: no lock between the halves, no dynamic dispatch per read or write, and
+//! writes go out with `sendmsg`, which skips the file-layer work `writev` does per call.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+use socket2::SockRef;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite;
 
 use aurora_core::protocol::close;
 
-/// The upgraded HTTP connection.
-pub(super) type Io = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+use crate::server::Seat;
 
 const FIN: u8 = 0x80;
 const OP_TEXT: u8 = 0x1;
@@ -58,8 +63,44 @@ impl Out {
     }
 }
 
+/// The socket's write half; vectored writes are one `sendmsg`.
+pub(super) struct TcpWrite(pub OwnedWriteHalf);
+
+impl AsyncWrite for TcpWrite {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let tcp = self.0.as_ref();
+        loop {
+            ready!(tcp.poll_write_ready(cx))?;
+            match tcp.try_io(Interest::WRITABLE, || SockRef::from(tcp).send_vectored(bufs)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
 /// The write half: frames are queued, then written together by [`Writer::poll_flush`].
-pub(super) struct Writer<W = WriteHalf<Io>> {
+pub(super) struct Writer<W = TcpWrite> {
     io: W,
     queue: Vec<Out>,
     /// Frames of `queue` already written, and bytes written of the next one.
@@ -143,11 +184,23 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 /// The read half as tungstenite's stream. tungstenite answers pings and closes by writing to
 /// its stream; those writes are dropped here, and the session answers on the [`Writer`]
 /// between whole frames instead (a write here could land inside a half-written frame).
-pub(super) struct ReadSide(pub ReadHalf<Io>);
+pub(super) struct ReadSide {
+    /// Bytes hyper read past the upgrade request (a client may send frames right away).
+    pub early: Bytes,
+    pub io: OwnedReadHalf,
+    /// The connection's place in the census, given up when the session ends.
+    pub _seat: Seat,
+}
 
 impl AsyncRead for ReadSide {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        if self.early.has_remaining() {
+            let n = self.early.len().min(buf.remaining());
+            buf.put_slice(&self.early[..n]);
+            self.early.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 

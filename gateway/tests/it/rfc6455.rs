@@ -100,6 +100,33 @@ async fn protocol_violations_close_with_1002_and_bad_utf8_with_1007() {
     s.stop().await;
 }
 
+/// A client may send frames right after its upgrade request, without waiting for the 101:
+/// bytes that arrive with the request are the session's first frames, not lost.
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_is_answered() {
+    let s = Server::start().await;
+    let u = s.register(&unique("rfc")).await;
+    let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
+    let mut bytes = format!(
+        "GET /ws?token={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        u.token, s.addr
+    )
+    .into_bytes();
+    bytes.extend(client_frame(0x81, br#"{"type":"join","room":"general","ref":"early"}"#, false));
+    tcp.write_all(&bytes).await.expect("request and frame in one write");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.expect("response"));
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    let hello = next_of(&mut tcp, 1).await;
+    assert!(String::from_utf8_lossy(&hello).contains("hello"));
+    let joined = String::from_utf8(next_of(&mut tcp, 1).await).expect("UTF-8");
+    assert!(joined.contains("joined") && joined.contains("early"), "{joined}");
+    s.stop().await;
+}
+
 /// The next frame with `opcode`, skipping room traffic (presence, pushes).
 async fn next_of(tcp: &mut TcpStream, opcode: u8) -> Vec<u8> {
     loop {
