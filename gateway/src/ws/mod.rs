@@ -19,7 +19,6 @@ use tokio_tungstenite::WebSocketStream;
 use aurora_core::protocol::MAX_FRAME_BYTES;
 
 use crate::http::error::{bearer, known_user, ApiError};
-use crate::server::ServedIo;
 use crate::state::AppState;
 
 /// Read chunk and initial read buffer per connection (zero-filled, so resident). Client frames
@@ -78,23 +77,16 @@ pub async fn upgrade(
                 return;
             }
         };
-        // Always ours: the accept loop serves every connection as a `ServedIo`.
-        let parts = match upgraded.downcast::<ServedIo>() {
-            Ok(parts) => parts,
-            Err(_) => {
-                tracing::error!("upgraded connection is not the served TCP socket; closing it");
-                return;
-            }
+        let Some((read, write)) = wire::halves(upgraded) else {
+            tracing::error!("upgraded connection is not the served TCP socket; closing it");
+            return;
         };
-        let (tcp, seat) = parts.io.into_inner().into_parts();
-        let (read, write) = tcp.into_split();
-        let read = wire::ReadSide { early: parts.read_buf, io: read, _seat: seat };
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(MAX_FRAME_BYTES))
             .max_frame_size(Some(MAX_FRAME_BYTES));
         let stream = WebSocketStream::from_raw_socket(read, Role::Server, Some(config)).await;
-        session::run(state, stream, wire::Writer::new(wire::TcpWrite(write)), claims).await;
+        session::run(state, stream, wire::Writer::new(write), claims).await;
         drop(guard);
     });
     response

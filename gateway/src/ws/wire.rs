@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite;
 
 use aurora_core::protocol::close;
 
-use crate::server::Seat;
+use crate::server::{Seat, ServedIo};
 
 const FIN: u8 = 0x80;
 const OP_TEXT: u8 = 0x1;
@@ -64,7 +64,7 @@ impl Out {
 }
 
 /// The socket's write half; vectored writes are one `sendmsg`.
-pub(super) struct TcpWrite(pub OwnedWriteHalf);
+pub(super) struct TcpWrite(OwnedWriteHalf);
 
 impl AsyncWrite for TcpWrite {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
@@ -186,10 +186,10 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 /// between whole frames instead (a write here could land inside a half-written frame).
 pub(super) struct ReadSide {
     /// Bytes hyper read past the upgrade request (a client may send frames right away).
-    pub early: Bytes,
-    pub io: OwnedReadHalf,
+    early: Bytes,
+    io: OwnedReadHalf,
     /// The connection's place in the census, given up when the session ends.
-    pub _seat: Seat,
+    _seat: Seat,
 }
 
 impl AsyncRead for ReadSide {
@@ -198,6 +198,9 @@ impl AsyncRead for ReadSide {
             let n = self.early.len().min(buf.remaining());
             buf.put_slice(&self.early[..n]);
             self.early.advance(n);
+            if !self.early.has_remaining() {
+                self.early = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.io).poll_read(cx, buf)
@@ -216,6 +219,17 @@ impl AsyncWrite for ReadSide {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+}
+
+/// The upgraded connection as the session's two halves; `None` if hyper's I/O is not the
+/// socket the accept loop served (it always is). Everything else of hyper's is dropped here:
+/// its read buffer (8 KiB) would otherwise live as long as the session.
+pub(super) fn halves(upgraded: hyper::upgrade::Upgraded) -> Option<(ReadSide, TcpWrite)> {
+    let parts = upgraded.downcast::<ServedIo>().ok()?;
+    let early = Bytes::copy_from_slice(&parts.read_buf);
+    let (tcp, seat) = parts.io.into_inner().into_parts();
+    let (read, write) = tcp.into_split();
+    Some((ReadSide { early, io: read, _seat: seat }, TcpWrite(write)))
 }
 
 /// A read error that the client caused: the close code, its reason and a bounded metric label.
