@@ -9,21 +9,30 @@ use crate::harness::{unique, Server, DEADLINE};
 /// A WebSocket client speaking raw bytes, after the handshake and the `hello` frame.
 async fn raw(s: &Server, token: &str) -> TcpStream {
     let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
-    let request = format!(
+    tcp.write_all(upgrade_request(s, token).as_bytes()).await.expect("handshake");
+    expect_101(&mut tcp).await;
+    let (opcode, payload) = frame(&mut tcp).await.expect("hello");
+    assert_eq!(opcode, 1);
+    assert!(String::from_utf8_lossy(&payload).contains("hello"));
+    tcp
+}
+
+/// The opening handshake's request for `token`.
+fn upgrade_request(s: &Server, token: &str) -> String {
+    format!(
         "GET /ws?token={token} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         s.addr
-    );
-    tcp.write_all(request.as_bytes()).await.expect("handshake");
+    )
+}
+
+/// Reads the response head and asserts it is `101 Switching Protocols`.
+async fn expect_101(tcp: &mut TcpStream) {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         head.push(tcp.read_u8().await.expect("response"));
     }
     assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-    let (opcode, payload) = frame(&mut tcp).await.expect("hello");
-    assert_eq!(opcode, 1);
-    assert!(String::from_utf8_lossy(&payload).contains("hello"));
-    tcp
 }
 
 /// One server frame (unmasked): opcode and payload; `None` at EOF.
@@ -107,19 +116,10 @@ async fn a_frame_sent_with_the_upgrade_request_is_answered() {
     let s = Server::start().await;
     let u = s.register(&unique("rfc")).await;
     let mut tcp = TcpStream::connect(s.addr).await.expect("connect");
-    let mut bytes = format!(
-        "GET /ws?token={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        u.token, s.addr
-    )
-    .into_bytes();
+    let mut bytes = upgrade_request(&s, &u.token).into_bytes();
     bytes.extend(client_frame(0x81, br#"{"type":"join","room":"general","ref":"early"}"#, false));
     tcp.write_all(&bytes).await.expect("request and frame in one write");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(tcp.read_u8().await.expect("response"));
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    expect_101(&mut tcp).await;
     let hello = next_of(&mut tcp, 1).await;
     assert!(String::from_utf8_lossy(&hello).contains("hello"));
     let joined = String::from_utf8(next_of(&mut tcp, 1).await).expect("UTF-8");
