@@ -50,13 +50,15 @@ impl Hub {
         hub
     }
 
-    /// Adds a local member; the first one subscribes this gateway to the room.
-    pub async fn join(&self, room: &Arc<str>, conn: ConnId, handle: ConnHandle) -> PortResult<()> {
-        let first = {
-            let mut members = self.rooms.entry(room.clone()).or_default();
+    /// Adds a local member; the first one subscribes this gateway to the room. Returns the
+    /// room's name as the hub holds it, which every [`Delivery::room`] shares: a session
+    /// keyed by it finds its room by pointer, and keeps no copy of the name.
+    pub async fn join(&self, room: &str, conn: ConnId, handle: ConnHandle) -> PortResult<Arc<str>> {
+        let (name, first) = {
+            let mut members = self.rooms.entry(room.into()).or_default();
             let first = members.is_empty();
             members.insert(conn, handle);
-            first
+            (members.key().clone(), first)
         };
         if first {
             if let Err(e) = self.bus.subscribe(room).await {
@@ -64,7 +66,7 @@ impl Hub {
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(name)
     }
 
     /// Removes a local member; the last one unsubscribes.

@@ -10,7 +10,8 @@ use aurora_core::ports::{Claim, PortError, RoomEvent};
 use aurora_core::protocol::{decode, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES};
 use aurora_core::ratelimit::Decision;
 
-use super::session::{End, JoinedRoom, Session, Socket, Throttle};
+use super::rooms::JoinedRoom;
+use super::session::{End, Session, Socket, Throttle};
 
 type Step = Result<(), End>;
 
@@ -79,14 +80,14 @@ impl Session {
             let msg = "at most 100 rooms per connection";
             return self.error(socket, ErrorCode::Forbidden, msg, r, Some(&room)).await;
         }
-        let name: Arc<str> = room.as_str().into();
         if !already {
-            if let Err(e) = self.enter(&name).await {
-                return self.unavailable(socket, r, &room, e).await;
-            }
+            let name = match self.enter(&room).await {
+                Ok(name) => name,
+                Err(e) => return self.unavailable(socket, r, &room, e).await,
+            };
             // Track the room now: from here on live frames for it are accepted,
             // and anything already in history is filtered by `last_seq` below.
-            self.rooms.insert(name.clone(), JoinedRoom { config: config.clone(), last_seq: u64::MAX });
+            self.rooms.insert(name, JoinedRoom { config: config.clone(), last_seq: u64::MAX });
         }
         let backend = &self.state.backend;
         let snapshot = async {
@@ -105,14 +106,14 @@ impl Session {
             Ok(s) => s,
             Err(e) => {
                 if !already {
-                    self.rooms.remove(&name);
+                    self.rooms.remove(room.as_str());
                     self.part(&room).await;
                 }
                 return self.unavailable(socket, r, &room, e).await;
             }
         };
         let last_seq = history.last().map_or(last, |m| m.seq.max(last));
-        if let Some(joined) = self.rooms.get_mut(&name) {
+        if let Some(joined) = self.rooms.get_mut(room.as_str()) {
             joined.last_seq = last_seq;
             joined.config = config;
         }
@@ -128,9 +129,10 @@ impl Session {
     }
 
     /// Subscribes locally and registers presence; the user's first connection announces `joins`.
-    async fn enter(&mut self, room: &Arc<str>) -> Result<(), PortError> {
+    /// Returns the room's name as the hub shares it.
+    async fn enter(&mut self, room: &str) -> Result<Arc<str>, PortError> {
         let backend = &self.state.backend;
-        self.state.hub.join(room, self.conn, self.handle.clone()).await?;
+        let name = self.state.hub.join(room, self.conn, self.handle.clone()).await?;
         self.state.metrics.joins.inc();
         match backend.presence.join(room, &self.user, self.conn).await {
             Ok(true) => {
@@ -139,11 +141,11 @@ impl Session {
                 // A first connection has no other tab in the room to tell; `joined` lists the user.
                 let event = RoomEvent { seq: None, skip_user: Some(self.user.id.clone()), frame: frame.into() };
                 if let Err(e) = backend.bus.publish(room, event).await {
-                    tracing::warn!(room = %room, error = %e, "presence join not published");
+                    tracing::warn!(room, error = %e, "presence join not published");
                 }
-                Ok(())
+                Ok(name)
             }
-            Ok(false) => Ok(()),
+            Ok(false) => Ok(name),
             Err(e) => {
                 self.state.hub.leave(room, self.conn).await;
                 Err(e)

@@ -1,36 +1,42 @@
-//! A session's rare wake-ups: shutdown, outbound overflow, and one timer for the heartbeat
-//! and the token's expiry. They sit in one `FuturesUnordered`, which polls a future only once
-//! its own waker fired, so a delivery wakes the session without re-polling two cancellation
-//! tokens and two timers (with `select!` over them, that was ~7 % of the gateway's CPU per
-//! delivery: `./run.sh bench compare`, fixed load).
+//! A session's rare wake-ups: shutdown, outbound overflow, one timer for the heartbeat and
+//! the token's expiry, and the client's next frame. They sit in one `FuturesUnordered`, which
+//! polls a future only once its own waker fired, so a delivery wakes the session without
+//! re-polling two cancellation tokens, two timers and a read (with `select!` over them, that
+//! was ~7 % of the gateway's CPU per delivery: `./run.sh bench compare`, fixed load), and one
+//! poll of the set covers them all.
 
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::future::Future;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-pub(super) enum Control {
+pub(super) enum Control<R> {
     Shutdown,
     Overflow,
     /// The timer fired: check the heartbeat and the expiry, then [`Controls::arm`] again.
     Timer,
+    /// The read started by [`Controls::read`] finished.
+    Read(R),
 }
 
-enum Event {
+enum Event<R> {
     Shutdown,
     Overflow,
     Timer(u64),
+    Read(R),
 }
 
-pub(super) struct Controls {
-    set: FuturesUnordered<BoxFuture<'static, Event>>,
+pub(super) struct Controls<R> {
+    set: FuturesUnordered<BoxFuture<'static, Event<R>>>,
     /// Only the newest timer counts; an older one that fires later is dropped.
     generation: u64,
     armed_at: Option<Instant>,
 }
 
-impl Controls {
+impl<R: Send + 'static> Controls<R> {
     pub fn new(shutdown: CancellationToken, overflow: CancellationToken) -> Self {
         let set = FuturesUnordered::new();
         set.push(shutdown.cancelled_owned().map(|_| Event::Shutdown).boxed());
@@ -55,18 +61,25 @@ impl Controls {
         );
     }
 
-    /// The next control event (cancel-safe: an event is taken only when returned).
-    pub async fn next(&mut self) -> Control {
+    /// Waits for `read` (the client's next frame) along with the controls.
+    pub fn read(&mut self, read: impl Future<Output = R> + Send + 'static) {
+        self.set.push(read.map(Event::Read).boxed());
+    }
+
+    /// The next event; `Pending` registers the task's waker (an event is taken only when
+    /// returned).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Control<R>> {
         loop {
-            match self.set.next().await {
-                Some(Event::Shutdown) => return Control::Shutdown,
-                Some(Event::Overflow) => return Control::Overflow,
+            match ready!(self.set.poll_next_unpin(cx)) {
+                Some(Event::Shutdown) => return Poll::Ready(Control::Shutdown),
+                Some(Event::Overflow) => return Poll::Ready(Control::Overflow),
+                Some(Event::Read(r)) => return Poll::Ready(Control::Read(r)),
                 Some(Event::Timer(g)) if g == self.generation => {
                     self.armed_at = None;
-                    return Control::Timer;
+                    return Poll::Ready(Control::Timer);
                 }
                 Some(Event::Timer(_)) => {}
-                None => std::future::pending::<()>().await,
+                None => return Poll::Pending,
             }
         }
     }
@@ -120,6 +133,10 @@ impl Heartbeat {
 mod tests {
     use super::*;
 
+    async fn next(c: &mut Controls<&'static str>) -> Control<&'static str> {
+        std::future::poll_fn(|cx| c.poll_next(cx)).await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_later_deadline_waits_for_the_armed_timer_and_an_earlier_one_replaces_it() {
         let (shutdown, overflow) = (CancellationToken::new(), CancellationToken::new());
@@ -128,14 +145,16 @@ mod tests {
         c.arm(start + Duration::from_secs(10));
         c.arm(start + Duration::from_secs(20)); // later: ignored
         c.arm(start + Duration::from_secs(5)); // earlier: replaces the 10 s timer
-        assert!(matches!(c.next().await, Control::Timer));
+        assert!(matches!(next(&mut c).await, Control::Timer));
         assert_eq!(Instant::now() - start, Duration::from_secs(5));
         // The stale 10 s timer is dropped when it fires; only the newly armed one counts.
         c.arm(start + Duration::from_secs(15));
-        assert!(matches!(c.next().await, Control::Timer));
+        assert!(matches!(next(&mut c).await, Control::Timer));
         assert_eq!(Instant::now() - start, Duration::from_secs(15));
+        c.read(async { "frame" });
+        assert!(matches!(next(&mut c).await, Control::Read("frame")));
         shutdown.cancel();
-        assert!(matches!(c.next().await, Control::Shutdown));
+        assert!(matches!(next(&mut c).await, Control::Shutdown));
     }
 
     #[tokio::test(start_paused = true)]

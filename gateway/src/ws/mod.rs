@@ -2,6 +2,7 @@
 
 mod commands;
 mod control;
+mod rooms;
 mod session;
 mod wire;
 

@@ -3,10 +3,11 @@
 //! and watches the token's expiry.
 
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,11 +18,12 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use aurora_core::auth::Claims;
-use aurora_core::model::{Room, UserRef};
+use aurora_core::model::UserRef;
 use aurora_core::ports::{ConnId, RoomEvent};
 use aurora_core::protocol::{close, ErrorCode, ServerFrame, MAX_SINCE_MESSAGES};
 
 use super::control::{Beat, Control, Controls, Heartbeat};
+use super::rooms::Rooms;
 use super::wire::{ReadSide, Writer};
 use crate::hub::{ConnHandle, Delivery};
 use crate::metrics::SentKind;
@@ -50,12 +52,6 @@ pub(super) enum End {
     Gone,
 }
 
-pub(super) struct JoinedRoom {
-    pub config: Arc<Room>,
-    /// Highest `seq` this client has been sent for the room.
-    pub last_seq: u64,
-}
-
 pub(super) type Pending = BoxFuture<'static, String>;
 
 /// The connection's write half; the read half lives in [`read_next`].
@@ -65,23 +61,57 @@ pub(super) type Socket = Writer;
 pub(super) type Stream = WebSocketStream<ReadSide>;
 
 type Incoming = Option<Result<Message, tungstenite::Error>>;
-type Read = BoxFuture<'static, (Stream, Incoming)>;
+/// The session's rare wake-ups, the client's next frame among them.
+type Events = Controls<(Stream, Incoming)>;
 
-/// The next client frame. Kept in a one-element `FuturesUnordered`, which polls it again
-/// only once its waker fired: an outbound wake-up does not cost a read attempt.
-fn read_next(mut stream: Stream) -> Read {
-    async move {
-        let incoming = stream.next().await;
-        (stream, incoming)
-    }
-    .boxed()
+/// The next client frame, waited on among the [`Events`]: the set polls it again only once
+/// its waker fired, so an outbound wake-up does not cost a read attempt.
+async fn read_next(mut stream: Stream) -> (Stream, Incoming) {
+    let incoming = stream.next().await;
+    (stream, incoming)
 }
 
-/// The next completed send; never ready without pending sends.
-async fn next_reply(pending: &mut Option<FuturesUnordered<Pending>>) -> Option<String> {
-    match pending {
-        Some(p) => p.next().await,
-        None => None,
+/// What woke the session.
+#[allow(clippy::large_enum_variant, reason = "a client frame's read half passes through; never stored")]
+enum Wake {
+    Event(Control<(Stream, Incoming)>),
+    /// A send completed: its reply.
+    Reply(String),
+    Deliver(Arc<Delivery>),
+}
+
+/// Everything a session waits on.
+struct Sources<'a> {
+    events: &'a mut Events,
+    pending: &'a mut Option<FuturesUnordered<Pending>>,
+    rx: &'a mut mpsc::Receiver<Arc<Delivery>>,
+}
+
+impl Sources<'_> {
+    /// The next thing to do, in priority order: an event (control or client frame), completed
+    /// sends, the outbound queue. With `after_batch`, the first poll looks at the outbound
+    /// queue only: the others were polled earlier in this wake, before the batch, and still
+    /// hold its waker. A delivery wake-up thus costs one pass over the sources, not two.
+    async fn next(self, after_batch: bool) -> Wake {
+        let Sources { events, pending, rx } = self;
+        let mut skip_rare = after_batch;
+        std::future::poll_fn(move |cx| {
+            if !std::mem::take(&mut skip_rare) {
+                if let Poll::Ready(event) = events.poll_next(cx) {
+                    return Poll::Ready(Wake::Event(event));
+                }
+                if let Some(p) = pending.as_mut().filter(|p| !p.is_empty()) {
+                    if let Poll::Ready(Some(reply)) = p.poll_next_unpin(cx) {
+                        return Poll::Ready(Wake::Reply(reply));
+                    }
+                }
+            }
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some(d)) => Poll::Ready(Wake::Deliver(d)),
+                _ => Poll::Pending,
+            }
+        })
+        .await
     }
 }
 
@@ -90,7 +120,7 @@ pub(super) struct Session {
     pub conn: ConnId,
     pub user: UserRef,
     pub exp: u64,
-    pub rooms: HashMap<Arc<str>, JoinedRoom>,
+    pub rooms: Rooms,
     pub handle: ConnHandle,
     /// Sends awaiting their ack; made on the first send (an idle connection holds none).
     pub pending: Option<FuturesUnordered<Pending>>,
@@ -122,7 +152,7 @@ pub async fn run(state: Arc<AppState>, stream: Stream, mut socket: Writer, claim
         conn: state.next_conn_id(),
         user: claims.user(),
         exp: claims.exp,
-        rooms: HashMap::new(),
+        rooms: Rooms::default(),
         handle: ConnHandle { tx, overflow: overflow.clone() },
         pending: None,
         token_reset: false,
@@ -162,9 +192,11 @@ impl Session {
         rx: &mut mpsc::Receiver<Arc<Delivery>>,
         overflow: &CancellationToken,
     ) -> End {
-        let mut controls = Controls::new(self.state.shutdown.clone(), overflow.clone());
-        let mut reads: FuturesUnordered<Read> = FuturesUnordered::new();
-        reads.push(read_next(stream));
+        let mut events: Events = Controls::new(self.state.shutdown.clone(), overflow.clone());
+        events.read(read_next(stream));
+        // The read half while too many sends await their ack (boxed: an idle session's
+        // future keeps no room for it).
+        let mut parked: Option<Box<Stream>> = None;
         let interval = self.state.config.heartbeat_interval;
         let hello = ServerFrame::Hello { user: &self.user, heartbeat_ms: interval.as_millis() as u64 }.encode();
         if let Err(end) = self.send(socket, hello).await {
@@ -172,80 +204,99 @@ impl Session {
         }
         let mut beat = Heartbeat::new(interval, self.state.config.heartbeat_timeout);
         let mut expires = expiry_instant(self.exp);
-        controls.arm(beat.next.min(expires));
+        events.arm(beat.next.min(expires));
+        // Whether the next wait may poll only the outbound queue: right after a batch that was
+        // written without yielding, every other source was already polled during this wake.
+        let mut after_batch = false;
         loop {
             if self.token_reset {
                 self.token_reset = false;
                 expires = expiry_instant(self.exp);
-                controls.arm(beat.next.min(expires));
+                events.arm(beat.next.min(expires));
             }
-            tokio::select! {
-                biased;
-                control = controls.next() => match control {
-                    Control::Shutdown => return End::Close(close::GOING_AWAY, "server shutting down"),
-                    Control::Overflow => return End::Close(close::POLICY, "outbound queue overflow"),
-                    Control::Timer => {
-                        let now = Instant::now();
-                        if now >= expires {
-                            return End::Expired;
-                        }
-                        match beat.due(now) {
-                            Beat::TimedOut => return End::Drop("heartbeat_timeout"),
-                            Beat::Ping => {
-                                socket.ping();
-                                if let Err(end) = self.flush(socket).await {
-                                    return end;
-                                }
-                            }
-                            Beat::Wait => {}
-                        }
-                        controls.arm(beat.next.min(expires));
+            if parked.is_some() && self.awaiting_acks() < MAX_PENDING_ACKS {
+                if let Some(stream) = parked.take() {
+                    events.read(read_next(*stream));
+                }
+            }
+            let sources = Sources { events: &mut events, pending: &mut self.pending, rx };
+            let wake = sources.next(std::mem::take(&mut after_batch)).await;
+            let incoming = match wake {
+                Wake::Event(Control::Shutdown) => return End::Close(close::GOING_AWAY, "server shutting down"),
+                Wake::Event(Control::Overflow) => return End::Close(close::POLICY, "outbound queue overflow"),
+                Wake::Event(Control::Timer) => {
+                    let now = Instant::now();
+                    if now >= expires {
+                        return End::Expired;
                     }
-                },
-                Some(reply) = next_reply(&mut self.pending), if self.awaiting_acks() > 0 => {
+                    match beat.due(now) {
+                        Beat::TimedOut => return End::Drop("heartbeat_timeout"),
+                        Beat::Ping => {
+                            socket.ping();
+                            if let Err(end) = self.flush(socket).await {
+                                return end;
+                            }
+                        }
+                        Beat::Wait => {}
+                    }
+                    events.arm(beat.next.min(expires));
+                    continue;
+                }
+                Wake::Reply(reply) => {
                     if let Err(end) = self.send_replies(socket, reply).await {
                         return end;
                     }
+                    continue;
                 }
-                Some(first) = rx.recv() => {
-                    if let Err(end) = self.deliver(socket, rx, first).await {
+                Wake::Deliver(first) => {
+                    let mut polls = 0u32;
+                    let mut batch = std::pin::pin!(self.deliver(socket, rx, first));
+                    let done = std::future::poll_fn(|cx| {
+                        polls += 1;
+                        batch.as_mut().poll(cx)
+                    })
+                    .await;
+                    if let Err(end) = done {
                         return end;
                     }
+                    after_batch = polls == 1;
+                    continue;
                 }
-                Some((stream, incoming)) = reads.next(), if self.awaiting_acks() < MAX_PENDING_ACKS => match incoming {
-                    None => return End::Gone,
-                    Some(Err(e)) => return self.read_error(e),
-                    Some(Ok(Message::Text(text))) => {
-                        reads.push(read_next(stream));
-                        // Boxed: the command handlers' state would otherwise sit in every
-                        // idle session's future (2,976 B inline, measured with size_of_val).
-                        if let Err(end) = Box::pin(self.on_text(socket, text.as_str())).await {
-                            return end;
-                        }
+                Wake::Event(Control::Read((stream, incoming))) => {
+                    // Handling a frame starts at most one send: read on now if that still
+                    // leaves room, else once enough sends are acked.
+                    if self.awaiting_acks() + 1 < MAX_PENDING_ACKS {
+                        events.read(read_next(stream));
+                    } else {
+                        parked = Some(Box::new(stream));
                     }
-                    Some(Ok(Message::Binary(_))) => {
-                        reads.push(read_next(stream));
-                        let r = self.error(socket, ErrorCode::BadRequest, "binary frames are not supported", None, None).await;
-                        if let Err(end) = r {
-                            return end;
-                        }
-                    }
-                    Some(Ok(Message::Pong(_))) => {
-                        reads.push(read_next(stream));
-                        beat.pong();
-                        controls.arm(beat.next.min(expires));
-                    }
-                    Some(Ok(Message::Ping(payload))) => {
-                        reads.push(read_next(stream));
-                        socket.pong(payload);
-                        if let Err(end) = self.flush(socket).await {
-                            return end;
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) => return End::Closed,
-                    // Never read: tungstenite yields whole messages.
-                    Some(Ok(Message::Frame(_))) => reads.push(read_next(stream)),
-                },
+                    incoming
+                }
+            };
+            let result = match incoming {
+                None => return End::Gone,
+                Some(Err(e)) => return self.read_error(e),
+                // Boxed: the command handlers' state would otherwise sit in every idle
+                // session's future (2,976 B inline, measured with size_of_val).
+                Some(Ok(Message::Text(text))) => Box::pin(self.on_text(socket, text.as_str())).await,
+                Some(Ok(Message::Binary(_))) => {
+                    self.error(socket, ErrorCode::BadRequest, "binary frames are not supported", None, None).await
+                }
+                Some(Ok(Message::Pong(_))) => {
+                    beat.pong();
+                    events.arm(beat.next.min(expires));
+                    Ok(())
+                }
+                Some(Ok(Message::Ping(payload))) => {
+                    socket.pong(payload);
+                    self.flush(socket).await
+                }
+                Some(Ok(Message::Close(_))) => return End::Closed,
+                // Never read: tungstenite yields whole messages.
+                Some(Ok(Message::Frame(_))) => Ok(()),
+            };
+            if let Err(end) = result {
+                return end;
             }
         }
     }
@@ -484,7 +535,7 @@ impl Session {
 
     /// Leaves every joined room: local hub, presence, and `leaves` to the room.
     async fn leave_all(&mut self) {
-        let rooms: Vec<Arc<str>> = self.rooms.drain().map(|(name, _)| name).collect();
+        let rooms = self.rooms.drain();
         for room in rooms {
             self.part(&room).await;
         }

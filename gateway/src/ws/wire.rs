@@ -77,10 +77,11 @@ impl AsyncWrite for TcpWrite {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let tcp = self.0.as_ref();
+        // Written straight away while the socket is known writable (`try_io` checks the cached
+        // readiness); only a full socket waits for readiness, which registers the waker.
         loop {
-            ready!(tcp.poll_write_ready(cx))?;
             match tcp.try_io(Interest::WRITABLE, || SockRef::from(tcp).send_vectored(bufs)) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(tcp.poll_write_ready(cx))?,
                 done => return Poll::Ready(done),
             }
         }
