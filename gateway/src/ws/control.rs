@@ -7,8 +7,11 @@
 
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::task::AtomicWaker;
 use std::future::Future;
-use std::task::{ready, Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +34,9 @@ enum Event<R> {
 
 pub(super) struct Controls<R> {
     set: FuturesUnordered<BoxFuture<'static, Event<R>>>,
+    /// Set when something in `set` woke: until then a poll does not look into the set, whose
+    /// ready queue and stub are cache lines a delivery wake-up would otherwise touch.
+    woken: Arc<Woken>,
     /// Only the newest timer counts; an older one that fires later is dropped.
     generation: u64,
     armed_at: Option<Instant>,
@@ -41,7 +47,8 @@ impl<R: Send + 'static> Controls<R> {
         let set = FuturesUnordered::new();
         set.push(shutdown.cancelled_owned().map(|_| Event::Shutdown).boxed());
         set.push(overflow.cancelled_owned().map(|_| Event::Overflow).boxed());
-        Controls { set, generation: 0, armed_at: None }
+        let woken = Arc::new(Woken { flag: AtomicBool::new(true), task: AtomicWaker::new() });
+        Controls { set, woken, generation: 0, armed_at: None }
     }
 
     /// Makes the timer fire no later than `at` (a later `at` waits for the armed one to fire).
@@ -52,7 +59,7 @@ impl<R: Send + 'static> Controls<R> {
         self.generation += 1;
         let generation = self.generation;
         self.armed_at = Some(at);
-        self.set.push(
+        self.push(
             async move {
                 sleep_until(at).await;
                 Event::Timer(generation)
@@ -61,27 +68,62 @@ impl<R: Send + 'static> Controls<R> {
         );
     }
 
+    /// A new future is polled on the next [`Controls::poll_next`].
+    fn push(&mut self, event: BoxFuture<'static, Event<R>>) {
+        self.set.push(event);
+        self.woken.flag.store(true, Ordering::Relaxed);
+    }
+
     /// Waits for `read` (the client's next frame) along with the controls.
     pub fn read(&mut self, read: impl Future<Output = R> + Send + 'static) {
-        self.set.push(read.map(Event::Read).boxed());
+        self.push(read.map(Event::Read).boxed());
     }
 
     /// The next event; `Pending` registers the task's waker (an event is taken only when
     /// returned).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Control<R>> {
-        loop {
-            match ready!(self.set.poll_next_unpin(cx)) {
-                Some(Event::Shutdown) => return Poll::Ready(Control::Shutdown),
-                Some(Event::Overflow) => return Poll::Ready(Control::Overflow),
-                Some(Event::Read(r)) => return Poll::Ready(Control::Read(r)),
-                Some(Event::Timer(g)) if g == self.generation => {
-                    self.armed_at = None;
-                    return Poll::Ready(Control::Timer);
-                }
-                Some(Event::Timer(_)) => {}
-                None => return Poll::Pending,
-            }
+        self.woken.task.register(cx.waker());
+        if !self.woken.flag.swap(false, Ordering::Acquire) {
+            return Poll::Pending;
         }
+        let waker = Waker::from(self.woken.clone());
+        let mut inner = Context::from_waker(&waker);
+        loop {
+            let event = match self.set.poll_next_unpin(&mut inner) {
+                Poll::Ready(Some(event)) => event,
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            };
+            let control = match event {
+                Event::Shutdown => Control::Shutdown,
+                Event::Overflow => Control::Overflow,
+                Event::Read(r) => Control::Read(r),
+                Event::Timer(g) if g == self.generation => {
+                    self.armed_at = None;
+                    Control::Timer
+                }
+                Event::Timer(_) => continue,
+            };
+            // More may be ready: look again on the next poll.
+            self.woken.flag.store(true, Ordering::Relaxed);
+            return Poll::Ready(control);
+        }
+    }
+}
+
+/// The set's waker: notes that the set has work, then wakes the session's task.
+struct Woken {
+    flag: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.flag.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 
