@@ -9,6 +9,7 @@
 //! writes go out with `sendmsg`, which skips the file-layer work `writev` does per call.
 
 use bytes::{Buf, Bytes};
+use smallvec::SmallVec;
 use socket2::SockRef;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -28,8 +29,9 @@ const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 /// Most slices handed to one `writev` (a header and a payload per frame).
 const MAX_SLICES: usize = 128;
-/// Queue capacity kept between batches; a larger one (a burst) is freed once written.
-const KEEP_QUEUED: usize = 16;
+/// Frames queued inline: a batch at low rates holds one or two, and an idle connection then
+/// keeps no queue allocation (a larger batch spills to the heap, freed once written).
+const INLINE_QUEUED: usize = 2;
 
 /// One server frame: its header and the shared payload (never masked: RFC 6455 §5.1).
 struct Out {
@@ -103,7 +105,7 @@ impl AsyncWrite for TcpWrite {
 /// The write half: frames are queued, then written together by [`Writer::poll_flush`].
 pub(super) struct Writer<W = TcpWrite> {
     io: W,
-    queue: Vec<Out>,
+    queue: SmallVec<[Out; INLINE_QUEUED]>,
     /// Frames of `queue` already written, and bytes written of the next one.
     done: usize,
     partial: usize,
@@ -111,7 +113,7 @@ pub(super) struct Writer<W = TcpWrite> {
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
     pub fn new(io: W) -> Writer<W> {
-        Writer { io, queue: Vec::new(), done: 0, partial: 0 }
+        Writer { io, queue: SmallVec::new(), done: 0, partial: 0 }
     }
 
     /// Queues a text frame; `frame` must be UTF-8 (every frame is serialized JSON).
@@ -137,35 +139,46 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     /// Writes every queued frame; `Pending` while the socket cannot take more.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.done < self.queue.len() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut n = 0;
-            let mut skip = self.partial;
-            for out in &self.queue[self.done..] {
-                if n + 2 > MAX_SLICES {
-                    break;
-                }
-                for part in [&out.head[..usize::from(out.head_len)], &out.body[..]] {
-                    if skip >= part.len() {
-                        skip -= part.len();
-                        continue;
-                    }
-                    slices[n] = IoSlice::new(&part[skip..]);
-                    skip = 0;
-                    n += 1;
-                }
-            }
-            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]))?;
+            // A small batch fills a small slice array (each is zeroed per write).
+            let written = if self.queue.len() - self.done <= INLINE_QUEUED {
+                ready!(self.poll_write_some::<{ 2 * INLINE_QUEUED }>(cx))?
+            } else {
+                ready!(self.poll_write_some::<MAX_SLICES>(cx))?
+            };
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.advance(written);
         }
-        self.queue.clear();
         (self.done, self.partial) = (0, 0);
-        if self.queue.capacity() > KEEP_QUEUED {
-            self.queue = Vec::new();
+        if self.queue.spilled() {
+            self.queue = SmallVec::new();
+        } else {
+            self.queue.clear();
         }
         Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// One vectored write of the unwritten frames, at most `N` slices (two per frame).
+    fn poll_write_some<const N: usize>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); N];
+        let mut n = 0;
+        let mut skip = self.partial;
+        for out in &self.queue[self.done..] {
+            if n + 2 > N {
+                break;
+            }
+            for part in [&out.head[..usize::from(out.head_len)], &out.body[..]] {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                slices[n] = IoSlice::new(&part[skip..]);
+                skip = 0;
+                n += 1;
+            }
+        }
+        Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
     }
 
     fn advance(&mut self, mut written: usize) {
