@@ -5,12 +5,11 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use aurora_core::ports::{Bus, BusSink, ConnId, PortResult, RoomEvent};
 
 use crate::metrics::SentKind;
+use crate::outbox::{Offer, Outbox};
 
 /// One frame for one room, shared by every local recipient.
 #[derive(Debug)]
@@ -29,13 +28,9 @@ pub struct Delivery {
     pub arrived: std::time::Instant,
 }
 
-/// How the hub reaches a connection: a bounded queue, and a token cancelled
-/// when the queue overflows (the session then closes with 4008).
-#[derive(Clone)]
-pub struct ConnHandle {
-    pub tx: mpsc::Sender<Arc<Delivery>>,
-    pub overflow: CancellationToken,
-}
+/// How the hub reaches a connection: its bounded outbound queue (overflowing it closes the
+/// session with 4008).
+pub type ConnHandle = Arc<Outbox>;
 
 pub struct Hub {
     rooms: DashMap<Arc<str>, HashMap<ConnId, ConnHandle>>,
@@ -120,10 +115,8 @@ impl Hub {
 
 impl Hub {
     fn offer(&self, handle: &ConnHandle, delivery: &Arc<Delivery>) {
-        let full = matches!(handle.tx.try_send(delivery.clone()), Err(mpsc::error::TrySendError::Full(_)));
-        if full && !handle.overflow.is_cancelled() {
+        if handle.offer(delivery) == Offer::Overflowed {
             self.overflows.inc();
-            handle.overflow.cancel();
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod outbox;
 pub mod rooms;
 pub mod server;
 pub mod state;

@@ -1,24 +1,22 @@
-//! A session's rare wake-ups: shutdown, outbound overflow, one timer for the heartbeat and
-//! the token's expiry, and the client's next frame. They sit in one `FuturesUnordered`, which
-//! polls a future only once its own waker fired, so a delivery wakes the session without
-//! re-polling two cancellation tokens, two timers and a read (with `select!` over them, that
-//! was ~7 % of the gateway's CPU per delivery: `./run.sh bench compare`, fixed load), and one
-//! poll of the set covers them all.
+//! A session's rare wake-ups: shutdown, one timer for the heartbeat and the token's expiry,
+//! and the client's next frame. They sit in one `FuturesUnordered` whose waker is the
+//! connection's [`Outbox`]: a wake-up marks the outbox, and the set is polled only then (or
+//! right after a new future joined it). A delivery wake-up thus re-polls none of them (with
+//! `select!` over them, that was ~7 % of the gateway's CPU per delivery: `./run.sh bench
+//! compare`, fixed load), and does not even look at the set's own ready queue.
+//!
+//! [`Outbox`]: crate::outbox::Outbox
 
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::task::AtomicWaker;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub(super) enum Control<R> {
     Shutdown,
-    Overflow,
     /// The timer fired: check the heartbeat and the expiry, then [`Controls::arm`] again.
     Timer,
     /// The read started by [`Controls::read`] finished.
@@ -27,28 +25,28 @@ pub(super) enum Control<R> {
 
 enum Event<R> {
     Shutdown,
-    Overflow,
     Timer(u64),
     Read(R),
 }
 
 pub(super) struct Controls<R> {
     set: FuturesUnordered<BoxFuture<'static, Event<R>>>,
-    /// Set when something in `set` woke: until then a poll does not look into the set, whose
-    /// ready queue and stub are cache lines a delivery wake-up would otherwise touch.
-    woken: Arc<Woken>,
+    /// Wakes the session through its outbox, which then answers [`Next::Control`].
+    ///
+    /// [`Next::Control`]: crate::outbox::Next::Control
+    waker: Waker,
+    /// The set has something to poll: it woke, or a future joined it.
+    dirty: bool,
     /// Only the newest timer counts; an older one that fires later is dropped.
     generation: u64,
     armed_at: Option<Instant>,
 }
 
 impl<R: Send + 'static> Controls<R> {
-    pub fn new(shutdown: CancellationToken, overflow: CancellationToken) -> Self {
+    pub fn new(shutdown: CancellationToken, waker: Waker) -> Self {
         let set = FuturesUnordered::new();
         set.push(shutdown.cancelled_owned().map(|_| Event::Shutdown).boxed());
-        set.push(overflow.cancelled_owned().map(|_| Event::Overflow).boxed());
-        let woken = Arc::new(Woken { flag: AtomicBool::new(true), task: AtomicWaker::new() });
-        Controls { set, woken, generation: 0, armed_at: None }
+        Controls { set, waker, dirty: true, generation: 0, armed_at: None }
     }
 
     /// Makes the timer fire no later than `at` (a later `at` waits for the armed one to fire).
@@ -68,10 +66,9 @@ impl<R: Send + 'static> Controls<R> {
         );
     }
 
-    /// A new future is polled on the next [`Controls::poll_next`].
     fn push(&mut self, event: BoxFuture<'static, Event<R>>) {
         self.set.push(event);
-        self.woken.flag.store(true, Ordering::Relaxed);
+        self.dirty = true;
     }
 
     /// Waits for `read` (the client's next frame) along with the controls.
@@ -79,23 +76,26 @@ impl<R: Send + 'static> Controls<R> {
         self.push(read.map(Event::Read).boxed());
     }
 
-    /// The next event; `Pending` registers the task's waker (an event is taken only when
-    /// returned).
-    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Control<R>> {
-        self.woken.task.register(cx.waker());
-        if !self.woken.flag.swap(false, Ordering::Acquire) {
-            return Poll::Pending;
+    /// Something in the set woke (the outbox said [`Next::Control`]).
+    ///
+    /// [`Next::Control`]: crate::outbox::Next::Control
+    pub fn woke(&mut self) {
+        self.dirty = true;
+    }
+
+    /// The next event, if the set has anything to poll and something in it is ready.
+    pub fn poll(&mut self) -> Option<Control<R>> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
         }
-        let waker = Waker::from(self.woken.clone());
-        let mut inner = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(&self.waker);
         loop {
-            let event = match self.set.poll_next_unpin(&mut inner) {
+            let event = match self.set.poll_next_unpin(&mut cx) {
                 Poll::Ready(Some(event)) => event,
-                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) | Poll::Pending => return None,
             };
             let control = match event {
                 Event::Shutdown => Control::Shutdown,
-                Event::Overflow => Control::Overflow,
                 Event::Read(r) => Control::Read(r),
                 Event::Timer(g) if g == self.generation => {
                     self.armed_at = None;
@@ -103,27 +103,10 @@ impl<R: Send + 'static> Controls<R> {
                 }
                 Event::Timer(_) => continue,
             };
-            // More may be ready: look again on the next poll.
-            self.woken.flag.store(true, Ordering::Relaxed);
-            return Poll::Ready(control);
+            // More may be ready: look again next time.
+            self.dirty = true;
+            return Some(control);
         }
-    }
-}
-
-/// The set's waker: notes that the set has work, then wakes the session's task.
-struct Woken {
-    flag: AtomicBool,
-    task: AtomicWaker,
-}
-
-impl Wake for Woken {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.flag.store(true, Ordering::Release);
-        self.task.wake();
     }
 }
 
@@ -175,28 +158,43 @@ impl Heartbeat {
 mod tests {
     use super::*;
 
-    async fn next(c: &mut Controls<&'static str>) -> Control<&'static str> {
-        std::future::poll_fn(|cx| c.poll_next(cx)).await
+    use crate::outbox::{Next, Outbox};
+    use std::sync::Arc;
+
+    /// The session's wait, without deliveries: the set, woken through the outbox.
+    async fn next(c: &mut Controls<&'static str>, outbox: &Arc<Outbox>) -> Control<&'static str> {
+        std::future::poll_fn(|cx| loop {
+            if let Some(control) = c.poll() {
+                return Poll::Ready(control);
+            }
+            match outbox.poll_next(cx) {
+                Poll::Ready(Next::Control) => c.woke(),
+                Poll::Ready(other) => panic!("unexpected {other:?}"),
+                Poll::Pending => return Poll::Pending,
+            }
+        })
+        .await
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_later_deadline_waits_for_the_armed_timer_and_an_earlier_one_replaces_it() {
-        let (shutdown, overflow) = (CancellationToken::new(), CancellationToken::new());
-        let mut c = Controls::new(shutdown.clone(), overflow);
+        let shutdown = CancellationToken::new();
+        let outbox = Outbox::new(4);
+        let mut c = Controls::new(shutdown.clone(), Waker::from(outbox.clone()));
         let start = Instant::now();
         c.arm(start + Duration::from_secs(10));
         c.arm(start + Duration::from_secs(20)); // later: ignored
         c.arm(start + Duration::from_secs(5)); // earlier: replaces the 10 s timer
-        assert!(matches!(next(&mut c).await, Control::Timer));
+        assert!(matches!(next(&mut c, &outbox).await, Control::Timer));
         assert_eq!(Instant::now() - start, Duration::from_secs(5));
         // The stale 10 s timer is dropped when it fires; only the newly armed one counts.
         c.arm(start + Duration::from_secs(15));
-        assert!(matches!(next(&mut c).await, Control::Timer));
+        assert!(matches!(next(&mut c, &outbox).await, Control::Timer));
         assert_eq!(Instant::now() - start, Duration::from_secs(15));
         c.read(async { "frame" });
-        assert!(matches!(next(&mut c).await, Control::Read("frame")));
+        assert!(matches!(next(&mut c, &outbox).await, Control::Read("frame")));
         shutdown.cancel();
-        assert!(matches!(next(&mut c).await, Control::Shutdown));
+        assert!(matches!(next(&mut c, &outbox).await, Control::Shutdown));
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,13 +9,11 @@ use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
-use tokio_util::sync::CancellationToken;
 
 use aurora_core::auth::Claims;
 use aurora_core::model::UserRef;
@@ -27,6 +25,7 @@ use super::rooms::Rooms;
 use super::wire::{ReadSide, Writer};
 use crate::hub::{ConnHandle, Delivery};
 use crate::metrics::SentKind;
+use crate::outbox::{Next, Outbox};
 use crate::state::AppState;
 
 /// Most queued frames written per flush.
@@ -78,26 +77,28 @@ enum Wake {
     /// A send completed: its reply.
     Reply(String),
     Deliver(Arc<Delivery>),
+    Overflow,
 }
 
 /// Everything a session waits on.
 struct Sources<'a> {
     events: &'a mut Events,
     pending: &'a mut Option<FuturesUnordered<Pending>>,
-    rx: &'a mut mpsc::Receiver<Arc<Delivery>>,
+    outbox: &'a Outbox,
 }
 
 impl Sources<'_> {
-    /// The next thing to do, in priority order: an event (control or client frame), completed
-    /// sends, the outbound queue. With `after_batch`, the first poll looks at the outbound
-    /// queue only: the others were polled earlier in this wake, before the batch, and still
-    /// hold its waker. A delivery wake-up thus costs one pass over the sources, not two.
+    /// The next thing to do, in priority order: overflow, an event (control or client frame),
+    /// completed sends, the outbound queue. The events are polled only once their waker marked
+    /// the outbox. With `after_batch`, the completed sends are not polled until the outbox
+    /// says something else woke: they were polled earlier in this wake, before the batch, and
+    /// still hold its waker. A delivery wake-up thus costs one pass over the sources.
     async fn next(self, after_batch: bool) -> Wake {
-        let Sources { events, pending, rx } = self;
+        let Sources { events, pending, outbox } = self;
         let mut skip_rare = after_batch;
-        std::future::poll_fn(move |cx| {
+        std::future::poll_fn(move |cx| loop {
             if !std::mem::take(&mut skip_rare) {
-                if let Poll::Ready(event) = events.poll_next(cx) {
+                if let Some(event) = events.poll() {
                     return Poll::Ready(Wake::Event(event));
                 }
                 if let Some(p) = pending.as_mut().filter(|p| !p.is_empty()) {
@@ -106,9 +107,11 @@ impl Sources<'_> {
                     }
                 }
             }
-            match rx.poll_recv(cx) {
-                Poll::Ready(Some(d)) => Poll::Ready(Wake::Deliver(d)),
-                _ => Poll::Pending,
+            match outbox.poll_next(cx) {
+                Poll::Ready(Next::Overflow) => return Poll::Ready(Wake::Overflow),
+                Poll::Ready(Next::Control) => events.woke(),
+                Poll::Ready(Next::Deliver(d)) => return Poll::Ready(Wake::Deliver(d)),
+                Poll::Pending => return Poll::Pending,
             }
         })
         .await
@@ -146,14 +149,13 @@ fn expiry_instant(exp: u64) -> Instant {
 }
 
 pub async fn run(state: Arc<AppState>, stream: Stream, mut socket: Writer, claims: Claims) {
-    let (tx, mut rx) = mpsc::channel(state.config.outbound_queue);
-    let overflow = CancellationToken::new();
+    let outbox = Outbox::new(state.config.outbound_queue);
     let mut session = Session {
         conn: state.next_conn_id(),
         user: claims.user(),
         exp: claims.exp,
         rooms: Rooms::default(),
-        handle: ConnHandle { tx, overflow: overflow.clone() },
+        handle: outbox.clone(),
         pending: None,
         token_reset: false,
         started: std::time::Instant::now(),
@@ -166,7 +168,8 @@ pub async fn run(state: Arc<AppState>, stream: Stream, mut socket: Writer, claim
     metrics.connections_total.inc();
     tracing::debug!(conn = session.conn, user_id = %session.user.id, "session started");
 
-    let end = session.serve(&mut socket, stream, &mut rx, &overflow).await;
+    let end = session.serve(&mut socket, stream, &outbox).await;
+    outbox.close();
     let reason = match &end {
         End::Close(code, _) if *code == close::GOING_AWAY => "shutdown",
         End::Close(code, _) if *code == close::POLICY => "policy",
@@ -185,14 +188,8 @@ pub async fn run(state: Arc<AppState>, stream: Stream, mut socket: Writer, claim
 }
 
 impl Session {
-    async fn serve(
-        &mut self,
-        socket: &mut Socket,
-        stream: Stream,
-        rx: &mut mpsc::Receiver<Arc<Delivery>>,
-        overflow: &CancellationToken,
-    ) -> End {
-        let mut events: Events = Controls::new(self.state.shutdown.clone(), overflow.clone());
+    async fn serve(&mut self, socket: &mut Socket, stream: Stream, outbox: &Arc<Outbox>) -> End {
+        let mut events: Events = Controls::new(self.state.shutdown.clone(), Waker::from(outbox.clone()));
         events.read(read_next(stream));
         // The read half while too many sends await their ack (boxed: an idle session's
         // future keeps no room for it).
@@ -219,11 +216,11 @@ impl Session {
                     events.read(read_next(*stream));
                 }
             }
-            let sources = Sources { events: &mut events, pending: &mut self.pending, rx };
+            let sources = Sources { events: &mut events, pending: &mut self.pending, outbox };
             let wake = sources.next(std::mem::take(&mut after_batch)).await;
             let incoming = match wake {
                 Wake::Event(Control::Shutdown) => return End::Close(close::GOING_AWAY, "server shutting down"),
-                Wake::Event(Control::Overflow) => return End::Close(close::POLICY, "outbound queue overflow"),
+                Wake::Overflow => return End::Close(close::POLICY, "outbound queue overflow"),
                 Wake::Event(Control::Timer) => {
                     let now = Instant::now();
                     if now >= expires {
@@ -250,7 +247,7 @@ impl Session {
                 }
                 Wake::Deliver(first) => {
                     let mut polls = 0u32;
-                    let mut batch = std::pin::pin!(self.deliver(socket, rx, first));
+                    let mut batch = std::pin::pin!(self.deliver(socket, outbox, first));
                     let done = std::future::poll_fn(|cx| {
                         polls += 1;
                         batch.as_mut().poll(cx)
@@ -302,12 +299,7 @@ impl Session {
     }
 
     /// Writes a queued batch: the first delivery and whatever else is waiting, one flush.
-    async fn deliver(
-        &mut self,
-        socket: &mut Socket,
-        rx: &mut mpsc::Receiver<Arc<Delivery>>,
-        first: Arc<Delivery>,
-    ) -> Result<(), End> {
+    async fn deliver(&mut self, socket: &mut Socket, outbox: &Outbox, first: Arc<Delivery>) -> Result<(), End> {
         let oldest = first.arrived;
         let mut next = Some(first);
         let mut count = 0usize;
@@ -319,7 +311,7 @@ impl Session {
             by_kind[d.kind as usize] += n;
             count += 1;
             if count < MAX_BATCH {
-                next = rx.try_recv().ok();
+                next = outbox.try_next();
             }
         }
         self.flush(socket).await?;
