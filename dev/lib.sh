@@ -32,6 +32,8 @@ stop() { # name: SIGTERM, up to 10 s, then SIGKILL
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
+    # Gone, not just signalled: a restart right after must not find its port still open.
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     log "$name: stopped"
   fi
   rm -f "$PIDDIR/$name.pid"

@@ -194,7 +194,7 @@ async fn measure(
         if let Some(cmd) = &reset {
             if !std::mem::take(&mut fresh) {
                 server.stop();
-                let status = std::process::Command::new("sh").arg("-c").arg(cmd).status()?;
+                let status = unpinned("sh").arg("-c").arg(cmd).status()?;
                 anyhow::ensure!(status.success(), "AURORA_BENCH_RESET failed: {status}");
                 *server = Server::start(peer, programs, &rooms)?;
                 *creds = server.credentials(users).await?;
@@ -254,4 +254,19 @@ async fn measure(
         r.ingest.push(i);
     }
     Ok(())
+}
+
+/// A command allowed on every online core. The load generator pinned itself to its own core,
+/// and children inherit that: services restarted by `AURORA_BENCH_RESET` would otherwise share
+/// the load generator's core (Redis then sat runnable for 4.3 s without running while a
+/// saturating step kept that core busy).
+fn unpinned(program: &str) -> std::process::Command {
+    match std::fs::read_to_string("/sys/devices/system/cpu/online") {
+        Ok(cpus) => {
+            let mut cmd = std::process::Command::new("taskset");
+            cmd.args(["-c", cpus.trim(), program]);
+            cmd
+        }
+        Err(_) => std::process::Command::new(program),
+    }
 }
