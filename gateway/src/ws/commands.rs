@@ -93,13 +93,16 @@ impl Session {
         let snapshot = async {
             let members = backend.presence.members(&room).await?;
             let k = config.history_size.unwrap_or(self.state.config.history_size);
+            // The newest K messages end at the room's last seq (none: the room is empty), so
+            // only `since` and K = 0 need the store's own answer. It is read before the
+            // history: a message stored between the two reads is then in the history, and one
+            // stored after both arrives live with a newer seq. (Read after the history, such
+            // a message was in neither: its live frame fell under `last_seq` and was dropped.)
+            let last = if since.is_none() && k > 0 { 0 } else { backend.messages.last_seq(&room).await? };
             let (history, truncated) = match since {
                 Some(after) => backend.messages.after(&room, after, MAX_SINCE_MESSAGES).await?,
                 None => (backend.messages.before(&room, None, k).await?, false),
             };
-            // The newest K messages end at the room's last seq (none: the room is empty), so
-            // only `since` and K = 0 need the store's own answer.
-            let last = if since.is_none() && k > 0 { 0 } else { backend.messages.last_seq(&room).await? };
             Ok::<_, PortError>((members, last, history, truncated))
         };
         let (members, last, history, truncated) = match snapshot.await {
