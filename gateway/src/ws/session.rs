@@ -88,9 +88,9 @@ struct Sources<'a> {
 }
 
 impl Sources<'_> {
-    /// The next thing to do, in priority order: overflow, an event (control or client frame),
-    /// completed sends, the outbound queue. The events are polled only once their waker marked
-    /// the outbox. With `after_batch`, the completed sends are not polled until the outbox
+    /// The next thing to do, in priority order: an event (control or client frame), completed
+    /// sends, then the outbox (its overflow before anything queued). The events are polled only
+    /// once their waker marked the outbox, or after a new one joined them. With `after_batch`, the completed sends are not polled until the outbox
     /// says something else woke: they were polled earlier in this wake, before the batch, and
     /// still hold its waker. A delivery wake-up thus costs one pass over the sources.
     async fn next(self, after_batch: bool) -> Wake {
