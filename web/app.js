@@ -3,10 +3,13 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const TOKEN_KEY = "aurora.session";
+// The access token lives in memory only; the session survives a reload through the
+// refresh cookie (HttpOnly: this script never sees it).
 
 const state = {
   session: null,            // {token, user:{id,name}, expires_at}
+  refreshing: null,         // the refresh in flight, shared by every caller
+  refreshTimer: null,
   ws: null,
   connected: false,
   backoff: 0,               // reconnect attempt number
@@ -29,7 +32,7 @@ function roomState(name) {
 }
 
 // ---------- REST ----------
-async function api(method, path, body) {
+async function request(method, path, body) {
   const headers = { "Content-Type": "application/json" };
   if (state.session) headers.Authorization = "Bearer " + state.session.token;
   const res = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
@@ -43,28 +46,84 @@ async function api(method, path, body) {
   return data;
 }
 
+// A call that needs the access token: on 401 it refreshes the session once and retries.
+async function api(method, path, body) {
+  try {
+    return await request(method, path, body);
+  } catch (e) {
+    if (e.status !== 401 || !state.session) throw e;
+    await refreshSession();
+    return request(method, path, body);
+  }
+}
+
+// ---------- session ----------
+function signedIn(s) {
+  state.session = s;
+  clearTimeout(state.refreshTimer);
+  // Renew a minute before expiry (or at 80% of a short lifetime), so nothing sees it lapse.
+  const left = s.expires_at * 1000 - Date.now();
+  const delay = Math.max(1000, left > 300000 ? left - 60000 : left * 0.8);
+  state.refreshTimer = setTimeout(() => refreshSession().catch(() => {}), delay);
+}
+
+// Spends the refresh cookie for a new access token (one refresh at a time, in every tab of
+// this browser where the Web Locks API exists: two tabs spending one cookie would look
+// like a replay and end the session). A refused refresh ends the session here.
+function refreshSession() {
+  if (state.refreshing) return state.refreshing;
+  const run = async () => {
+    const res = await fetch("/api/auth/refresh", { method: "POST" });
+    const data = await res.json().catch(() => ({}));
+    if (res.status === 401) {
+      const err = new Error("session ended");
+      err.status = 401;
+      throw err;
+    }
+    if (!res.ok) throw new Error((data.error && data.error.message) || res.statusText);
+    signedIn(data);
+    // A live socket takes the new token too (it would close with 4001 at the old expiry).
+    send({ type: "auth", token: data.token, ref: nextRef() });
+    return data;
+  };
+  const locked = navigator.locks ? () => navigator.locks.request("aurora-refresh", run) : run;
+  state.refreshing = locked()
+    .catch((e) => {
+      if (e.status === 401 && state.session) endSession("Your session ended; please log in again.");
+      throw e;
+    })
+    .finally(() => { state.refreshing = null; });
+  return state.refreshing;
+}
+
 async function authenticate(kind) {
   $("auth-error").textContent = "";
   const username = $("username").value.trim();
   const password = $("password").value;
   try {
-    const s = await api("POST", "/api/auth/" + kind, { username, password });
-    state.session = s;
-    localStorage.setItem(TOKEN_KEY, JSON.stringify(s));
+    const s = await request("POST", "/api/auth/" + kind, { username, password });
+    signedIn(s);
     start();
   } catch (e) {
     $("auth-error").textContent = e.message;
   }
 }
 
-function logout() {
-  localStorage.removeItem(TOKEN_KEY);
+// Back to the login form, with nothing of the old session left running.
+function endSession(message) {
   state.session = null;
+  clearTimeout(state.refreshTimer);
   state.joined.clear();
   state.current = null;
   if (state.ws) { state.ws.onclose = null; state.ws.close(1000); state.ws = null; }
   clearTimeout(state.reconnectTimer);
-  showAuth();
+  showAuth(message);
+}
+
+async function logout() {
+  // Ends the session on the server (every gateway), and clears the cookie.
+  await request("POST", "/api/auth/logout").catch(() => {});
+  endSession();
 }
 
 function showAuth(message) {
@@ -88,7 +147,7 @@ async function loadRooms() {
     renderRooms();
     if (!state.current && rooms.length) selectRoom(rooms[0].name);
   } catch (e) {
-    if (e.status === 401) showAuth("Your session ended; please log in again.");
+    if (e.status === 401 && state.session) endSession("Your session ended; please log in again.");
   }
 }
 
@@ -115,10 +174,22 @@ function setStatus(text, cls) {
   el.className = "status " + cls;
 }
 
-function connect() {
+// Opens the socket with a single-use ticket: no token ever appears in a URL.
+async function connect() {
   clearTimeout(state.reconnectTimer);
+  if (!state.session) return;
+  setStatus("connecting", "connecting");
+  let ticket;
+  try {
+    ticket = (await api("POST", "/api/ws-ticket")).ticket;
+  } catch (e) {
+    if (e.status === 401) return; // the session ended: refreshSession showed the login form
+    scheduleReconnect();
+    return;
+  }
+  if (!state.session || state.ws) return;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(proto + "//" + location.host + "/ws?token=" + encodeURIComponent(state.session.token));
+  const ws = new WebSocket(proto + "//" + location.host + "/ws?ticket=" + encodeURIComponent(ticket));
   state.ws = ws;
   setStatus("connecting", "connecting");
   ws.onmessage = (ev) => {
@@ -131,7 +202,12 @@ function connect() {
     state.ws = null;
     for (const r of state.joined.values()) r.joined = false;
     updateComposer();
-    if (ev.code === 4001) { showAuth("Your session expired; please log in again."); return; }
+    if (!state.session) return;
+    if (ev.code === 4001) {
+      // The access token lapsed (a sleeping laptop): renew it, then come straight back.
+      refreshSession().then(connect, () => {});
+      return;
+    }
     scheduleReconnect();
   };
 }
@@ -269,7 +345,7 @@ function onError(f) {
     showRateLimit(f.retry_after_ms || 1000);
     return;
   }
-  if (f.code === "token_expired") { showAuth("Your session expired; please log in again."); return; }
+  if (f.code === "token_expired") { refreshSession().catch(() => {}); return; }
   if (f.code === "unavailable" && sending) {
     pause(r, 1000);
   } else if (sending && (f.code === "too_large" || f.code === "bad_request" || f.code === "not_joined")) {
@@ -490,14 +566,8 @@ function init() {
   $("composer-input").addEventListener("input", typing);
   $("load-older").addEventListener("click", loadOlder);
   setInterval(() => { if (state.session && !$("chat-view").hidden) loadRooms(); }, 15000);
-  const saved = localStorage.getItem(TOKEN_KEY);
-  if (saved) {
-    try {
-      const s = JSON.parse(saved);
-      if (s.expires_at * 1000 > Date.now() + 60000) { state.session = s; start(); return; }
-    } catch { /* fall through to login */ }
-  }
-  showAuth();
+  // A reload keeps the user signed in while the session (refresh cookie) lives.
+  refreshSession().then(start, () => showAuth());
 }
 
 init();

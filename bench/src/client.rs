@@ -121,7 +121,10 @@ pub async fn open(
     sources: usize,
 ) -> anyhow::Result<Ws> {
     let url = peer.url(base, room, cred);
-    let req = url.as_str().into_client_request()?;
+    let mut req = url.as_str().into_client_request()?;
+    if let (Peer::Aurora | Peer::AuroraDistributed, Credential::Token(token)) = (peer, cred) {
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    }
     let host = req.uri().host().context("url host")?.parse::<IpAddr>()?;
     let port = req.uri().port_u16().context("url port")?;
     let socket = TcpSocket::new_v4()?;

@@ -47,12 +47,9 @@ impl Peer {
 
     pub fn url(self, base: &str, room: &str, cred: &Credential) -> String {
         let ws = base.replacen("http", "ws", 1);
-        let token = match cred {
-            Credential::Token(t) => t.as_str(),
-            Credential::None => "",
-        };
+        let _ = cred;
         match self {
-            Peer::Aurora | Peer::AuroraDistributed => format!("{ws}/ws?token={token}"),
+            Peer::Aurora | Peer::AuroraDistributed => format!("{ws}/ws"),
             Peer::Centrifugo => format!("{ws}/connection/websocket"),
             Peer::SocketIo => format!("{ws}/socket.io/?EIO=4&transport=websocket"),
             Peer::Raw => format!("{ws}/{room}"),

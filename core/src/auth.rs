@@ -54,6 +54,9 @@ pub struct Claims {
     pub exp: u64,
     pub iss: String,
     pub aud: String,
+    /// The session (refresh token) the access token was issued under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl Claims {
@@ -98,8 +101,8 @@ impl JwtKeys {
         }
     }
 
-    /// A fresh token for `user` and its expiry (unix seconds).
-    pub fn issue(&self, user: &UserRef) -> Result<(String, u64), AuthError> {
+    /// A fresh token for `user` under session `sid`, and its expiry (unix seconds).
+    pub fn issue(&self, user: &UserRef, sid: Option<&str>) -> Result<(String, u64), AuthError> {
         let iat = unix_now();
         let exp = iat + self.ttl.as_secs().max(1);
         let claims = Claims {
@@ -109,6 +112,7 @@ impl JwtKeys {
             exp,
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
+            sid: sid.map(str::to_owned),
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AuthError::Sign(e.to_string()))?;
@@ -158,10 +162,11 @@ mod tests {
     #[test]
     fn tokens_verify_and_reject() {
         let keys = JwtKeys::new(&[7u8; 32], Duration::from_secs(60));
-        let (t, exp) = keys.issue(&user()).unwrap();
+        let (t, exp) = keys.issue(&user(), Some("s1")).unwrap();
         let c = keys.verify(&t).unwrap();
         assert_eq!(c.sub, "u1");
         assert_eq!(c.exp, exp);
+        assert_eq!(c.sid.as_deref(), Some("s1"));
         let other = JwtKeys::new(&[8u8; 32], Duration::from_secs(60));
         assert!(matches!(other.verify(&t), Err(AuthError::InvalidToken)));
         let mut tampered = t.clone();

@@ -53,6 +53,47 @@ impl AllowedOrigins {
     }
 }
 
+/// The proxies whose forwarding headers are believed (`AURORA_TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let net = match item.parse::<ipnet::IpNet>() {
+                Ok(net) => net,
+                Err(_) => item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from).map_err(|_| {
+                    format!("AURORA_TRUSTED_PROXIES: {item:?} is not a CIDR like 10.0.0.0/8 or an address")
+                })?,
+            };
+            nets.push(net.trunc());
+        }
+        Ok(TrustedProxies(nets))
+    }
+}
+
+impl TrustedProxies {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An IPv4 address mapped into IPv6 (`::ffff:a.b.c.d`, a dual-stack socket's peer) as IPv4.
+pub fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 fn duration(var: &'static str) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
     move |s| match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
@@ -73,6 +114,10 @@ fn rate(s: &str) -> Result<RateLimit, String> {
 
 fn listen(s: &str) -> Result<SocketAddr, String> {
     s.parse().map_err(|_| "AURORA_LISTEN: expected host:port like 127.0.0.1:8080".to_owned())
+}
+
+fn proxies(s: &str) -> Result<TrustedProxies, String> {
+    s.parse()
 }
 
 fn origins(s: &str) -> Result<AllowedOrigins, String> {
@@ -97,8 +142,19 @@ pub struct Config {
     /// File holding the HS256 key.
     #[arg(long, env = "AURORA_JWT_SECRET_FILE")]
     pub jwt_secret_file: Option<PathBuf>,
-    #[arg(long, env = "AURORA_JWT_TTL", default_value = "12h", value_parser = duration("AURORA_JWT_TTL"))]
+    /// Access-token lifetime; a live connection renews with the `auth` frame.
+    #[arg(long, env = "AURORA_JWT_TTL", default_value = "15m", value_parser = duration("AURORA_JWT_TTL"))]
     pub jwt_ttl: Duration,
+    /// Session lifetime: how long a refresh token keeps a user signed in.
+    #[arg(long, env = "AURORA_REFRESH_TTL", default_value = "30d", value_parser = duration("AURORA_REFRESH_TTL"))]
+    pub refresh_ttl: Duration,
+    /// Comma list of CIDRs (or addresses) of the proxies in front of the gateway (the
+    /// ingress): only their `X-Forwarded-For`/`Forwarded` headers are believed.
+    #[arg(long, env = "AURORA_TRUSTED_PROXIES", default_value = "", value_parser = proxies)]
+    pub trusted_proxies: TrustedProxies,
+    /// Accept `/ws?token=<jwt>` (old clients); browsers use `?ticket=` instead.
+    #[arg(long, env = "AURORA_ALLOW_TOKEN_IN_URL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_token_in_url: bool,
     #[arg(long, env = "AURORA_HEARTBEAT_INTERVAL", default_value = "25s", value_parser = duration("AURORA_HEARTBEAT_INTERVAL"))]
     pub heartbeat_interval: Duration,
     #[arg(long, env = "AURORA_HEARTBEAT_TIMEOUT", default_value = "20s", value_parser = duration("AURORA_HEARTBEAT_TIMEOUT"))]
@@ -275,7 +331,10 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.heartbeat_interval, Duration::from_secs(25));
         assert_eq!(c.heartbeat_timeout, Duration::from_secs(20));
-        assert_eq!(c.jwt_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(c.jwt_ttl, Duration::from_secs(15 * 60));
+        assert_eq!(c.refresh_ttl, Duration::from_secs(30 * 24 * 3600));
+        assert!(c.trusted_proxies.is_empty());
+        assert!(!c.allow_token_in_url);
         assert_eq!(c.rate_limit.to_string(), "10/10s");
         assert_eq!(c.history_size, 50);
         assert_eq!(c.max_message_bytes, 4096);
@@ -297,6 +356,21 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::MissingSecret)));
         let mut c = Config::try_parse_from(["x", "--default-rooms", "ok,Not Ok"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::BadDefaultRoom(_))));
+    }
+
+    #[test]
+    fn trusted_proxies_parse_cidrs_and_addresses() {
+        let t: TrustedProxies = "10.0.0.0/8, 127.0.0.1,::1".parse().unwrap();
+        assert!(t.contains("10.1.2.3".parse().unwrap()));
+        assert!(t.contains("127.0.0.1".parse().unwrap()));
+        assert!(t.contains("::ffff:10.9.9.9".parse().unwrap()), "IPv4-mapped peers match IPv4 ranges");
+        assert!(t.contains("::1".parse().unwrap()));
+        assert!(!t.contains("127.0.0.2".parse().unwrap()));
+        assert!(!t.contains("192.168.1.1".parse().unwrap()));
+        let e = Config::try_parse_from(["x", "--trusted-proxies", "10.0.0.0/33"]).unwrap_err().to_string();
+        assert!(e.contains("AURORA_TRUSTED_PROXIES"), "{e}");
+        let c = Config::try_parse_from(["x", "--allow-token-in-url", "true"]).unwrap();
+        assert!(c.allow_token_in_url);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod ports;
 pub mod process;
 pub mod protocol;
 pub mod ratelimit;
+pub mod sessions;
 pub mod telemetry;
 pub mod validate;
 

@@ -180,5 +180,7 @@ pub struct Backend {
     pub presence: Arc<dyn Presence>,
     pub limiter: Arc<dyn RateLimiter>,
     pub nonces: Arc<dyn NonceCache>,
+    pub sessions: Arc<dyn crate::sessions::SessionStore>,
+    pub tickets: Arc<dyn crate::sessions::TicketStore>,
     pub readiness: Arc<dyn Readiness>,
 }

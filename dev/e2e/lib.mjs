@@ -7,15 +7,20 @@ import { chromium } from "playwright-core";
 
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
-// Starts AURORA_BIN on 127.0.0.1:0 with a fresh data dir; resolves to { base, stop }.
+// Starts AURORA_BIN on 127.0.0.1:0 with a fresh data dir; resolves to { base, stop, logs }
+// (`logs()`: everything the gateway has printed so far).
 export function startGateway(env = {}) {
   const binary = process.env.AURORA_BIN;
   if (!binary) throw new Error("AURORA_BIN must point at the gateway binary");
   const dataDir = mkdtempSync(join(tmpdir(), "aurora-e2e-"));
   const gateway = spawn(binary, [], {
     env: { ...process.env, AURORA_LISTEN: "127.0.0.1:0", AURORA_DATA_DIR: dataDir, RUST_LOG: "warn", ...env },
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "pipe"],
   });
+  let printed = "";
+  gateway.stderr.on("data", (chunk) => { printed += chunk; process.stderr.write(chunk); });
+  gateway.stdout.on("data", (chunk) => { printed += chunk; });
+  const logs = () => printed;
   const stop = () => {
     gateway.removeAllListeners("exit");
     gateway.kill("SIGTERM");
@@ -26,16 +31,17 @@ export function startGateway(env = {}) {
     gateway.on("exit", (code) => reject(new Error("gateway exited with " + code)));
     gateway.stdout.on("data", (chunk) => {
       const m = /listening on (http:\/\/\S+)/.exec(chunk.toString());
-      if (m) { clearTimeout(timer); resolve({ base: m[1], stop }); }
+      if (m) { clearTimeout(timer); resolve({ base: m[1], stop, logs }); }
     });
   });
 }
 
-export function launchBrowser() {
+// `extraArgs`: e.g. `--host-resolver-rules=MAP chat.example 127.0.0.1` to reach an ingress by name.
+export function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: chromiumPath,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      "--disable-background-networking", "--disable-component-update", "--disable-sync", ...extraArgs],
   });
 }
 

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 const STEP: Duration = Duration::from_secs(10);
@@ -66,8 +67,10 @@ async fn register(authority: &str, username: &str) -> anyhow::Result<String> {
 }
 
 async fn connect(authority: &str, token: &str) -> anyhow::Result<Ws> {
-    let url = format!("ws://{authority}/ws?token={token}");
-    let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url)).await.context("timed out")??;
+    let mut request = format!("ws://{authority}/ws").into_client_request()?;
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    let (ws, _) =
+        tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request)).await.context("timed out")??;
     Ok(ws)
 }
 

@@ -100,6 +100,8 @@ pub async fn serve_wired(
         header_timeout: state.config.header_timeout,
         per_address: state.config.max_connections_per_address,
         fd_reserve: state.config.fd_reserve,
+        trusted: state.config.trusted_proxies.clone(),
+        census: state.census.clone(),
     };
     let refused = state.metrics.connections_refused.clone();
     server::serve(listener, app, scarce, limits, shutdown.clone(), refused, timeout).await;

@@ -8,8 +8,18 @@ pub const LATENCY_BUCKETS: [f64; 15] =
     [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The `reason` values of `aurora_auth_failures_total`.
-pub const AUTH_FAILURES: [&str; 6] =
-    ["missing_token", "invalid_token", "expired_token", "unknown_user", "wrong_password", "other_user"];
+pub const AUTH_FAILURES: [&str; 10] = [
+    "missing_token",
+    "invalid_token",
+    "expired_token",
+    "unknown_user",
+    "wrong_password",
+    "other_user",
+    "invalid_ticket",
+    "token_in_url",
+    "refresh_reused",
+    "session_ended",
+];
 
 /// The `reason` values of `aurora_ws_protocol_errors_total`.
 pub const PROTOCOL_ERRORS: [&str; 10] = [

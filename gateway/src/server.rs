@@ -1,5 +1,6 @@
 //! The accept loop: hyper with a header-read timeout (silent, dribbling and idle
-//! keep-alive sockets are closed), a cap on open connections per source address, and a
+//! keep-alive sockets are closed), a cap on open connections per client address (a trusted
+//! proxy's clients are counted by their forwarded address at the WebSocket upgrade), and a
 //! descriptor reserve: near the process's file limit, new connections get a short
 //! timeout, no keep-alive and only the probes, so `/healthz` keeps answering.
 
@@ -21,42 +22,68 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-/// Connection limits, from the config.
-#[derive(Debug, Clone, Copy)]
+/// Connection limits, from the config, and the census they are kept in.
+#[derive(Clone)]
 pub struct Limits {
     pub header_timeout: Duration,
     pub per_address: usize,
     pub fd_reserve: usize,
+    /// Peers whose connections carry many clients (the ingress): not capped per address
+    /// at accept; their WebSocket upgrades are counted per forwarded client instead.
+    pub trusted: aurora_core::config::TrustedProxies,
+    pub census: Arc<Census>,
 }
 
-/// Open connections, in all and per source address.
+/// Open connections, in all and per client address.
 #[derive(Default)]
-struct Census {
+pub struct Census {
     open: AtomicUsize,
     per_address: DashMap<IpAddr, usize>,
 }
 
-/// Holds a connection's place in the census until the socket (HTTP or upgraded) is dropped.
-pub(crate) struct Seat {
+/// Holds a place in the census until dropped (with the socket, HTTP or upgraded, or
+/// with the WebSocket session of a client behind a proxy).
+pub struct Seat {
     census: Arc<Census>,
     ip: IpAddr,
+    /// A TCP socket (counts towards the descriptor reserve); not for a forwarded client.
+    socket: bool,
 }
 
 impl Census {
-    fn admit(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<Seat> {
+    /// A place for a connection from `ip`, unless `cap` of them are open.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<Seat> {
+        self.seat(ip, Some(cap), true)
+    }
+
+    /// A place for a WebSocket of a client behind a trusted proxy (its socket is the proxy's).
+    pub fn admit_forwarded(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<Seat> {
+        self.seat(ip, Some(cap), false)
+    }
+
+    fn seat(self: &Arc<Self>, ip: IpAddr, cap: Option<usize>, socket: bool) -> Option<Seat> {
         let mut n = self.per_address.entry(ip).or_insert(0);
-        if *n >= cap {
+        if cap.is_some_and(|cap| *n >= cap) {
             return None;
         }
         *n += 1;
-        self.open.fetch_add(1, Ordering::Relaxed);
-        Some(Seat { census: self.clone(), ip })
+        if socket {
+            self.open.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(Seat { census: self.clone(), ip, socket })
+    }
+
+    /// Open connections from `ip` (forwarded clients by their own address).
+    pub fn open_from(&self, ip: IpAddr) -> usize {
+        self.per_address.get(&ip).map_or(0, |n| *n)
     }
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.census.open.fetch_sub(1, Ordering::Relaxed);
+        if self.socket {
+            self.census.open.fetch_sub(1, Ordering::Relaxed);
+        }
         if let Some(mut n) = self.census.per_address.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
         }
@@ -129,7 +156,7 @@ pub async fn serve(
     refused: prometheus::IntCounterVec,
     drain: Duration,
 ) {
-    let census = Arc::new(Census::default());
+    let census = limits.census.clone();
     let short_of_files = file_limit().map(|l| l.saturating_sub(limits.fd_reserve));
     let connections = TaskTracker::new();
     let mut last_warning: Option<std::time::Instant> = None;
@@ -152,7 +179,13 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
-        let Some(seat) = census.admit(peer.ip(), limits.per_address) else {
+        let peer_ip = aurora_core::config::canonical(peer.ip());
+        let seat = if limits.trusted.contains(peer_ip) {
+            census.seat(peer_ip, None, true)
+        } else {
+            census.admit(peer_ip, limits.per_address)
+        };
+        let Some(seat) = seat else {
             refused.with_label_values(&["per_address"]).inc();
             tokio::spawn(refuse(tcp));
             continue;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every WebSocket session, so shutdown can wait for them.
     pub sessions: TaskTracker,
+    /// Open connections per client address.
+    pub census: Arc<crate::server::Census>,
     /// Bounds concurrent argon2 work to the number of cores.
     pub hashing: tokio::sync::Semaphore,
     next_conn: AtomicU64,
@@ -47,6 +49,7 @@ impl AppState {
             jwt,
             shutdown,
             sessions: TaskTracker::new(),
+            census: Arc::default(),
             hashing: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             next_conn: AtomicU64::new(1),
         })

@@ -6,6 +6,7 @@ pub mod kafka;
 pub mod mongo;
 pub mod redis_bus;
 pub mod redis_state;
+pub mod sessions;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -21,6 +22,7 @@ pub use kafka::{room_topic, KafkaLog, SHARED_TOPIC};
 pub use mongo::MongoStore;
 pub use redis_bus::{RedisBus, RedisPublisher};
 pub use redis_state::{RedisNonces, RedisPresence, RedisRateLimiter};
+pub use sessions::{MongoSessions, RedisTickets};
 
 /// Where the services are.
 #[derive(Debug, Clone)]
@@ -108,6 +110,8 @@ pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) 
         presence,
         limiter: Arc::new(RedisRateLimiter::new(redis.clone())),
         nonces: Arc::new(RedisNonces::new(redis.clone())),
+        sessions: Arc::new(MongoSessions::new(&mongo)),
+        tickets: Arc::new(RedisTickets::new(redis.clone())),
         readiness: Arc::new(Ready { kafka: log, redis, mongo }),
     };
     let (control_tx, control) = tokio::sync::mpsc::channel(256);

@@ -1,4 +1,5 @@
-//! MongoDB stores (database `aurora`): `users`, `rooms`, `messages`.
+//! MongoDB stores (database `aurora`): `users`, `rooms`, `messages` (`sessions` is in
+//! [`super::sessions`]).
 //! Uses no transactions and no change streams, so FerretDB serves it too.
 
 use async_trait::async_trait;
@@ -27,7 +28,7 @@ fn is_duplicate(e: &mongodb::error::Error) -> bool {
     }
 }
 
-fn unavailable(e: mongodb::error::Error) -> PortError {
+pub(super) fn unavailable(e: mongodb::error::Error) -> PortError {
     let message = e.to_string();
     crate::telemetry::backend_error("mongodb", &message);
     PortError::Unavailable(format!("mongodb: {message}"))
@@ -131,6 +132,10 @@ impl MongoStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    pub(super) fn database(&self) -> &Database {
+        &self.db
     }
 
     pub async fn ping(&self) -> PortResult<()> {

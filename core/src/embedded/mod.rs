@@ -2,10 +2,12 @@
 
 mod log;
 mod memory;
+mod sessions;
 mod store;
 
 pub use log::{EmbeddedLog, PipelineTasks};
 pub use memory::{MemoryBus, MemoryNonces, MemoryPresence, MemoryRateLimiter, NONCE_TTL};
+pub use sessions::MemoryTickets;
 pub use store::FileStore;
 
 use std::path::Path;
@@ -30,6 +32,8 @@ pub fn open(data_dir: &Path) -> PortResult<(Backend, FileStore, PipelineTasks)> 
         presence: Arc::new(MemoryPresence::default()),
         limiter: Arc::new(MemoryRateLimiter::default()),
         nonces: Arc::new(DurableNonces::new(Arc::new(MemoryNonces::default()), Arc::new(store.clone()))),
+        sessions: Arc::new(store.clone()),
+        tickets: Arc::new(MemoryTickets::default()),
         readiness: Arc::new(store.clone()),
     };
     Ok((backend, store, pipeline))

@@ -1,4 +1,4 @@
-//! The embedded file store (redb): users, rooms, messages and the generated JWT key.
+//! The embedded file store (redb): users, rooms, messages, sessions and the generated JWT key.
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
@@ -22,17 +22,17 @@ fn nonce_key(room: &str, user_id: &str, nonce: &str) -> String {
     format!("{room}\0{user_id}\0{nonce}")
 }
 
-fn db_err(e: impl Into<redb::Error>) -> PortError {
+pub(super) fn db_err(e: impl Into<redb::Error>) -> PortError {
     let message = e.into().to_string();
     crate::telemetry::backend_error("embedded", &message);
     PortError::Unavailable(format!("embedded store: {message}"))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> PortResult<T> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> PortResult<T> {
     serde_json::from_slice(bytes).map_err(|e| PortError::Corrupt(e.to_string()))
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> PortResult<Vec<u8>> {
+pub(super) fn encode<T: serde::Serialize>(value: &T) -> PortResult<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| PortError::Corrupt(e.to_string()))
 }
 
@@ -61,12 +61,14 @@ impl FileStore {
             tx.open_table(MESSAGE_IDS).map_err(db_err)?;
             let mut nonces = tx.open_table(NONCES).map_err(db_err)?;
             prune_nonces(&mut nonces)?;
+            let mut sessions = tx.open_table(super::sessions::SESSIONS).map_err(db_err)?;
+            super::sessions::prune_sessions(&mut sessions)?;
         }
         tx.commit().map_err(db_err)?;
         Ok(FileStore { db: Arc::new(db), inserts: Arc::default() })
     }
 
-    async fn blocking<T, F>(&self, f: F) -> PortResult<T>
+    pub(super) async fn blocking<T, F>(&self, f: F) -> PortResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Database) -> PortResult<T> + Send + 'static,

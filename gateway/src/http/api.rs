@@ -1,17 +1,15 @@
 //! REST handlers (SPEC §4).
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aurora_core::auth::{hash_password, verify_password};
-use aurora_core::model::{Room, UserRecord};
+use aurora_core::model::Room;
 use aurora_core::ports::PortError;
 use aurora_core::protocol::{DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
 use aurora_core::validate;
@@ -19,85 +17,6 @@ use aurora_core::validate;
 use super::abuse;
 use super::error::{ApiError, AuthUser, JsonBody};
 use crate::state::AppState;
-
-#[derive(Deserialize)]
-pub struct Credentials {
-    username: String,
-    password: String,
-}
-
-fn session_body(state: &AppState, user: &UserRecord) -> Result<Value, ApiError> {
-    let user_ref = user.user_ref();
-    let (token, expires_at) = state.jwt.issue(&user_ref).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(json!({ "token": token, "user": { "id": user.id, "name": user.name }, "expires_at": expires_at }))
-}
-
-pub async fn register(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    JsonBody(c): JsonBody<Credentials>,
-) -> Result<impl IntoResponse, ApiError> {
-    let address = peer.ip().to_string();
-    abuse::take(&state, "register", &address, state.config.register_rate, "registrations from this address").await?;
-    validate::username(&c.username).map_err(ApiError::bad_request)?;
-    validate::password(&c.password).map_err(ApiError::bad_request)?;
-    if state.backend.users.user_by_name(&c.username).await?.is_some() {
-        return Err(ApiError::conflict("username is taken"));
-    }
-    let password = c.password;
-    let _permit = state.hashing.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let user = UserRecord {
-        id: uuid::Uuid::now_v7().simple().to_string(),
-        name: c.username,
-        password_hash: hash,
-        created_at: aurora_core::now_ms(),
-    };
-    match state.backend.users.create_user(user.clone()).await {
-        Ok(()) => {}
-        Err(PortError::Conflict) => return Err(ApiError::conflict("username is taken")),
-        Err(e) => return Err(e.into()),
-    }
-    tracing::info!(user_id = %user.id, username = %user.name, "registered");
-    Ok((StatusCode::CREATED, Json(session_body(&state, &user)?)))
-}
-
-pub async fn login(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    JsonBody(c): JsonBody<Credentials>,
-) -> Result<impl IntoResponse, ApiError> {
-    let address = peer.ip().to_string();
-    abuse::take(&state, "login", &address, state.config.login_rate, "login attempts from this address").await?;
-    // Failures per account and address: a guesser slows down, the owner elsewhere does not.
-    let account = format!("{}@{address}", c.username.to_lowercase());
-    let failures = state.config.login_failure_rate;
-    abuse::take(&state, "login-failures", &account, failures, "failed logins for this account").await?;
-    let found = if validate::username(&c.username).is_ok() {
-        state.backend.users.user_by_name(&c.username).await?
-    } else {
-        None
-    };
-    let stored = found.as_ref().map(|u| u.password_hash.clone());
-    let password = c.password;
-    let _permit = state.hashing.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, stored.as_deref()))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    match found {
-        Some(user) if ok => {
-            abuse::give_back(&state, "login-failures", &account, failures).await;
-            Ok(Json(session_body(&state, &user)?))
-        }
-        _ => {
-            state.metrics.auth_failed("wrong_password");
-            Err(ApiError::unauthorized("wrong username or password"))
-        }
-    }
-}
 
 pub async fn me(State(state): State<Arc<AppState>>, AuthUser(claims): AuthUser) -> Result<impl IntoResponse, ApiError> {
     let user =

@@ -2,6 +2,8 @@
 
 mod abuse;
 pub mod api;
+pub mod auth;
+pub mod client;
 pub mod error;
 mod web;
 
@@ -24,8 +26,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(web::index))
         .route("/app.js", get(web::app_js))
         .route("/style.css", get(web::style))
-        .route("/api/auth/register", post(api::register))
-        .route("/api/auth/login", post(api::login))
+        .route("/api/auth/register", post(auth::register))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/refresh", post(auth::refresh))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/ws-ticket", post(auth::ws_ticket))
         .route("/api/me", get(api::me))
         .route("/api/rooms", get(api::list_rooms).post(api::create_room))
         .route("/api/rooms/{name}/messages", get(api::messages))

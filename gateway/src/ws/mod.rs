@@ -1,4 +1,5 @@
-//! `GET /ws`: authenticate and check Origin before upgrading, then run a session.
+//! `GET /ws`: authenticate (Bearer token or single-use ticket) and check Origin before
+//! upgrading, then run a session.
 
 mod commands;
 mod control;
@@ -17,8 +18,11 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use aurora_core::auth::{Claims, AUDIENCE, ISSUER};
 use aurora_core::protocol::MAX_FRAME_BYTES;
+use aurora_core::sessions::{self, Ticket};
 
+use crate::http::client;
 use crate::http::error::{bearer, known_user, ApiError};
 use crate::state::AppState;
 
@@ -31,7 +35,21 @@ const READ_BUFFER: usize = 512;
 
 #[derive(Deserialize)]
 pub struct WsQuery {
+    ticket: Option<String>,
     token: Option<String>,
+}
+
+/// How the upgrade request authenticates.
+enum Credential {
+    /// A JWT: `Authorization: Bearer`, or `?token=` where allowed.
+    Token(String),
+    /// A single-use ticket from `POST /api/ws-ticket`.
+    Ticket(String),
+}
+
+fn unauthorized(state: &AppState, reason: &'static str, message: &str) -> Response {
+    state.metrics.auth_failed(reason);
+    ApiError::unauthorized(message).into_response()
 }
 
 pub async fn upgrade(
@@ -40,28 +58,67 @@ pub async fn upgrade(
     mut request: Request,
 ) -> Response {
     let headers = request.headers();
-    let Some(token) = bearer(headers).map(str::to_owned).or(query.token) else {
-        state.metrics.auth_failed("missing_token");
-        return ApiError::unauthorized("missing token").into_response();
-    };
-    let claims = match state.jwt.verify(&token) {
-        Ok(c) => c,
-        Err(e) => {
-            state.metrics.token_failed(&e);
-            return ApiError::unauthorized("invalid or expired token").into_response();
+    let credential = match (bearer(headers), query.ticket, query.token) {
+        (Some(token), _, _) => Credential::Token(token.to_owned()),
+        (None, Some(ticket), _) => Credential::Ticket(ticket),
+        (None, None, Some(token)) if state.config.allow_token_in_url => Credential::Token(token),
+        (None, None, Some(_)) => {
+            let msg = "tokens in the URL are refused: get a ticket from POST /api/ws-ticket and use ?ticket=";
+            return unauthorized(&state, "token_in_url", msg);
         }
+        (None, None, None) => return unauthorized(&state, "missing_token", "missing token"),
     };
-    if let Err(e) = known_user(&state, &claims).await {
-        return e.into_response();
-    }
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    // The Origin is checked before a ticket is spent on a request that will be refused.
+    let origin_allowed = headers.get(header::ORIGIN).is_none_or(|origin| {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        let allowed = origin.to_str().is_ok_and(|o| state.config.allowed_origins.allows(o, host));
-        if !allowed {
-            tracing::info!(origin = ?origin, "refused WebSocket from a disallowed Origin");
-            return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "origin not allowed").into_response();
-        }
+        origin.to_str().is_ok_and(|o| state.config.allowed_origins.allows(o, host))
+    });
+    let refuse_origin = || {
+        tracing::info!(origin = ?headers.get(header::ORIGIN), "refused WebSocket from a disallowed Origin");
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", "origin not allowed").into_response()
+    };
+    let claims = match credential {
+        Credential::Token(token) => match state.jwt.verify(&token) {
+            Ok(c) => {
+                if let Err(e) = known_user(&state, &c).await {
+                    return e.into_response();
+                }
+                c
+            }
+            Err(e) => {
+                state.metrics.token_failed(&e);
+                return ApiError::unauthorized("invalid or expired token").into_response();
+            }
+        },
+        Credential::Ticket(_) if !origin_allowed => return refuse_origin(),
+        Credential::Ticket(ticket) => match state.backend.tickets.redeem_ticket(&sessions::digest(&ticket)).await {
+            Ok(Some(grant)) => ticket_claims(grant),
+            Ok(None) => return unauthorized(&state, "invalid_ticket", "invalid, used or expired ticket"),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+    };
+    if claims.exp <= aurora_core::now_ms().max(0) as u64 / 1000 {
+        return unauthorized(&state, "expired_token", "the ticket's token has expired");
     }
+    if !origin_allowed {
+        return refuse_origin();
+    }
+    // Behind a trusted proxy the socket is the proxy's: count the WebSocket against its client.
+    let peer = client::peer_of(request.extensions()).ip();
+    let trusted = &state.config.trusted_proxies;
+    let forwarded_seat = if trusted.contains(aurora_core::config::canonical(peer)) {
+        let ip = client::client_ip(peer, headers, trusted);
+        match state.census.admit_forwarded(ip, state.config.max_connections_per_address) {
+            Some(seat) => Some(seat),
+            None => {
+                state.metrics.connections_refused.with_label_values(&["per_address"]).inc();
+                let msg = "too many open connections from this address";
+                return ApiError::rate_limited(msg, std::time::Duration::from_secs(1)).into_response();
+            }
+        }
+    } else {
+        None
+    };
     if state.shutdown.is_cancelled() {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "shutting down").into_response();
     }
@@ -88,9 +145,25 @@ pub async fn upgrade(
             .max_frame_size(Some(MAX_FRAME_BYTES));
         let stream = WebSocketStream::from_raw_socket(read, Role::Server, Some(config)).await;
         session::run(state, stream, wire::Writer::new(write), claims).await;
+        drop(forwarded_seat);
         drop(guard);
     });
     response
+}
+
+/// The claims a redeemed ticket stands for: its user's, expiring with the access token it
+/// was issued for (the connection renews with `auth` as with any token).
+fn ticket_claims(grant: Ticket) -> Claims {
+    let now = aurora_core::now_ms().max(0) as u64 / 1000;
+    Claims {
+        sub: grant.user.id.to_string(),
+        name: grant.user.name.to_string(),
+        iat: now,
+        exp: grant.exp,
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        sid: grant.sid,
+    }
 }
 
 /// The RFC 6455 §4.2 opening handshake over HTTP/1.1: the request's checks and the 101 answer.

@@ -133,6 +133,17 @@ pub struct Session {
     pub token: String,
     pub id: String,
     pub name: String,
+    /// The refresh cookie's value (`aurora_refresh`), as `Set-Cookie` handed it out.
+    pub refresh: String,
+}
+
+/// The value of the `aurora_refresh` cookie a response sets, if any.
+pub fn refresh_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("aurora_refresh=")?.split(';').next().map(str::to_owned))
 }
 
 pub async fn register_at(http: &reqwest::Client, base: &str, name: &str) -> Session {
@@ -143,11 +154,13 @@ pub async fn register_at(http: &reqwest::Client, base: &str, name: &str) -> Sess
         .await
         .expect("register");
     assert_eq!(r.status().as_u16(), 201, "register {name}");
+    let refresh = refresh_cookie(&r).expect("register sets the refresh cookie");
     let v: Value = r.json().await.expect("json");
     Session {
         token: v["token"].as_str().expect("token").to_owned(),
         id: v["user"]["id"].as_str().expect("id").to_owned(),
         name: name.to_owned(),
+        refresh,
     }
 }
 
@@ -169,8 +182,7 @@ pub enum Ended {
 
 impl Client {
     pub async fn connect(addr: SocketAddr, token: &str) -> Client {
-        let req = format!("ws://{addr}/ws?token={token}").into_client_request().expect("request");
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("ws connect");
+        let (ws, _) = tokio_tungstenite::connect_async(ws_request(addr, token)).await.expect("ws connect");
         Client { ws, pings: 0 }
     }
 
@@ -260,6 +272,13 @@ impl Client {
     }
 }
 
+/// The upgrade request of a non-browser client: `GET /ws` with `Authorization: Bearer`.
+pub fn ws_request(addr: SocketAddr, token: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut req = format!("ws://{addr}/ws").into_client_request().expect("request");
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    req
+}
+
 pub fn close_code(code: u16) -> Ended {
     Ended::Close(Some(u16::from(CloseCode::from(code))))
 }
@@ -269,7 +288,7 @@ pub async fn connect_small(addr: SocketAddr, token: &str) -> Ws {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("rcvbuf");
     let stream = socket.connect(addr).await.expect("connect");
-    let req = format!("ws://{addr}/ws?token={token}").into_client_request().expect("request");
+    let req = ws_request(addr, token);
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let (ws, _) = tokio_tungstenite::client_async_with_config(req, MaybeTlsStream::Plain(stream), Some(config))
         .await

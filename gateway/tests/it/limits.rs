@@ -42,7 +42,7 @@ async fn silent_dribbling_and_slow_body_connections_are_closed() {
 
     // An upgrade whose headers dribble in a byte at a time.
     let mut dribble = TcpStream::connect(s.addr).await.unwrap();
-    let request = format!("GET /ws?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n", u.token);
+    let request = format!("GET /ws HTTP/1.1\r\nAuthorization: Bearer {}\r\nHost: x\r\nUpgrade: websocket\r\n", u.token);
     let started = Instant::now();
     for b in request.bytes() {
         if dribble.write_all(&[b]).await.is_err() {

@@ -20,7 +20,7 @@ async fn raw(s: &Server, token: &str) -> TcpStream {
 /// The opening handshake's request for `token`.
 fn upgrade_request(s: &Server, token: &str) -> String {
     format!(
-        "GET /ws?token={token} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /ws HTTP/1.1\r\nAuthorization: Bearer {token}\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         s.addr
     )
@@ -175,7 +175,7 @@ async fn a_bad_opening_handshake_is_refused_with_400_and_no_upgrade() {
     ];
     let http = reqwest::Client::new();
     for (i, (what, _)) in good.iter().enumerate() {
-        let mut req = http.get(s.url(&format!("/ws?token={}", u.token)));
+        let mut req = http.get(s.url("/ws")).bearer_auth(&u.token);
         for (j, (name, value)) in good.iter().enumerate() {
             if i != j {
                 req = req.header(*name, *value);
@@ -186,7 +186,8 @@ async fn a_bad_opening_handshake_is_refused_with_400_and_no_upgrade() {
         assert!(resp.headers().get("sec-websocket-accept").is_none(), "without {what}");
     }
     let resp = http
-        .get(s.url(&format!("/ws?token={}", u.token)))
+        .get(s.url("/ws"))
+        .bearer_auth(&u.token)
         .header("Upgrade", "websocket")
         .header("Connection", "Upgrade")
         .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
@@ -198,7 +199,7 @@ async fn a_bad_opening_handshake_is_refused_with_400_and_no_upgrade() {
     // RFC 6455 §1.3's sample key and its accept value.
     let mut tcp = TcpStream::connect(s.addr).await.unwrap();
     let request = format!(
-        "GET /ws?token={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /ws HTTP/1.1\r\nAuthorization: Bearer {}\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         u.token, s.addr
     );

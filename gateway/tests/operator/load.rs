@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -90,18 +91,20 @@ impl Load {
 }
 
 async fn connect(addr: SocketAddr, token: &str, room: &str) -> Option<Ws> {
-    let url = format!("ws://{addr}/ws?token={token}");
-    let (mut ws, _) = match tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url)).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            eprintln!("load client: connect failed: {e}");
-            return None;
-        }
-        Err(_) => {
-            eprintln!("load client: connect timed out");
-            return None;
-        }
-    };
+    let mut request = format!("ws://{addr}/ws").into_client_request().expect("request");
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    let (mut ws, _) =
+        match tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                eprintln!("load client: connect failed: {e}");
+                return None;
+            }
+            Err(_) => {
+                eprintln!("load client: connect timed out");
+                return None;
+            }
+        };
     ws.send(Message::Text(json!({"type":"join","room":room,"ref":"j"}).to_string().into())).await.ok()?;
     loop {
         let v = next_json(&mut ws, Duration::from_secs(10)).await?;
