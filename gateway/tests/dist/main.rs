@@ -11,3 +11,4 @@ mod cluster;
 mod failures;
 mod fanout;
 mod restarts;
+mod sessions;
