@@ -213,6 +213,10 @@ pub struct Config {
     /// pointers to shared frames and are allocated as used, so idle sockets pay nothing.
     #[arg(long, env = "AURORA_OUTBOUND_QUEUE", default_value = "4096", value_parser = positive("AURORA_OUTBOUND_QUEUE"))]
     pub outbound_queue: usize,
+    /// How long a dependency may be unreachable before `/readyz` answers 503: a blip keeps
+    /// every gateway in the Service (sends answer `unavailable` meanwhile).
+    #[arg(long, env = "AURORA_READY_GRACE", default_value = "30s", value_parser = duration("AURORA_READY_GRACE"))]
+    pub ready_grace: Duration,
     /// How long SIGTERM waits for connections to close.
     #[arg(long, env = "AURORA_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration("AURORA_SHUTDOWN_TIMEOUT"))]
     pub shutdown_timeout: Duration,

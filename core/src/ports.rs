@@ -162,11 +162,50 @@ pub trait NonceCache: Send + Sync {
     }
 }
 
+/// A service a process depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dependency {
+    Kafka,
+    Redis,
+    MongoDb,
+    /// The embedded file store.
+    Store,
+}
+
+impl Dependency {
+    /// The `dependency` label of `aurora_dependency_up`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dependency::Kafka => "kafka",
+            Dependency::Redis => "redis",
+            Dependency::MongoDb => "mongodb",
+            Dependency::Store => "store",
+        }
+    }
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A dependency that did not answer a readiness check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{dependency}: {detail}")]
+pub struct NotReady {
+    pub dependency: Dependency,
+    pub detail: String,
+}
+
 /// Reports whether every dependency answers.
 #[async_trait]
 pub trait Readiness: Send + Sync {
-    /// `Err` names the first dependency that does not answer.
-    async fn ready(&self) -> Result<(), String>;
+    /// The dependencies this checks, for metrics.
+    fn dependencies(&self) -> &'static [Dependency];
+    /// Every dependency that does not answer (empty: all do). Each check is bounded well
+    /// under a second, so a probe with a 1 s timeout gets an answer.
+    async fn check(&self) -> Vec<NotReady>;
 }
 
 /// Every port, wired for one mode.

@@ -76,6 +76,8 @@ pub struct Metrics {
     pub auth_failures: IntCounterVec,
     /// Room resyncs (traffic may have been lost: re-read from the store).
     pub resyncs: IntCounter,
+    /// 1 when the dependency answered the last readiness check.
+    pub dependency_up: prometheus::IntGaugeVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -183,6 +185,13 @@ impl Metrics {
                 )?,
             ),
             resyncs: register(&r, IntCounter::new("aurora_resyncs_total", "Room resyncs from the store")?),
+            dependency_up: register(
+                &r,
+                prometheus::IntGaugeVec::new(
+                    Opts::new("aurora_dependency_up", "1 when the dependency answered the last readiness check"),
+                    &["dependency"],
+                )?,
+            ),
             http_requests: register(
                 &r,
                 IntCounterVec::new(

@@ -24,6 +24,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every WebSocket session, so shutdown can wait for them.
     pub sessions: TaskTracker,
+    /// Since when some dependency has been failing readiness checks.
+    pub unready_since: std::sync::Mutex<Option<std::time::Instant>>,
     /// Open connections per client address.
     pub census: Arc<crate::server::Census>,
     /// Bounds concurrent argon2 work to the number of cores.
@@ -50,6 +52,7 @@ impl AppState {
             shutdown,
             sessions: TaskTracker::new(),
             census: Arc::default(),
+            unready_since: std::sync::Mutex::new(None),
             hashing: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             next_conn: AtomicU64::new(1),
         })

@@ -69,10 +69,12 @@ impl KafkaLog {
     /// Whether the brokers answer a metadata request.
     pub async fn ping(&self) -> Result<(), String> {
         let client = self.producer.clone();
-        tokio::task::spawn_blocking(move || client.client().fetch_metadata(None, Duration::from_secs(2)).map(|_| ()))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("kafka: {e}"))
+        tokio::task::spawn_blocking(move || {
+            client.client().fetch_metadata(None, Duration::from_millis(600)).map(|_| ())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("kafka: {e}"))
     }
 }
 

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ports::{Backend, PortError, PortResult, Readiness};
+use crate::ports::{Backend, Dependency, NotReady, PortError, PortResult, Readiness};
 
 pub use control::{ControlSignal, RoomChange, RoomOp, CONTROL_CHANNEL};
 pub use kafka::{room_topic, KafkaLog, SHARED_TOPIC};
@@ -53,13 +53,36 @@ struct Ready {
     mongo: MongoStore,
 }
 
+/// How long one dependency may take to answer a readiness check.
+const CHECK_TIMEOUT: Duration = Duration::from_millis(700);
+
+async fn bounded<F>(dependency: Dependency, check: F) -> Option<NotReady>
+where
+    F: Future<Output = Result<(), String>>,
+{
+    let detail = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(Ok(())) => return None,
+        Ok(Err(e)) => e,
+        Err(_) => format!("no answer within {CHECK_TIMEOUT:?}"),
+    };
+    Some(NotReady { dependency, detail })
+}
+
 #[async_trait]
 impl Readiness for Ready {
-    async fn ready(&self) -> Result<(), String> {
+    fn dependencies(&self) -> &'static [Dependency] {
+        &[Dependency::Kafka, Dependency::Redis, Dependency::MongoDb]
+    }
+
+    async fn check(&self) -> Vec<NotReady> {
         let mut conn = self.redis.clone();
-        redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|e| format!("redis: {e}"))?;
-        self.mongo.ping().await.map_err(|e| e.to_string())?;
-        self.kafka.ping().await
+        let redis = bounded(Dependency::Redis, async move {
+            redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()).map_err(|e| e.to_string())
+        });
+        let mongo = bounded(Dependency::MongoDb, async { self.mongo.ping().await.map_err(|e| e.to_string()) });
+        let kafka = bounded(Dependency::Kafka, self.kafka.ping());
+        let (redis, mongo, kafka) = tokio::join!(redis, mongo, kafka);
+        [redis, mongo, kafka].into_iter().flatten().collect()
     }
 }
 

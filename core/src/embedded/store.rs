@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::model::{Message, Room, UserRecord};
-use crate::ports::{MessageStore, PortError, PortResult, Readiness, RoomStore, UserStore};
+use crate::ports::{Dependency, MessageStore, NotReady, PortError, PortResult, Readiness, RoomStore, UserStore};
 
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const USER_IDS: TableDefinition<&str, &str> = TableDefinition::new("user_ids");
@@ -331,7 +331,14 @@ impl MessageStore for FileStore {
 
 #[async_trait]
 impl Readiness for FileStore {
-    async fn ready(&self) -> Result<(), String> {
-        self.blocking(|db| db.begin_read().map(|_| ()).map_err(db_err)).await.map_err(|e| e.to_string())
+    fn dependencies(&self) -> &'static [Dependency] {
+        &[Dependency::Store]
+    }
+
+    async fn check(&self) -> Vec<NotReady> {
+        match self.blocking(|db| db.begin_read().map(|_| ()).map_err(db_err)).await {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![NotReady { dependency: Dependency::Store, detail: e.to_string() }],
+        }
     }
 }

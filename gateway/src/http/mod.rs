@@ -89,11 +89,32 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting down" }))).into_response();
     }
-    match state.backend.readiness.ready().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
-        Err(dependency) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "reason": dependency })))
-                .into_response()
+    let readiness = &state.backend.readiness;
+    let failing = readiness.check().await;
+    for dependency in readiness.dependencies() {
+        let up = !failing.iter().any(|f| f.dependency == *dependency);
+        state.metrics.dependency_up.with_label_values(&[dependency.as_str()]).set(i64::from(up));
+    }
+    let down_for = {
+        let mut since = state.unready_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failing.is_empty() {
+            *since = None;
+        } else if since.is_none() {
+            *since = Some(std::time::Instant::now());
+        }
+        since.map(|t| t.elapsed())
+    };
+    let down: serde_json::Map<String, serde_json::Value> =
+        failing.iter().map(|f| (f.dependency.as_str().to_owned(), json!(f.detail))).collect();
+    match down_for {
+        None => Json(json!({ "status": "ready" })).into_response(),
+        // A blip: keep serving (sends answer `unavailable`); the Service keeps this gateway.
+        Some(d) if d < state.config.ready_grace => {
+            Json(json!({ "status": "degraded", "down": down, "down_for_ms": d.as_millis() as u64 })).into_response()
+        }
+        Some(d) => {
+            let body = json!({ "status": "not ready", "down": down, "down_for_ms": d.as_millis() as u64 });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
 }

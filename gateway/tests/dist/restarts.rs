@@ -20,6 +20,11 @@ struct Sent {
     refused: usize,
 }
 
+async fn status_of(http: &reqwest::Client, base: &str) -> String {
+    let v: Value = http.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
+    v["status"].as_str().unwrap_or_default().to_owned()
+}
+
 #[tokio::test]
 async fn redis_restart_during_traffic_loses_nothing_and_recovers() {
     let _one_at_a_time = crate::cluster::exclusive().await;
@@ -61,6 +66,17 @@ async fn redis_restart_during_traffic_loses_nothing_and_recovers() {
     wait_for("traffic", 30, async || sent.lock().unwrap().acked.len() >= 20).await;
     let outage = Outage::start("redis").await;
     wait_for("refusals during the outage", 30, async || sent.lock().unwrap().refused > 0).await;
+    // Ten seconds into the outage both gateways are still Ready (they can serve; sends
+    // answer `unavailable`), so a Redis blip never empties the Service.
+    let outage_started = Instant::now();
+    while outage_started.elapsed() < Duration::from_secs(10) {
+        for g in [&g1, &g2] {
+            let r = http.get(format!("{}/readyz", g.base())).send().await.expect("readyz answers");
+            assert_eq!(r.status(), 200, "after {:?} of the outage", outage_started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(status_of(&http, &g1.base()).await, "degraded");
     outage.end().await;
     let after_restart = sent.lock().unwrap().acked.len();
     wait_for("sends after the restart", 60, async || sent.lock().unwrap().acked.len() >= after_restart + 30).await;

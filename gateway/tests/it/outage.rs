@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aurora_core::embedded::MemoryNonces;
 use aurora_core::model::Submission;
-use aurora_core::ports::{Accepted, MessageLog, PortError, Readiness};
+use aurora_core::ports::{Accepted, Dependency, MessageLog, NotReady, PortError, Readiness};
 
 use crate::harness::{eventually, Server};
 
@@ -65,12 +65,49 @@ struct FlakyReady {
 
 #[async_trait]
 impl Readiness for FlakyReady {
-    async fn ready(&self) -> Result<(), String> {
-        if self.switch.down() {
-            return Err("message log unreachable (test)".into());
-        }
-        self.inner.ready().await
+    fn dependencies(&self) -> &'static [Dependency] {
+        &[Dependency::Kafka, Dependency::Store]
     }
+
+    async fn check(&self) -> Vec<NotReady> {
+        let mut failing = self.inner.check().await;
+        if self.switch.down() {
+            failing.push(NotReady { dependency: Dependency::Kafka, detail: "unreachable (test)".into() });
+        }
+        failing
+    }
+}
+
+async fn readyz(s: &Server) -> (u16, Value) {
+    let r = s.http.get(s.url("/readyz")).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn readiness_outlasts_a_blip_and_fails_a_lasting_outage() {
+    let switch = Arc::new(Switch::default());
+    let s = Server::start_wired(
+        |c| c.ready_grace = std::time::Duration::from_millis(300),
+        |w| w.backend.readiness = Arc::new(FlakyReady { inner: w.backend.readiness.clone(), switch: switch.clone() }),
+    )
+    .await;
+    switch.set(true);
+    let (status, body) = readyz(&s).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("degraded")), "{body}");
+    assert_eq!(body["down"]["kafka"], "unreachable (test)");
+    assert_eq!(s.metric("aurora_dependency_up{dependency=\"kafka\"}").await, 0.0);
+    assert_eq!(s.metric("aurora_dependency_up{dependency=\"store\"}").await, 1.0);
+    let body = eventually("503 once the outage outlasts the grace", || async {
+        let (status, body) = readyz(&s).await;
+        (status == 503).then_some(body)
+    })
+    .await;
+    assert_eq!(body["status"], "not ready");
+    switch.set(false);
+    let (status, body) = readyz(&s).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")), "{body}");
+    assert_eq!(s.metric("aurora_dependency_up{dependency=\"kafka\"}").await, 1.0);
+    s.stop().await;
 }
 
 #[tokio::test]
@@ -89,8 +126,8 @@ async fn a_log_outage_answers_unavailable_accepts_nothing_and_recovers() {
     assert_eq!(s.http.get(s.url("/readyz")).send().await.unwrap().status(), 200);
 
     switch.set(true);
-    let r = s.http.get(s.url("/readyz")).send().await.unwrap();
-    assert_eq!(r.status(), 503, "readyz reports the outage");
+    let (status, body) = readyz(&s).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("degraded")), "a blip keeps the gateway ready: {body}");
     let e = c.request(json!({"type":"send","room":"general","body":"during outage","nonce":"n1"})).await;
     assert_eq!(
         (e["type"].as_str(), e["code"].as_str(), e["room"].as_str()),
