@@ -45,9 +45,14 @@ build() {
   fi
   local v="k8s.io/component-base/version" ld
   ld="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=34 -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
-  if [ ! -x "$BIN/helm" ]; then
+  # Helm's release builds set the Kubernetes version `helm template` assumes (else 1.20,
+  # which the chart's kubeVersion refuses); the marker says this build has it.
+  if [ ! -x "$BIN/helm" ] || [ ! -f "$BIN/helm.k8s-1.34" ]; then
     log "building helm $HELM_VERSION through the Go module proxy (first run only, ~5 min)"
-    go_build "$here/cluster/helm" "$BIN/helm" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+    local chartutil=helm.sh/helm/v3/pkg/chartutil
+    go_build "$here/cluster/helm" "$BIN/helm" helm.sh/helm/v3/cmd/helm \
+      "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X $chartutil.k8sVersionMajor=1 -X $chartutil.k8sVersionMinor=34"
+    touch "$BIN/helm.k8s-1.34"
   fi
   for c in "${COMPONENTS[@]}"; do
     if [ ! -x "$BIN/$c" ]; then

@@ -23,6 +23,18 @@ pub enum Command {
     Crd,
     /// Run the operator (the default).
     Run,
+    /// Create the gateways' HS256 key Secret unless it exists (the chart's install Job).
+    JwtSecret {
+        /// The Secret's name.
+        #[arg(long)]
+        name: String,
+        /// Its namespace.
+        #[arg(long, env = "POD_NAMESPACE")]
+        namespace: String,
+        /// Labels of a created Secret, `key=value`, repeatable.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod crd;
 pub mod error;
 mod http;
+pub mod jwt_secret;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

@@ -1,14 +1,24 @@
-{{/* The release-scoped name of the chart's objects. */}}
+{{/* The chart's name, or nameOverride. */}}
+{{- define "aurora.name" -}}
+{{- .Values.nameOverride | default .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release-scoped name of the chart's objects, or fullnameOverride. */}}
 {{- define "aurora.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "aurora.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 50 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "aurora.labels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "aurora.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -18,7 +28,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{/* Selector labels of one component: include "aurora.selector" (list . "gateway") */}}
 {{- define "aurora.selector" -}}
 {{- $root := index . 0 -}}
-app.kubernetes.io/name: {{ $root.Chart.Name }}
+app.kubernetes.io/name: {{ include "aurora.name" $root }}
 app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
@@ -67,10 +77,45 @@ http://{{ include "aurora.fullname" . }}-gateway.{{ .Release.Namespace }}.svc:{{
 {{- end -}}
 {{- end -}}
 
+{{/* Pod template metadata of one component: include "aurora.podMeta" (list . "gateway" $annotations) */}}
+{{- define "aurora.podMeta" -}}
+{{- $root := index . 0 -}}
+labels:
+  {{- include "aurora.selector" (list $root (index . 1)) | nindent 2 }}
+  {{- with $root.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+annotations:
+  {{- with index . 2 }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- with $root.Values.podAnnotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
+
+{{/* The ServiceAccount of one component: include "aurora.serviceAccount" (list . "gateway") */}}
+{{- define "aurora.serviceAccount" -}}
+{{- printf "%s-%s" (include "aurora.fullname" (index . 0)) (index . 1) -}}
+{{- end -}}
+
+{{/* Pod spec shared by every component: include "aurora.podSpec" (list . "gateway" usesAPI) */}}
 {{- define "aurora.podSpec" -}}
+{{- $root := index . 0 -}}
+{{- with $root -}}
+serviceAccountName: {{ include "aurora.serviceAccount" (list $root (index $ 1)) }}
+# Only the operator talks to the Kubernetes API: the others get no token.
+automountServiceAccountToken: {{ index $ 2 }}
 {{- if .Values.hostNetwork }}
 hostNetwork: true
 dnsPolicy: ClusterFirstWithHostNet
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
@@ -86,6 +131,7 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
 {{- end -}}
 
 {{- define "aurora.extraEnv" -}}
@@ -93,4 +139,11 @@ affinity:
 - name: {{ $k }}
   value: {{ $v | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* A checksum of the settings a component's pods are started with (the shared service
+     endpoints and its extra env), so a change rolls them: include "aurora.configChecksum" (list . .Values.gateway.env) */}}
+{{- define "aurora.configChecksum" -}}
+{{- $root := index . 0 -}}
+{{- toJson (list $root.Values.kafka $root.Values.redis $root.Values.mongodb $root.Values.connections $root.Values.jwt (index . 1)) | sha256sum -}}
 {{- end -}}

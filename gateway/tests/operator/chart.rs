@@ -64,6 +64,13 @@ async fn the_chart_renders_objects_the_api_server_accepts_and_refuses_bad_values
         run("kubectl", &["wait", "--for", "condition=Established", "--timeout", "30s", &name]);
     }
 
+    // The JWT key is made at install, never rendered: two renders are identical, so a
+    // `helm template | kubectl apply` upgrade keeps every token valid.
+    let twice = [run("helm", &["template", "t", "charts/aurora"]), run("helm", &["template", "t", "charts/aurora"])];
+    assert_eq!(twice[0], twice[1], "helm template renders the same objects every time");
+    assert!(!twice[0].contains("kind: Secret"), "no Secret (and no key) in the rendered chart");
+    assert!(twice[0].contains("- jwt-secret"), "the install Job creates it");
+
     let ns = Ns::new().await;
     for (what, extra) in [("default values", None), ("every option", Some(full))] {
         let mut args = vec!["template", "t", "charts/aurora", "-n", &ns.name];
@@ -80,7 +87,14 @@ async fn the_chart_renders_objects_the_api_server_accepts_and_refuses_bad_values
         let objects = rendered.matches("\nkind: ").count();
         assert_eq!(accepted.lines().count(), objects, "{what}: every object accepted:\n{accepted}");
         if extra.is_some() {
-            for kind in ["PodMonitor", "PrometheusRule", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget"] {
+            for kind in [
+                "PodMonitor",
+                "PrometheusRule",
+                "Ingress",
+                "HorizontalPodAutoscaler",
+                "PodDisruptionBudget",
+                "NetworkPolicy",
+            ] {
                 assert!(accepted.contains(&kind.to_lowercase()), "{kind} accepted:\n{accepted}");
             }
             assert!(
@@ -139,6 +153,8 @@ async fn the_chart_installs_locked_down_and_its_rbac_runs_the_operator() {
 
     let ns = Ns::new().await;
     let release = "chat";
+    // The JWT key Job needs a pod network; this namespace's pods never run (no hostNetwork).
+    let jwt = format!("jwt.existingSecret={release}-jwt");
     let brokers = format!("kafka.brokers={}", service("AURORA_KAFKA_BROKERS"));
     let redis = format!("redis.url={}", service("AURORA_REDIS_URL"));
     let mongo = format!("mongodb.uri={}", service("AURORA_MONGODB_URI"));
@@ -159,6 +175,8 @@ async fn the_chart_installs_locked_down_and_its_rbac_runs_the_operator() {
             &mongo,
             "--set",
             &watch,
+            "--set",
+            &jwt,
         ],
     );
 
