@@ -119,16 +119,23 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
     let bus = Arc::new(RedisPublisher::new(shared.redis.clone()));
     let mut pipeline = Pipeline::new(Arc::new(shared.mongo.clone()), bus);
     let mut batch: Vec<OwnedMessage> = Vec::with_capacity(config.batch);
+    let mut unstored = false;
+    let mut receive = aurora_core::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             first = shared.consumer.recv() => match first {
-                Ok(m) => batch.push(m.detach()),
+                Ok(m) => {
+                    receive.reset();
+                    batch.push(m.detach());
+                }
                 Err(e) => {
                     if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) {
                         tracing::warn!(error = %e, "kafka receive failed");
                     }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if !receive.wait(&shutdown).await {
+                        break;
+                    }
                     continue;
                 }
             },
@@ -142,12 +149,19 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
         if shared.consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
             pipeline.reset();
         }
-        process(&shared, &mut pipeline, &batch, &shutdown).await;
+        if !process(&shared, &mut pipeline, &batch, &shutdown).await {
+            // Not stored, so not committed: the group hands these records to the next consumer.
+            tracing::warn!(records = batch.len(), "stopping with an unstored batch; it will be redelivered");
+            unstored = true;
+            break;
+        }
         commit(&shared.consumer, &batch);
         batch.clear();
     }
-    if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "final commit");
+    if !unstored {
+        if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final commit");
+        }
     }
     let _ = server.await;
     tracing::info!("consumer stopped");
@@ -164,9 +178,14 @@ fn futures_now<F: std::future::Future>(f: F) -> Option<F::Output> {
     }
 }
 
-/// Stores and publishes a batch, retrying (with backoff) until it succeeds:
-/// offsets are never committed for records that are not stored.
-async fn process(shared: &Shared, pipeline: &mut Pipeline, batch: &[OwnedMessage], shutdown: &CancellationToken) {
+/// Stores and publishes a batch, retrying (with backoff) until it succeeds or `shutdown`
+/// (false: not stored; the caller must not commit its offsets).
+async fn process(
+    shared: &Shared,
+    pipeline: &mut Pipeline,
+    batch: &[OwnedMessage],
+    shutdown: &CancellationToken,
+) -> bool {
     let submissions: Vec<Submission> = batch
         .iter()
         .filter_map(|m| {
@@ -187,10 +206,10 @@ async fn process(shared: &Shared, pipeline: &mut Pipeline, batch: &[OwnedMessage
         .collect();
     shared.metrics.records.inc_by(batch.len() as u64);
     if submissions.is_empty() {
-        return;
+        return true;
     }
     let timer = shared.metrics.batch_seconds.start_timer();
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = aurora_core::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         match pipeline.process(submissions.clone()).await {
             Ok(messages) => {
@@ -203,17 +222,14 @@ async fn process(shared: &Shared, pipeline: &mut Pipeline, batch: &[OwnedMessage
                 shared.metrics.rooms_active.set(pipeline.active_rooms() as i64);
                 shared.metrics.batch_size.observe(messages.len() as f64);
                 timer.observe_duration();
-                return;
+                return true;
             }
             Err(e) => {
                 shared.metrics.retries.inc();
-                tracing::warn!(error = %e, records = submissions.len(), "batch failed; retrying");
-                if shutdown.is_cancelled() && backoff > Duration::from_secs(2) {
-                    tracing::warn!("shutting down with an unstored batch; it will be redelivered");
-                    return;
+                tracing::warn!(error = %e, records = submissions.len(), attempt = backoff.attempts(), "batch failed; retrying");
+                if !backoff.wait(shutdown).await {
+                    return false;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
     }

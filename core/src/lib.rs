@@ -9,6 +9,7 @@
 //! - [`auth`]: argon2id passwords and HS256 JWTs.
 
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod distributed;
 pub mod embedded;

@@ -97,7 +97,7 @@ pub async fn reconcile(room: Arc<ChatRoom>, ctx: Arc<Context>) -> Result<Action>
     result
 }
 
-/// Requeues a failed object with exponential backoff (1 s doubling to 2 min).
+/// Requeues a failed object with jittered exponential backoff (1 s doubling to 2 min).
 pub fn error_policy(room: Arc<ChatRoom>, error: &Error, ctx: Arc<Context>) -> Action {
     let object = key(&room);
     let n = ctx.with_failures(|m| {
@@ -105,7 +105,7 @@ pub fn error_policy(room: Arc<ChatRoom>, error: &Error, ctx: Arc<Context>) -> Ac
         *n = n.saturating_add(1);
         *n
     });
-    let delay = Duration::from_secs(1u64 << n.saturating_sub(1).min(7)).min(Duration::from_secs(120));
+    let delay = aurora_core::backoff::jittered(Duration::from_secs(1), Duration::from_secs(120), n.saturating_sub(1));
     ctx.metrics.reconciles.with_label_values(&["error"]).inc();
     ctx.metrics.errors.with_label_values(&[error.reason()]).inc();
     tracing::warn!(room = %object, error = %error, retry_in = ?delay, "reconcile failed");

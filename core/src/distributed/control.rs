@@ -8,7 +8,6 @@
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::redis_bus::redis_err;
@@ -57,23 +56,22 @@ pub async fn announce(conn: &ConnectionManager, change: &RoomChange) -> PortResu
 /// Subscribes to the control channel until `tx` is closed, reconnecting with backoff.
 /// Sends [`ControlSignal::Resync`] after every (re)subscription.
 pub async fn listen(client: redis::Client, tx: mpsc::Sender<ControlSignal>) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = crate::backoff::Backoff::reconnect();
     loop {
         let mut pubsub = match client.get_async_pubsub().await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "control channel connection failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
         };
         if let Err(e) = pubsub.subscribe(CONTROL_CHANNEL).await {
             tracing::warn!(error = %e, "control channel subscribe failed; retrying");
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(backoff.next_delay()).await;
             continue;
         }
-        backoff = Duration::from_millis(100);
+        backoff.reset();
         if tx.send(ControlSignal::Resync).await.is_err() {
             return;
         }

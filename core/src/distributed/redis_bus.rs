@@ -11,7 +11,6 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ports::{Bus, BusSink, PortError, PortResult, RoomEvent};
@@ -87,7 +86,7 @@ async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>
     // and unsubscribes on its last, and the two commands of a quick leave + join may
     // arrive in either order; counting keeps the channel while anyone wants it.
     let mut wanted: HashMap<String, usize> = HashMap::new();
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = crate::backoff::Backoff::reconnect();
     let mut reconnecting = false;
     loop {
         let pubsub = match client.get_async_pubsub().await {
@@ -95,7 +94,7 @@ async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>
             Err(e) => {
                 tracing::warn!(error = %e, "redis subscriber connection failed; retrying");
                 // Refuse subscriptions while down, so joins answer `unavailable`.
-                let deadline = tokio::time::sleep(backoff);
+                let deadline = tokio::time::sleep(backoff.next_delay());
                 tokio::pin!(deadline);
                 loop {
                     tokio::select! {
@@ -109,12 +108,11 @@ async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>
                         }
                     }
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 reconnecting = true;
                 continue;
             }
         };
-        backoff = Duration::from_millis(100);
+        backoff.reset();
         let (mut subs, mut stream) = pubsub.split();
         let rooms: Vec<String> = wanted.keys().cloned().collect();
         let mut ok = true;

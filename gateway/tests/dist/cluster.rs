@@ -125,6 +125,12 @@ impl Proc {
         let _ = self.child.wait().await;
     }
 
+    /// SIGTERM; whether the process exited within `limit`.
+    pub async fn terminate_within(mut self, limit: Duration) -> bool {
+        self.sigterm();
+        tokio::time::timeout(limit, self.child.wait()).await.is_ok()
+    }
+
     pub async fn terminate(mut self) {
         self.sigterm();
         let _ = tokio::time::timeout(DEADLINE, self.child.wait()).await;
