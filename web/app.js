@@ -208,14 +208,23 @@ async function connect() {
       refreshSession().then(connect, () => {});
       return;
     }
-    scheduleReconnect();
+    // A draining gateway names a window; coming back at a random moment in it spreads
+    // its clients over the remaining gateways instead of a burst.
+    let hint = null;
+    if (ev.code === 1001) {
+      try { hint = JSON.parse(ev.reason).reconnect_within_ms; } catch { /* no hint */ }
+    }
+    scheduleReconnect(hint);
   };
 }
 
-function scheduleReconnect() {
-  // Exponential backoff with full jitter, capped at 30 s.
+function scheduleReconnect(windowMs) {
+  // Within the server's drain window if it named one; else exponential backoff with
+  // jitter, capped at 30 s.
   const cap = Math.min(30000, 500 * 2 ** state.backoff);
-  const delay = Math.round(cap / 2 + Math.random() * cap / 2);
+  const delay = typeof windowMs === "number" && windowMs > 0
+    ? Math.round(Math.random() * windowMs)
+    : Math.round(cap / 2 + Math.random() * cap / 2);
   state.backoff = Math.min(state.backoff + 1, 10);
   setStatus("reconnecting in " + Math.ceil(delay / 1000) + "s", "offline");
   state.reconnectTimer = setTimeout(connect, delay);

@@ -117,6 +117,7 @@ fn aurora_env(cmd: &mut Command, rooms: &[String]) {
         ("AURORA_REGISTER_RATE", "100000000/1s"),
         ("AURORA_LOGIN_RATE", "100000000/1s"),
         ("AURORA_MAX_CONNECTIONS_PER_ADDRESS", "10000000"),
+        ("AURORA_UPGRADE_RATE", "100000000/1s"),
         ("RUST_LOG", "warn"),
     ] {
         cmd.env(k, v);

@@ -213,6 +213,14 @@ pub struct Config {
     /// pointers to shared frames and are allocated as used, so idle sockets pay nothing.
     #[arg(long, env = "AURORA_OUTBOUND_QUEUE", default_value = "4096", value_parser = positive("AURORA_OUTBOUND_QUEUE"))]
     pub outbound_queue: usize,
+    /// On drain (SIGTERM) each client is told to reconnect at a random moment within this
+    /// (the close reason of 1001 carries it), so a gateway's clients do not all return at once.
+    #[arg(long, env = "AURORA_RECONNECT_WINDOW", default_value = "10s", value_parser = duration("AURORA_RECONNECT_WINDOW"))]
+    pub reconnect_window: Duration,
+    /// WebSocket upgrades this gateway accepts, `n/period`; beyond it 503 with
+    /// `Retry-After`, so a mass reconnect cannot starve the connected clients.
+    #[arg(long, env = "AURORA_UPGRADE_RATE", default_value = "1000/1s", value_parser = rate)]
+    pub upgrade_rate: RateLimit,
     /// How long a dependency may be unreachable before `/readyz` answers 503: a blip keeps
     /// every gateway in the Service (sends answer `unavailable` meanwhile).
     #[arg(long, env = "AURORA_READY_GRACE", default_value = "30s", value_parser = duration("AURORA_READY_GRACE"))]

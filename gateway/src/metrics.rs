@@ -236,7 +236,7 @@ impl Metrics {
         for scope in ["login", "login-failures", "register", "room-create"] {
             self.http_throttled.with_label_values(&[scope]);
         }
-        for reason in ["per_address", "file_reserve"] {
+        for reason in ["per_address", "file_reserve", "upgrade_rate"] {
             self.connections_refused.with_label_values(&[reason]);
         }
         for reason in AUTH_FAILURES {

@@ -24,6 +24,11 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every WebSocket session, so shutdown can wait for them.
     pub sessions: TaskTracker,
+    /// WebSocket upgrades (`AURORA_UPGRADE_RATE`), on the monotonic clock of `started`.
+    pub upgrades: std::sync::Mutex<aurora_core::ratelimit::Bucket>,
+    pub started: std::time::Instant,
+    /// The reason of the 1001 close on drain: when to come back.
+    pub drain_reason: String,
     /// Since when some dependency has been failing readiness checks.
     pub unready_since: std::sync::Mutex<Option<std::time::Instant>>,
     /// Open connections per client address.
@@ -42,6 +47,12 @@ impl AppState {
         };
         metrics.describe(mode);
         let hub = Hub::new(backend.bus.clone(), metrics.outbound_overflows.clone());
+        let drain_reason = serde_json::json!({
+            "reason": "server shutting down",
+            "reconnect_within_ms": config.reconnect_window.as_millis() as u64,
+        })
+        .to_string();
+        let upgrades = aurora_core::ratelimit::Bucket::full(config.upgrade_rate, 0.0);
         Ok(AppState {
             rooms: Arc::new(RoomDirectory::new(backend.clone(), hub.clone())),
             hub,
@@ -53,9 +64,22 @@ impl AppState {
             sessions: TaskTracker::new(),
             census: Arc::default(),
             unready_since: std::sync::Mutex::new(None),
+            upgrades: std::sync::Mutex::new(upgrades),
+            started: std::time::Instant::now(),
+            drain_reason,
             hashing: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             next_conn: AtomicU64::new(1),
         })
+    }
+
+    /// Takes an upgrade token; `Err` says when the next one is available.
+    pub fn admit_upgrade(&self) -> Result<(), std::time::Duration> {
+        let now = self.started.elapsed().as_secs_f64() * 1000.0;
+        let mut bucket = self.upgrades.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match bucket.take(self.config.upgrade_rate, now) {
+            aurora_core::ratelimit::Decision::Allowed => Ok(()),
+            aurora_core::ratelimit::Decision::Limited { retry_after } => Err(retry_after),
+        }
     }
 
     pub fn next_conn_id(&self) -> ConnId {

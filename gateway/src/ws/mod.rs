@@ -57,6 +57,14 @@ pub async fn upgrade(
     Query(query): Query<WsQuery>,
     mut request: Request,
 ) -> Response {
+    // Before anything else (no ticket spent): a reconnect storm waits, the connected do not.
+    if let Err(retry_after) = state.admit_upgrade() {
+        state.metrics.connections_refused.with_label_values(&["upgrade_rate"]).inc();
+        let mut refusal =
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "too many connections opening; retry");
+        refusal.retry_after = Some(retry_after);
+        return refusal.into_response();
+    }
     let headers = request.headers();
     let credential = match (bearer(headers), query.ticket, query.token) {
         (Some(token), _, _) => Credential::Token(token.to_owned()),

@@ -41,6 +41,8 @@ const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
 pub(super) enum End {
     /// Send a close frame with this code.
     Close(u16, &'static str),
+    /// The server drains: close 1001 with the reconnect hint (`AppState::drain_reason`).
+    Drain,
     /// The token expired: `token_expired`, then close 4001.
     Expired,
     /// Drop the TCP connection without a close frame (heartbeat timeout, write stall).
@@ -172,6 +174,7 @@ pub async fn run(state: Arc<AppState>, stream: Stream, mut socket: Writer, claim
     outbox.close();
     let reason = match &end {
         End::Close(code, _) if *code == close::GOING_AWAY => "shutdown",
+        End::Drain => "shutdown",
         End::Close(code, _) if *code == close::POLICY => "policy",
         End::Close(code, _) if *code == close::TOO_BIG => "too_big",
         End::Close(_, _) => "protocol_error",
@@ -219,7 +222,7 @@ impl Session {
             let sources = Sources { events: &mut events, pending: &mut self.pending, outbox };
             let wake = sources.next(std::mem::take(&mut after_batch)).await;
             let incoming = match wake {
-                Wake::Event(Control::Shutdown) => return End::Close(close::GOING_AWAY, "server shutting down"),
+                Wake::Event(Control::Shutdown) => return End::Drain,
                 Wake::Overflow => return End::Close(close::POLICY, "outbound queue overflow"),
                 Wake::Event(Control::Timer) => {
                     let now = Instant::now();
@@ -504,8 +507,10 @@ impl Session {
     }
 
     async fn finish(&mut self, mut socket: Socket, end: End) {
+        let state = self.state.clone();
         let (code, reason) = match end {
             End::Close(code, reason) => (code, reason),
+            End::Drain => (close::GOING_AWAY, state.drain_reason.as_str()),
             End::Expired => {
                 let frame = ServerFrame::Error {
                     code: ErrorCode::TokenExpired,

@@ -7,6 +7,7 @@
 mod harness;
 
 mod cluster;
+mod drain;
 
 mod failures;
 mod fanout;

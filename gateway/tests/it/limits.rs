@@ -126,3 +126,31 @@ async fn probes_answer_while_idle_sockets_exhaust_the_file_limit() {
     drop(idle);
     assert!(gw.terminate().await.success());
 }
+
+#[tokio::test]
+async fn upgrades_beyond_the_gateways_rate_wait_and_the_connected_carry_on() {
+    let s = crate::harness::Server::start_with(|c| c.upgrade_rate = "3/1m".parse().unwrap()).await;
+    let (_u, mut first) = s.user("up").await;
+    let token = s.register(&crate::harness::unique("up")).await.token;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let (ws, _) = tokio_tungstenite::connect_async(crate::harness::ws_request(s.addr, &token))
+            .await
+            .expect("within the rate");
+        open.push(ws);
+    }
+    match tokio_tungstenite::connect_async(crate::harness::ws_request(s.addr, &token)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=20).contains(&retry), "Retry-After {retry}");
+            let body: serde_json::Value = serde_json::from_slice(resp.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["error"]["code"], "unavailable");
+        }
+        other => panic!("expected 503, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    // The connection already open is not affected.
+    first.join("general").await;
+    assert_eq!(s.metric("aurora_http_connections_refused_total{reason=\"upgrade_rate\"}").await, 1.0);
+    s.stop().await;
+}
