@@ -4,12 +4,15 @@
 # references are garbage-collected) and a node (dev/node.sh: containerd, kubelet,
 # kube-scheduler), built through the Go module proxy from the wrapper modules in
 # dev/cluster/ and cached under ~/.cache/aurora/bin.
-# Usage: dev/cluster.sh up|down|status|build|leftovers
+# Usage: dev/cluster.sh up|down|status|build|leftovers|ingress
 #   up     builds what is missing, starts the control plane, writes the admin
 #          kubeconfig to ~/.cache/aurora/cluster/kubeconfig, installs the ChatRoom
 #          CRD and prints `export KUBECONFIG=…`
 #   down   stops what `up` started and deletes the cluster's data (PKI is kept)
 #   leftovers  fails when a process, mount or container of the cluster is still there
+#   ingress  (re)starts only the ingress controller of a running cluster
+# `up` also runs an ingress controller on the node: Traefik (Kubernetes Ingress provider) on
+# 127.0.0.1:$AURORA_INGRESS_PORT (18088), access log in ~/.cache/aurora/cluster/ingress-access.log.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -18,6 +21,11 @@ DIR="$CACHE/cluster"
 K8S_VERSION=v1.34.4
 ETCD_VERSION=3.6.16
 HELM_VERSION=3.22.0
+TRAEFIK_VERSION=v2.11.0
+TRAEFIK="$CACHE/bin/traefik-$TRAEFIK_VERSION"
+INGRESS_PORT="${AURORA_INGRESS_PORT:-18088}"
+# The host name manifests/dev-values.yaml gives the chart's Ingress.
+INGRESS_HOST=chat.aurora.test
 BIN="$CACHE/bin/k8s-$K8S_VERSION"
 ETCD="$CACHE/bin/etcd-$ETCD_VERSION"
 API_PORT="${AURORA_APISERVER_PORT:-16443}"
@@ -54,6 +62,11 @@ build() {
       "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X $chartutil.k8sVersionMajor=1 -X $chartutil.k8sVersionMinor=34"
     touch "$BIN/helm.k8s-1.34"
   fi
+  if [ ! -x "$TRAEFIK" ]; then
+    log "building Traefik $TRAEFIK_VERSION through the Go module proxy (first run only, ~10 min)"
+    go_build "$here/cluster/traefik" "$TRAEFIK" github.com/traefik/traefik/v2/cmd/traefik \
+      "-s -w -X github.com/traefik/traefik/v2/pkg/version.Version=$TRAEFIK_VERSION"
+  fi
   for c in "${COMPONENTS[@]}"; do
     if [ ! -x "$BIN/$c" ]; then
       log "building $c $K8S_VERSION through the Go module proxy (first run only; all five ~10–15 min on 2 cores)"
@@ -74,6 +87,7 @@ pki() {
   cert admin "/O=system:masters/CN=aurora-admin" clientAuth
   cert controller-manager "/CN=system:kube-controller-manager" clientAuth
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
+  cert ingress "/CN=aurora-ingress" clientAuth
   [ -f "$DIR/pki/sa.key" ] || openssl genrsa -out "$DIR/pki/sa.key" 2048 2>/dev/null
   [ -f "$DIR/pki/sa.pub" ] || openssl rsa -in "$DIR/pki/sa.key" -pubout -out "$DIR/pki/sa.pub" 2>/dev/null
 }
@@ -136,16 +150,42 @@ up() {
   "${k[@]}" apply --server-side -f "$repo/manifests/crds/chatroom.yaml" >/dev/null
   "${k[@]}" wait --for condition=Established --timeout 30s crd/chatrooms.aurorachat.dev >/dev/null
   "$here/node.sh" up
+  ingress_up
   log "control plane up: https://127.0.0.1:$API_PORT ($("${k[@]}" version -o json | grep -m1 gitVersion | tr -d ' ",'))"
   print_env
+}
+
+# Traefik with the Kubernetes Ingress provider, as user aurora-ingress (dev/cluster/traefik/rbac.yaml).
+# Services get no endpoints here: Ingress backends are ExternalName Services (localhost:port).
+# X-Forwarded-For from clients is replaced (they are not trusted); readTimeout 0 keeps
+# WebSockets open past any heartbeat; the access log is what an operator would keep.
+ingress_up() {
+  "$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" apply -f "$here/cluster/traefik/rbac.yaml" >/dev/null
+  kubeconfig "$DIR/ingress.kubeconfig" ingress
+  : > "$DIR/ingress-access.log"
+  start ingress env KUBECONFIG="$DIR/ingress.kubeconfig" "$TRAEFIK" \
+    --global.checknewversion=false --global.sendanonymoususage=false \
+    --entrypoints.web.address="127.0.0.1:$INGRESS_PORT" \
+    --entrypoints.web.transport.respondingTimeouts.readTimeout=0 \
+    --providers.kubernetesingress=true \
+    --providers.kubernetesingress.allowexternalnameservices=true \
+    --providers.kubernetesingress.ingressendpoint.ip=127.0.0.1 \
+    --accesslog=true --accesslog.filepath="$DIR/ingress-access.log" \
+    --log.level=INFO
+  wait_until 30 "the ingress controller" port_open 127.0.0.1 "$INGRESS_PORT"
+  log "ingress: Traefik $TRAEFIK_VERSION on http://127.0.0.1:$INGRESS_PORT (host $INGRESS_HOST)"
 }
 
 print_env() {
   echo "export KUBECONFIG=$KUBECONFIG_FILE"
   echo "export PATH=$BIN:\$PATH"
+  echo "export AURORA_INGRESS_URL=http://127.0.0.1:$INGRESS_PORT"
+  echo "export AURORA_INGRESS_HOST=$INGRESS_HOST"
+  echo "export AURORA_INGRESS_ACCESS_LOG=$DIR/ingress-access.log"
 }
 
 down() {
+  stop ingress
   if running kube-apiserver; then "$here/node.sh" down; fi
   stop kube-controller-manager
   stop kube-apiserver
@@ -156,8 +196,8 @@ down() {
 # What `down` must not leave behind: our processes, mounts under the cluster dir, shims.
 leftovers() {
   local found=0 p
-  for p in etcd kube-apiserver kube-controller-manager kubelet kube-scheduler containerd; do
-    if pgrep -f "^([^ ]*/)?$p(-[0-9.]+)?( |$)" >/dev/null; then log "left running: $p"; found=1; fi
+  for p in etcd kube-apiserver kube-controller-manager kubelet kube-scheduler containerd traefik; do
+    if pgrep -f "^([^ ]*/)?$p(-v?[0-9.]+)?( |$)" >/dev/null; then log "left running: $p"; found=1; fi
   done
   if pgrep -f containerd-shim-runc-v2 >/dev/null; then log "left running: containerd shims"; found=1; fi
   if grep -q " $DIR/" /proc/mounts; then log "left mounted: $(grep -o " $DIR/[^ ]*" /proc/mounts | head -3)"; found=1; fi
@@ -167,7 +207,7 @@ leftovers() {
 }
 
 status() {
-  for c in etcd kube-apiserver kube-controller-manager; do
+  for c in etcd kube-apiserver kube-controller-manager ingress; do
     if running "$c"; then log "$c: running (pid $(cat "$DIR/$c.pid"))"; else log "$c: not running"; fi
   done
   print_env
@@ -180,5 +220,6 @@ case "${1:-status}" in
   build) build ;;
   env) print_env ;;
   leftovers) leftovers ;;
-  *) echo "usage: $0 up|down|status|build|leftovers" >&2; exit 2 ;;
+  ingress) pki; ingress_up; print_env ;;
+  *) echo "usage: $0 up|down|status|build|leftovers|ingress" >&2; exit 2 ;;
 esac

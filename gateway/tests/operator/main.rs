@@ -16,6 +16,7 @@ mod kube_env;
 
 mod access;
 mod chart;
+mod ingress;
 mod lifecycle;
 mod load;
 mod node;
