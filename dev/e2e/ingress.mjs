@@ -17,6 +17,15 @@ const started = Date.now();
 const tokens = [];
 const sockets = [];
 
+// The client opens the first room it lists; the other tests' rooms may come first.
+async function openGeneral(page) {
+  const general = '#room-list button[data-room="general"]';
+  await page.waitForSelector(general, { timeout: 10000 });
+  await page.click(general);
+  await page.waitForSelector(`${general}.active`, { timeout: 10000 });
+  await page.waitForSelector("#composer-input:not([disabled])");
+}
+
 const browser = await launchBrowser([`--host-resolver-rules=MAP ${host} 127.0.0.1`]);
 try {
   const watch = async (ctx) => {
@@ -31,10 +40,7 @@ try {
   const suffix = String(Date.now() % 1000000);
   const alice = await signUp(await watch(await browser.newContext()), base, "ia" + suffix);
   const bob = await signUp(await watch(await browser.newContext()), base, "ib" + suffix);
-  for (const page of [alice, bob]) {
-    await page.waitForSelector('#room-list button.active[data-room="general"]', { timeout: 10000 });
-    await page.waitForSelector("#composer-input:not([disabled])");
-  }
+  for (const page of [alice, bob]) await openGeneral(page);
   const text = `hello through the ingress ${suffix}`;
   await alice.fill("#composer-input", text);
   await alice.press("#composer-input", "Enter");
@@ -44,6 +50,7 @@ try {
   // A reload: still signed in (the refresh cookie, through the ingress), history back.
   await alice.reload();
   await alice.waitForSelector("#conn-status.online", { timeout: 10000 });
+  await openGeneral(alice);
   await alice.waitForSelector(`#message-list li >> text=${text}`, { timeout: 10000 });
   const name = await alice.textContent("#me-name");
   if (name !== "ia" + suffix) throw new Error(`signed in as ${name} after the reload`);

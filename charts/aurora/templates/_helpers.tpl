@@ -99,13 +99,16 @@ annotations:
 {{- printf "%s-%s" (include "aurora.fullname" (index . 0)) (index . 1) -}}
 {{- end -}}
 
-{{/* Pod spec shared by every component: include "aurora.podSpec" (list . "gateway" usesAPI) */}}
+{{/* Pod spec shared by every component: include "aurora.podSpec" (list . "gateway" usesAPI);
+     an empty component keeps the namespace's default ServiceAccount (the `helm test` pod). */}}
 {{- define "aurora.podSpec" -}}
 {{- $root := index . 0 -}}
 {{- with $root -}}
-serviceAccountName: {{ include "aurora.serviceAccount" (list $root (index $ 1)) }}
 # Only the operator talks to the Kubernetes API: the others get no token.
 automountServiceAccountToken: {{ index $ 2 }}
+{{- with index $ 1 }}
+serviceAccountName: {{ include "aurora.serviceAccount" (list $root .) }}
+{{- end }}
 {{- if .Values.hostNetwork }}
 hostNetwork: true
 dnsPolicy: ClusterFirstWithHostNet
