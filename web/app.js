@@ -189,7 +189,8 @@ async function connect() {
   }
   if (!state.session || state.ws) return;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(proto + "//" + location.host + "/ws?ticket=" + encodeURIComponent(ticket));
+  // The ticket travels as a subprotocol: it is in no URL, so in no access log.
+  const ws = new WebSocket(proto + "//" + location.host + "/ws", ["aurora", "aurora.ticket." + ticket]);
   state.ws = ws;
   setStatus("connecting", "connecting");
   ws.onmessage = (ev) => {

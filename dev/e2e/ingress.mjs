@@ -1,8 +1,8 @@
 // The chat as a person opens it: Chromium resolves the ingress host name to the node's
 // ingress controller, two users register, chat, and one reloads the page and is still
-// signed in. Prints one JSON line: every access token the pages received (so the caller
-// can look for them in the controller's and the gateways' logs), every WebSocket URL,
-// and how long the steps took.
+// signed in. Prints one JSON line: every access token and ticket the pages received (so
+// the caller can look for them in the controller's and the gateways' logs), every
+// WebSocket URL, and how long the steps took.
 //   node dev/e2e/ingress.mjs http://127.0.0.1:18088 chat.aurora.test
 import { launchBrowser, signUp } from "./lib.mjs";
 
@@ -15,6 +15,7 @@ const port = new URL(ingress).port;
 const base = `http://${host}:${port}`;
 const started = Date.now();
 const tokens = [];
+const tickets = [];
 const sockets = [];
 
 // The client opens the first room it lists; the other tests' rooms may come first.
@@ -33,6 +34,7 @@ try {
       if (/\/api\/auth\/(register|login|refresh)$/.test(r.url()) && r.ok()) {
         tokens.push((await r.json()).token);
       }
+      if (r.url().endsWith("/api/ws-ticket") && r.ok()) tickets.push((await r.json()).ticket);
     });
     ctx.on("page", (p) => p.on("websocket", (ws) => sockets.push(ws.url())));
     return ctx;
@@ -54,7 +56,7 @@ try {
   await alice.waitForSelector(`#message-list li >> text=${text}`, { timeout: 10000 });
   const name = await alice.textContent("#me-name");
   if (name !== "ia" + suffix) throw new Error(`signed in as ${name} after the reload`);
-  console.log(JSON.stringify({ base, chatted_ms: chatted, total_ms: Date.now() - started, tokens, sockets }));
+  console.log(JSON.stringify({ base, chatted_ms: chatted, total_ms: Date.now() - started, tokens, tickets, sockets }));
 } finally {
   await browser.close();
 }

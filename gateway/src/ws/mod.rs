@@ -39,6 +39,30 @@ pub struct WsQuery {
     token: Option<String>,
 }
 
+/// The subprotocol a browser offers with its ticket (`new WebSocket(url, [PROTOCOL,
+/// TICKET_PREFIX + ticket])`), so the ticket is in no URL; the server selects [`PROTOCOL`].
+pub const PROTOCOL: &str = "aurora";
+const TICKET_PREFIX: &str = "aurora.ticket.";
+
+/// A ticket offered as a subprotocol, and whether the client offered [`PROTOCOL`].
+fn subprotocols(headers: &HeaderMap) -> (Option<String>, bool) {
+    let offered = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    let (mut ticket, mut aurora) = (None, false);
+    for p in offered {
+        if p == PROTOCOL {
+            aurora = true;
+        } else if let Some(t) = p.strip_prefix(TICKET_PREFIX) {
+            ticket = Some(t.to_owned());
+        }
+    }
+    (ticket, aurora)
+}
+
 /// How the upgrade request authenticates.
 enum Credential {
     /// A JWT: `Authorization: Bearer`, or `?token=` where allowed.
@@ -66,7 +90,8 @@ pub async fn upgrade(
         return refusal.into_response();
     }
     let headers = request.headers();
-    let credential = match (bearer(headers), query.ticket, query.token) {
+    let (offered_ticket, speaks_aurora) = subprotocols(headers);
+    let credential = match (bearer(headers), offered_ticket.or(query.ticket), query.token) {
         (Some(token), _, _) => Credential::Token(token.to_owned()),
         (None, Some(ticket), _) => Credential::Ticket(ticket),
         (None, None, Some(token)) if state.config.allow_token_in_url => Credential::Token(token),
@@ -130,10 +155,14 @@ pub async fn upgrade(
     if state.shutdown.is_cancelled() {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "shutting down").into_response();
     }
-    let (response, on_upgrade) = match accept(&mut request) {
+    let (mut response, on_upgrade) = match accept(&mut request) {
         Ok(accepted) => accepted,
         Err(e) => return e.into_response(),
     };
+    if speaks_aurora {
+        // A browser that offered subprotocols fails the connection unless one is selected.
+        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PROTOCOL));
+    }
     let guard = state.sessions.token();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {

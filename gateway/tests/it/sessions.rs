@@ -257,3 +257,23 @@ async fn a_client_keeps_chatting_across_access_token_expiries() {
     assert_eq!(v["messages"].as_array().unwrap().len(), sent);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_browser_can_offer_its_ticket_as_a_subprotocol_and_keep_urls_clean() {
+    let s = Server::start().await;
+    let u = s.register(&unique("sp")).await;
+    let (_, t) = ticket(&s, &u.token).await;
+    let t = t["ticket"].as_str().unwrap().to_owned();
+    let mut req = format!("ws://{}/ws", s.addr).into_client_request().unwrap();
+    let offered = format!("aurora, aurora.ticket.{t}");
+    req.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_str(&offered).unwrap());
+    let (ws, resp) = tokio_tungstenite::connect_async(req.clone()).await.expect("the ticket works");
+    assert_eq!(resp.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap()), Some("aurora"));
+    let mut c = Client { ws, pings: 0 };
+    assert_eq!(c.recv_type("hello").await["user"]["id"], u.id.as_str());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401, "single use"),
+        other => panic!("a spent ticket must be refused: {:?}", other.map(|(_, r)| r.status())),
+    }
+    s.stop().await;
+}

@@ -133,21 +133,22 @@ async fn browsers_reach_the_chart_through_the_ingress_with_real_client_addresses
     let tokens: Vec<&str> = report["tokens"].as_array().expect("tokens").iter().filter_map(Value::as_str).collect();
     assert!(tokens.len() >= 3, "register x2 and the reload's refresh: {report}");
     for url in report["sockets"].as_array().expect("sockets") {
-        let url = url.as_str().unwrap_or_default();
-        assert!(url.starts_with(&format!("ws://{host}/ws?ticket=")), "a ticket, never a token: {url}");
+        assert_eq!(url.as_str(), Some(format!("ws://{host}/ws").as_str()), "no credential in a WebSocket URL");
     }
+    let tickets: Vec<&str> = report["tickets"].as_array().expect("tickets").iter().filter_map(Value::as_str).collect();
+    assert!(tickets.len() >= 3, "a ticket per socket: {report}");
 
     // No access token in the controller's access log or the gateways' logs.
     let access = std::fs::read_to_string(env("AURORA_INGRESS_ACCESS_LOG")).expect("access log");
-    assert!(access.contains("GET /ws?ticket="), "the access log has the upgrades");
+    assert!(access.contains("\"GET /ws HTTP/1.1\" 101"), "the access log has the upgrades");
     let selector = format!("app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=gateway");
     let gateway_logs = run("kubectl", &["logs", "-n", &ns.name, "-l", &selector, "--tail=-1"]);
     assert!(gateway_logs.contains("registered"), "the gateway logged the registrations");
-    for t in &tokens {
-        assert!(!access.contains(t), "a JWT in the ingress access log");
-        assert!(!gateway_logs.contains(t), "a JWT in the gateway log");
+    for t in tokens.iter().chain(&tickets) {
+        assert!(!access.contains(t), "a JWT or ticket in the ingress access log");
+        assert!(!gateway_logs.contains(t), "a JWT or ticket in the gateway log");
     }
-    assert!(!access.contains("token="), "no token parameter in any URL");
+    assert!(!access.contains("token=") && !access.contains("ticket="), "no credential in any URL");
 
     // Clients behind the proxy have their own login throttles; a forged X-Forwarded-For
     // changes nothing (the controller replaces it).
