@@ -90,12 +90,10 @@ async fn open_session(state: &AppState, user: &UserRecord) -> Result<RefreshToke
     Ok(token)
 }
 
-async fn hash_off_runtime(state: &AppState, password: String) -> Result<String, ApiError> {
+/// Runs argon2 work on the blocking pool, at most one job per core at a time.
+async fn argon2<T: Send + 'static>(state: &AppState, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     let _permit = state.hashing.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::internal(e.to_string()))
 }
 
 pub async fn register(
@@ -110,7 +108,9 @@ pub async fn register(
     if state.backend.users.user_by_name(&c.username).await?.is_some() {
         return Err(ApiError::conflict("username is taken"));
     }
-    let hash = hash_off_runtime(&state, c.password).await?;
+    let password = c.password;
+    let hash =
+        argon2(&state, move || hash_password(&password)).await?.map_err(|e| ApiError::internal(e.to_string()))?;
     let user = UserRecord {
         id: uuid::Uuid::now_v7().simple().to_string(),
         name: c.username,
@@ -145,10 +145,7 @@ pub async fn login(
     };
     let stored = found.as_ref().map(|u| u.password_hash.clone());
     let password = c.password;
-    let _permit = state.hashing.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, stored.as_deref()))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let ok = argon2(&state, move || verify_password(&password, stored.as_deref())).await?;
     match found {
         Some(user) if ok => {
             abuse::give_back(&state, "login-failures", &account, failures).await;

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::chart::{repo, run, service};
+use crate::chart::{repo, run};
 use crate::kube_env::Ns;
+use crate::node::install_dev;
 
 const RELEASE: &str = "dev";
 const GATEWAY: &str = "http://127.0.0.1:18080";
@@ -20,17 +21,6 @@ const SOCKETS: usize = 1500;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name}: run `dev/cluster.sh up` (./run.sh test does)"))
-}
-
-/// Uninstalls the release when the test ends, passed or not.
-struct Installed(String);
-
-impl Drop for Installed {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("helm")
-            .args(["uninstall", RELEASE, "-n", &self.0, "--wait", "--timeout", "60s"])
-            .output();
-    }
 }
 
 /// A TCP connection to the ingress from `source` (any 127/8 address is this machine).
@@ -84,24 +74,9 @@ async fn browsers_reach_the_chart_through_the_ingress_with_real_client_addresses
     let port = ingress.port();
     let host = format!("{host_name}:{port}");
     let ns = Ns::new().await;
-    let sets = [
-        format!("operator.watchNamespace={}", ns.name),
-        format!("kafka.brokers={}", service("AURORA_KAFKA_BROKERS")),
-        format!("redis.url={}", service("AURORA_REDIS_URL")),
-        format!("mongodb.uri={}", service("AURORA_MONGODB_URI")),
-        // One gateway takes every socket: its per-address cap (1,000) must count clients.
-        "gateway.replicas=1".to_owned(),
-        "gateway.env.AURORA_LOGIN_RATE=3/1m".to_owned(),
-    ];
-    let mut install = vec!["install", RELEASE, "charts/aurora", "-n", &ns.name, "-f", "manifests/dev-values.yaml"];
-    for s in &sets {
-        install.extend(["--set", s.as_str()]);
-    }
-    install.extend(["--wait", "--timeout", "120s"]);
-    let started = Instant::now();
-    run("helm", &install);
-    let _installed = Installed(ns.name.clone());
-    let installed_after = started.elapsed();
+    // One gateway takes every socket: its per-address cap (1,000) must count clients.
+    let (_installed, installed_after) =
+        install_dev(&ns.name, &["gateway.replicas=1", "gateway.env.AURORA_LOGIN_RATE=3/1m"]);
 
     // The Ingress is served by the controller (status from its ingressendpoint).
     let status = run(

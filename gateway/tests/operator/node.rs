@@ -53,9 +53,29 @@ async fn stored_rooms(token: &str, expected: &HashMap<String, usize>) -> HashMap
 
 /// The release under test: uninstalled when the test ends, passed or not, so a failure
 /// leaves no pods on the shared ports or in the consumer group for the tests after it.
-struct Installed {
+pub struct Installed {
     ns: String,
     done: bool,
+}
+
+/// `helm install dev charts/aurora -f manifests/dev-values.yaml --wait` into `ns`, on the
+/// loopback services, watching `ns`, with `extra` `--set`s; and how long it took.
+pub fn install_dev(ns: &str, extra: &[&str]) -> (Installed, Duration) {
+    let mut sets = vec![
+        format!("operator.watchNamespace={ns}"),
+        format!("kafka.brokers={}", service("AURORA_KAFKA_BROKERS")),
+        format!("redis.url={}", service("AURORA_REDIS_URL")),
+        format!("mongodb.uri={}", service("AURORA_MONGODB_URI")),
+    ];
+    sets.extend(extra.iter().map(|s| (*s).to_owned()));
+    let mut install = vec!["install", RELEASE, "charts/aurora", "-n", ns, "-f", "manifests/dev-values.yaml"];
+    for s in &sets {
+        install.extend(["--set", s.as_str()]);
+    }
+    install.extend(["--wait", "--timeout", "120s"]);
+    let started = Instant::now();
+    run("helm", &install);
+    (Installed { ns: ns.to_owned(), done: false }, started.elapsed())
 }
 
 impl Drop for Installed {
@@ -83,27 +103,18 @@ fn kubectl_apply(ns: &str, yaml: &str) {
 async fn the_chart_runs_on_the_node_survives_upgrades_and_uninstalls_cleanly() {
     let _one = crate::cluster::exclusive().await;
     let ns = Ns::new().await;
-    let sets = [
-        format!("operator.watchNamespace={}", ns.name),
-        format!("kafka.brokers={}", service("AURORA_KAFKA_BROKERS")),
-        format!("redis.url={}", service("AURORA_REDIS_URL")),
-        format!("mongodb.uri={}", service("AURORA_MONGODB_URI")),
-        // Fifty users register and create rooms from one address, and send faster than 10/10s.
-        "gateway.env.AURORA_REGISTER_RATE=100000/1s".to_owned(),
-        "gateway.env.AURORA_ROOM_CREATE_RATE=100000/1s".to_owned(),
-        "gateway.env.AURORA_RATE_LIMIT=100000/1s".to_owned(),
-        // The load clients reconnect with their first access token throughout.
-        "gateway.env.AURORA_JWT_TTL=1h".to_owned(),
-    ];
-    let mut install = vec!["install", RELEASE, "charts/aurora", "-n", &ns.name, "-f", "manifests/dev-values.yaml"];
-    for s in &sets {
-        install.extend(["--set", s.as_str()]);
-    }
-    install.extend(["--wait", "--timeout", "120s"]);
-    let started = Instant::now();
-    run("helm", &install);
-    let mut installed = Installed { ns: ns.name.clone(), done: false };
-    println!("helm install --wait: every pod Ready after {:?}", started.elapsed());
+    let (mut installed, took) = install_dev(
+        &ns.name,
+        &[
+            // Fifty users register and create rooms from one address, and send faster than 10/10s.
+            "gateway.env.AURORA_REGISTER_RATE=100000/1s",
+            "gateway.env.AURORA_ROOM_CREATE_RATE=100000/1s",
+            "gateway.env.AURORA_RATE_LIMIT=100000/1s",
+            // The load clients reconnect with their first access token throughout.
+            "gateway.env.AURORA_JWT_TTL=1h",
+        ],
+    );
+    println!("helm install --wait: every pod Ready after {took:?}");
     assert_eq!(pods(&ns.name, "gateway").len(), 2);
     assert_eq!(pods(&ns.name, "operator").len(), 2);
     let jwt_secret = format!("secret/{RELEASE}-aurora-jwt");
