@@ -94,6 +94,9 @@ pub async fn serve_wired(
     if let Some(control) = control {
         daemons.push(tokio::spawn(rooms::watch(state.rooms.clone(), control, refresh, shutdown.clone())));
     }
+    // `aurora_dependency_up` has a sample from the start, not only after the first probe.
+    let first_check = state.clone();
+    tokio::spawn(async move { http::check_dependencies(&first_check).await });
     let app = http::router(state.clone());
     let scarce = http::probes_only(state.clone());
     let limits = server::Limits {

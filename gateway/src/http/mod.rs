@@ -89,12 +89,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting down" }))).into_response();
     }
-    let readiness = &state.backend.readiness;
-    let failing = readiness.check().await;
-    for dependency in readiness.dependencies() {
-        let up = !failing.iter().any(|f| f.dependency == *dependency);
-        state.metrics.dependency_up.with_label_values(&[dependency.as_str()]).set(i64::from(up));
-    }
+    let failing = check_dependencies(&state).await;
     let down_for = {
         let mut since = state.unready_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if failing.is_empty() {
@@ -117,6 +112,17 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
+}
+
+/// Checks every dependency and records the answers in `aurora_dependency_up`.
+pub async fn check_dependencies(state: &AppState) -> Vec<aurora_core::ports::NotReady> {
+    let readiness = &state.backend.readiness;
+    let failing = readiness.check().await;
+    for dependency in readiness.dependencies() {
+        let up = !failing.iter().any(|f| f.dependency == *dependency);
+        state.metrics.dependency_up.with_label_values(&[dependency.as_str()]).set(i64::from(up));
+    }
+    failing
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
