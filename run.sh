@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # AuroraChat entry point.
 #   ./run.sh            build (release) and start the embedded gateway on AURORA_LISTEN (127.0.0.1:8080)
+#   ./run.sh check      the fast lane: fmt, clippy -D warnings, feature builds, shellcheck, JS syntax, helm lint
 #   ./run.sh test       install what the tests need, then run every test
 #   ./run.sh test faults   the replicated-Kafka fault tests (three brokers; CI runs both)
 #   ./run.sh stack [replicated]   Kafka (1 or 3 brokers) + Redis + FerretDB on loopback, 2 gateways (8080, 8081), 1 consumer
@@ -14,7 +15,7 @@ cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aurora/target}"
 
 usage() {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd="${1:-run}"
@@ -24,6 +25,7 @@ case "$cmd" in
     cargo build --release -p aurora-gateway
     exec "$CARGO_TARGET_DIR/release/aurora-gateway" "$@"
     ;;
+  check) exec dev/check.sh "$@" ;;
   test) exec dev/test.sh "$@" ;;
   bench) exec dev/bench.sh "$@" ;;
   services) exec dev/services.sh "$@" ;;

@@ -4,13 +4,14 @@
 # references are garbage-collected) and a node (dev/node.sh: containerd, kubelet,
 # kube-scheduler), built through the Go module proxy from the wrapper modules in
 # dev/cluster/ and cached under ~/.cache/aurora/bin.
-# Usage: dev/cluster.sh up|down|status|build|leftovers|ingress
+# Usage: dev/cluster.sh up|down|status|build|leftovers|ingress|helm
 #   up     builds what is missing, starts the control plane, writes the admin
 #          kubeconfig to ~/.cache/aurora/cluster/kubeconfig, installs the ChatRoom
 #          CRD and prints `export KUBECONFIG=…`
 #   down   stops what `up` started and deletes the cluster's data (PKI is kept)
 #   leftovers  fails when a process, mount or container of the cluster is still there
 #   ingress  (re)starts only the ingress controller of a running cluster
+#   helm   builds only Helm (the check lane's `helm lint`) and prints its path
 # `up` also runs an ingress controller on the node: Traefik (Kubernetes Ingress provider) on
 # 127.0.0.1:$AURORA_INGRESS_PORT (18088), access log in ~/.cache/aurora/cluster/ingress-access.log.
 set -euo pipefail
@@ -44,15 +45,9 @@ go_build() { # module dir, output, package, ldflags
   mv "$2.tmp" "$2"
 }
 
-build() {
-  command -v go >/dev/null || { log "go is required to build Kubernetes"; exit 1; }
+build_helm() {
+  command -v go >/dev/null || { log "go is required to build Helm"; exit 1; }
   mkdir -p "$BIN"
-  if [ ! -x "$ETCD" ]; then
-    log "building etcd $ETCD_VERSION through the Go module proxy (first run only, ~2 min)"
-    go_build "$here/cluster/etcd" "$ETCD" go.etcd.io/etcd/server/v3 "-s -w"
-  fi
-  local v="k8s.io/component-base/version" ld
-  ld="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=34 -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
   # Helm's release builds set the Kubernetes version `helm template` assumes (else 1.20,
   # which the chart's kubeVersion refuses); the marker says this build has it.
   if [ ! -x "$BIN/helm" ] || [ ! -f "$BIN/helm.k8s-1.34" ]; then
@@ -62,6 +57,18 @@ build() {
       "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X $chartutil.k8sVersionMajor=1 -X $chartutil.k8sVersionMinor=34"
     touch "$BIN/helm.k8s-1.34"
   fi
+}
+
+build() {
+  command -v go >/dev/null || { log "go is required to build Kubernetes"; exit 1; }
+  mkdir -p "$BIN"
+  if [ ! -x "$ETCD" ]; then
+    log "building etcd $ETCD_VERSION through the Go module proxy (first run only, ~2 min)"
+    go_build "$here/cluster/etcd" "$ETCD" go.etcd.io/etcd/server/v3 "-s -w"
+  fi
+  local v="k8s.io/component-base/version" ld
+  ld="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=34 -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+  build_helm
   if [ ! -x "$TRAEFIK" ]; then
     log "building Traefik $TRAEFIK_VERSION through the Go module proxy (first run only, ~10 min)"
     go_build "$here/cluster/traefik" "$TRAEFIK" github.com/traefik/traefik/v2/cmd/traefik \
@@ -218,6 +225,7 @@ case "${1:-status}" in
   down) down ;;
   status) status ;;
   build) build ;;
+  helm) build_helm; echo "$BIN/helm" ;;
   env) print_env ;;
   leftovers) leftovers ;;
   ingress) pki; ingress_up; print_env ;;

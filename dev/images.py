@@ -43,9 +43,9 @@ def add_file(tar, path, data, mode):
     tar.addfile(info, io.BytesIO(data))
 
 
-def add_dir(tar, path, mode=0o755):
+def add_dir(tar, path, mode=0o755, owner=0):
     info = tarfile.TarInfo(path.lstrip("/"))
-    info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, 0
+    info.type, info.mode, info.mtime, info.uid, info.gid = tarfile.DIRTYPE, mode, 0, owner, owner
     tar.addfile(info)
 
 
@@ -67,6 +67,8 @@ def layer(binary, name):
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for d in sorted(dirs):
             add_dir(tar, d, 0o1777 if d == "/tmp" else 0o755)
+        # The embedded store's directory (AURORA_DATA_DIR=/data), writable by the user.
+        add_dir(tar, "/data", 0o700, UID)
         for path in sorted(files):
             data, mode = files[path]
             add_file(tar, path, data, mode)

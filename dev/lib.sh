@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by dev/services.sh and dev/cluster.sh (sourced, not run).
 # The caller sets PIDDIR (where <name>.pid files live) and defines log(); cert() also
 # needs PKI (a directory holding ca.crt and ca.key).

@@ -134,7 +134,7 @@ down() {
   stop containerd
   pkill -f "containerd-shim-runc-v2 .*-address $SOCK" 2>/dev/null || true
   # Mounts the kubelet and containerd left behind (pod volumes, overlay rootfs, shm).
-  grep -o " $NODE[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  grep -o " ${NODE}[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   if [ -f "$NODE/sysctl.saved" ]; then
     mapfile -t saved < "$NODE/sysctl.saved"
     sysctl -q -w vm.overcommit_memory="${saved[0]}" kernel.panic="${saved[1]}" kernel.panic_on_oops="${saved[2]}" || true

@@ -236,7 +236,6 @@ YAML
 }
 
 prometheus_up() {
-  PROMETHEUS_URL="http://127.0.0.1:$PROM_PORT"
   running prometheus && return
   prometheus_bin
   local dir="$RUN/prometheus"
@@ -287,7 +286,7 @@ case "$cmd" in
     done
     ;;
   kill) # kill -9 one node of the three-broker cluster: kill kafka3 <node id>
-    [ "${names[0]:-}" = kafka3 ] && [ -n "${names[1]:-}" ] || { echo "usage: $0 kill kafka3 <1|2|3>" >&2; exit 2; }
+    if [ "${names[0]:-}" != kafka3 ] || [ -z "${names[1]:-}" ]; then echo "usage: $0 kill kafka3 <1|2|3>" >&2; exit 2; fi
     if running "kafka3-${names[1]}"; then kill -9 "$(cat "$RUN/kafka3-${names[1]}.pid")"; rm -f "$RUN/kafka3-${names[1]}.pid"; fi
     ;;
   reset)

@@ -75,20 +75,22 @@ cargo build --release --locked -p aurora-gateway -p aurora-consumer -p aurora-op
 ./run.sh images
 
 log "unit and integration tests (cargo test; distributed tests use the services above)"
-cargo test --workspace --locked --exclude aurora-gateway
+cargo test --workspace --locked --exclude aurora-gateway --exclude aurora-operator
+operator_tests=()
+for t in operator/tests/*.rs; do operator_tests+=(--test "$(basename "$t" .rs)"); done
+cargo test -p aurora-operator --locked --lib --bins "${operator_tests[@]}"
 # The gateway's test targets, the operator/chart suite last on a fresh store: FerretDB scans
 # the whole messages collection for every history read, and the distributed tests leave
 # thousands of messages behind (the chart test reconnects 50 clients at once).
 gateway_tests=()
 for t in gateway/tests/*.rs gateway/tests/*/main.rs; do
-  name="$(basename "${t%/main.rs}" .rs)"
-  [ "$name" = operator ] || gateway_tests+=(--test "$name")
+  gateway_tests+=(--test "$(basename "${t%/main.rs}" .rs)")
 done
 cargo test -p aurora-gateway --locked --lib --bins "${gateway_tests[@]}"
 cargo test -p aurora-gateway --locked --doc
 dev/services.sh reset mongodb >/dev/null
 # --show-output: the figures the chart, operator and observability tests print.
-cargo test -p aurora-gateway --locked --test operator -- --show-output
+cargo test -p aurora-operator --locked --test cluster -- --show-output
 
 log "browser test (Playwright + Chromium against the release binary)"
 (cd dev/e2e && AURORA_BIN="$CARGO_TARGET_DIR/release/aurora-gateway" npm test --silent)

@@ -220,8 +220,8 @@ async function connect() {
 }
 
 function scheduleReconnect(windowMs) {
-  // Within the server's drain window if it named one; else exponential backoff with
-  // jitter, capped at 30 s.
+  // Within the server's drain window if it named one (uniform over it); else "equal
+  // jitter": half of an exponentially growing cap (30 s at most) plus a random half.
   const cap = Math.min(30000, 500 * 2 ** state.backoff);
   const delay = typeof windowMs === "number" && windowMs > 0
     ? Math.round(Math.random() * windowMs)

@@ -56,6 +56,8 @@ pub async fn serve(listen: &str) -> anyhow::Result<()> {
     }
 }
 
+// The handshake callback's error type (an HTTP response) is tokio-tungstenite's.
+#[allow(clippy::result_large_err)]
 async fn session(stream: TcpStream, id: u64, rooms: Arc<Rooms>) {
     let _ = stream.set_nodelay(true);
     let mut path = String::new();

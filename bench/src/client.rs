@@ -120,7 +120,7 @@ pub async fn open(
     n: usize,
     sources: usize,
 ) -> anyhow::Result<Ws> {
-    let url = peer.url(base, room, cred);
+    let url = peer.url(base, room);
     let mut req = url.as_str().into_client_request()?;
     if let (Peer::Aurora | Peer::AuroraDistributed, Credential::Token(token)) = (peer, cred) {
         req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
@@ -219,10 +219,14 @@ async fn recv(rx: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
 }
 
 /// CPU seconds (user + system) this process has used.
+#[allow(unsafe_code)]
 pub fn self_cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we own.
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    // SAFETY: getrusage writes into the struct we own.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }

@@ -1,6 +1,8 @@
 //! `aurora-bench`: AuroraChat against Centrifugo, Socket.IO and a raw tokio-tungstenite ceiling,
 //! on the same machine in the same run. `./run.sh bench` builds the peers and calls it.
 
+#![deny(unsafe_code)]
+
 mod ceiling;
 mod client;
 mod compare;
@@ -21,6 +23,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start-up; the size of the `Compare` plan does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the raw broadcast server (the ceiling) on --listen.
     Ceiling {
@@ -72,6 +76,7 @@ impl ProgramArgs {
     }
 }
 
+#[allow(unsafe_code)]
 fn pin_self(cpu: usize) {
     // SAFETY: the set is zeroed and then filled through the libc macros.
     unsafe {
@@ -104,13 +109,17 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+#[allow(unsafe_code)]
 fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit on a struct we own.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct we own.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && {
             lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
         }
+    };
+    if !raised {
+        eprintln!("could not raise the open-file limit: {}", std::io::Error::last_os_error());
     }
 }

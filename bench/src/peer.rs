@@ -45,9 +45,8 @@ impl Peer {
         }
     }
 
-    pub fn url(self, base: &str, room: &str, cred: &Credential) -> String {
+    pub fn url(self, base: &str, room: &str) -> String {
         let ws = base.replacen("http", "ws", 1);
-        let _ = cred;
         match self {
             Peer::Aurora | Peer::AuroraDistributed => format!("{ws}/ws"),
             Peer::Centrifugo => format!("{ws}/connection/websocket"),

@@ -182,7 +182,7 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
     let cpu = user - cpu0.0 + sys;
     let delivered = pop.stats.delivered.load(Ordering::Relaxed);
     let (p50, p99, p999) = match pop.stats.latency.lock() {
-        Ok(h) if h.len() > 0 => (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999)),
+        Ok(h) if !h.is_empty() => (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999)),
         _ => (0, 0, 0),
     };
     let ms = |us: u64| us as f64 / 1000.0;

@@ -58,6 +58,7 @@ fn pinned(cpus: &str, program: &Path) -> Command {
 /// The child (and what it execs: `taskset` and `chrt` exec their program) gets SIGKILL when
 /// the bench dies, even by a signal that runs no destructor. Children are started from the
 /// thread that runs `compare` to its end (the kernel signals when the forking thread exits).
+#[allow(unsafe_code)]
 fn die_with_parent(c: &mut Command) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id();
@@ -247,6 +248,7 @@ fn status_field(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+#[allow(unsafe_code)]
 fn proc_cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at ") ".
@@ -255,7 +257,10 @@ fn proc_cpu_seconds(pid: u32) -> (f64, f64) {
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the line: 11 and 12 after the name.
     // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        hz if hz > 0 => hz as f64,
+        _ => 100.0, // Linux's USER_HZ when sysconf cannot say
+    };
     (ticks(11) / hz, ticks(12) / hz)
 }
 

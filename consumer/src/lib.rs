@@ -1,6 +1,8 @@
 //! The fan-out tier: reads the message log from Kafka and, per batch, assigns
 //! `seq`, stores in MongoDB, publishes to Redis, and only then commits offsets.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 mod http;
 pub mod metrics;
@@ -114,7 +116,7 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
         .with_context(|| format!("AURORA_CONSUMER_LISTEN: cannot bind {}", config.listen))?;
     tracing::info!(addr = %listener.local_addr()?, group = %config.group, "consumer started");
     println!("aurora-consumer listening on http://{}", listener.local_addr()?);
-    let server = tokio::spawn(http::serve(listener, shared.clone(), shutdown.clone()));
+    let server = tokio::spawn(aurora_core::probes::serve(listener, shared.clone(), shutdown.clone()));
 
     let bus = Arc::new(RedisPublisher::new(shared.redis.clone()));
     let mut pipeline = Pipeline::new(Arc::new(shared.mongo.clone()), bus);

@@ -1,4 +1,4 @@
-//! argon2id password hashes and HS256 JWTs (SPEC §4).
+//! argon2id password hashes and HS256 JWTs (docs/protocol.md §1).
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;

@@ -1,4 +1,4 @@
-//! Configuration, parsed once at start-up from env vars and CLI flags (SPEC §3).
+//! Configuration, parsed once at start-up from env vars and CLI flags (README, "Configuration").
 
 use clap::{Parser, ValueEnum};
 use std::net::SocketAddr;
@@ -108,8 +108,8 @@ fn positive(var: &'static str) -> impl Fn(&str) -> Result<usize, String> + Clone
     }
 }
 
-fn rate(s: &str) -> Result<RateLimit, String> {
-    s.parse().map_err(|e| format!("AURORA_RATE_LIMIT: {e}"))
+fn rate(var: &'static str) -> impl Fn(&str) -> Result<RateLimit, String> + Clone + Send + Sync + 'static {
+    move |s| s.parse().map_err(|e| format!("{var}: {e}"))
 }
 
 fn listen(s: &str) -> Result<SocketAddr, String> {
@@ -160,13 +160,13 @@ pub struct Config {
     #[arg(long, env = "AURORA_HEARTBEAT_TIMEOUT", default_value = "20s", value_parser = duration("AURORA_HEARTBEAT_TIMEOUT"))]
     pub heartbeat_timeout: Duration,
     /// Per user per room token bucket, `messages/period`.
-    #[arg(long, env = "AURORA_RATE_LIMIT", default_value = "10/10s", value_parser = rate)]
+    #[arg(long, env = "AURORA_RATE_LIMIT", default_value = "10/10s", value_parser = rate("AURORA_RATE_LIMIT"))]
     pub rate_limit: RateLimit,
     /// Per connection per room: `typing` frames beyond this are dropped silently.
-    #[arg(long, env = "AURORA_TYPING_RATE", default_value = "1/2s", value_parser = rate)]
+    #[arg(long, env = "AURORA_TYPING_RATE", default_value = "1/2s", value_parser = rate("AURORA_TYPING_RATE"))]
     pub typing_rate: RateLimit,
     /// Per connection per room: `join`s beyond this (each may broadcast presence) get `rate_limited`.
-    #[arg(long, env = "AURORA_JOIN_RATE", default_value = "10/10s", value_parser = rate)]
+    #[arg(long, env = "AURORA_JOIN_RATE", default_value = "10/10s", value_parser = rate("AURORA_JOIN_RATE"))]
     pub join_rate: RateLimit,
     /// A connection must send a request's headers within this (also the idle keep-alive limit).
     #[arg(long, env = "AURORA_HEADER_TIMEOUT", default_value = "10s", value_parser = duration("AURORA_HEADER_TIMEOUT"))]
@@ -182,17 +182,17 @@ pub struct Config {
     #[arg(long, env = "AURORA_FD_RESERVE", default_value = "64")]
     pub fd_reserve: usize,
     /// Login attempts per source address.
-    #[arg(long, env = "AURORA_LOGIN_RATE", default_value = "30/1m", value_parser = rate)]
+    #[arg(long, env = "AURORA_LOGIN_RATE", default_value = "30/1m", value_parser = rate("AURORA_LOGIN_RATE"))]
     pub login_rate: RateLimit,
     /// Failed logins per account per source address (a correct password takes no token),
     /// so a guesser is slowed without locking the owner out from elsewhere.
-    #[arg(long, env = "AURORA_LOGIN_FAILURE_RATE", default_value = "5/1m", value_parser = rate)]
+    #[arg(long, env = "AURORA_LOGIN_FAILURE_RATE", default_value = "5/1m", value_parser = rate("AURORA_LOGIN_FAILURE_RATE"))]
     pub login_failure_rate: RateLimit,
     /// Registrations per source address.
-    #[arg(long, env = "AURORA_REGISTER_RATE", default_value = "10/1m", value_parser = rate)]
+    #[arg(long, env = "AURORA_REGISTER_RATE", default_value = "10/1m", value_parser = rate("AURORA_REGISTER_RATE"))]
     pub register_rate: RateLimit,
     /// `POST /api/rooms` per user.
-    #[arg(long, env = "AURORA_ROOM_CREATE_RATE", default_value = "10/1m", value_parser = rate)]
+    #[arg(long, env = "AURORA_ROOM_CREATE_RATE", default_value = "10/1m", value_parser = rate("AURORA_ROOM_CREATE_RATE"))]
     pub room_create_rate: RateLimit,
     /// Rooms one user may create in all.
     #[arg(long, env = "AURORA_MAX_ROOMS_PER_USER", default_value = "100", value_parser = positive("AURORA_MAX_ROOMS_PER_USER"))]
@@ -219,7 +219,7 @@ pub struct Config {
     pub reconnect_window: Duration,
     /// WebSocket upgrades this gateway accepts, `n/period`; beyond it 503 with
     /// `Retry-After`, so a mass reconnect cannot starve the connected clients.
-    #[arg(long, env = "AURORA_UPGRADE_RATE", default_value = "1000/1s", value_parser = rate)]
+    #[arg(long, env = "AURORA_UPGRADE_RATE", default_value = "1000/1s", value_parser = rate("AURORA_UPGRADE_RATE"))]
     pub upgrade_rate: RateLimit,
     /// How long a dependency may be unreachable before `/readyz` answers 503: a blip keeps
     /// every gateway in the Service (sends answer `unavailable` meanwhile).
@@ -311,6 +311,7 @@ impl Config {
         Ok(Some(secret))
     }
 
+    #[cfg(feature = "distributed")]
     pub fn endpoints(&self) -> crate::distributed::Endpoints {
         crate::distributed::Endpoints {
             kafka_brokers: self.kafka_brokers.clone(),
@@ -319,16 +320,6 @@ impl Config {
             partitions: self.kafka_partitions.min(i32::MAX as usize) as i32,
             replication: self.kafka_replication.min(i32::MAX as usize) as i32,
         }
-    }
-
-    /// Defaults, for tests and embedding.
-    pub fn for_tests(data_dir: PathBuf) -> Self {
-        let mut c = Config::parse_from(["aurora-gateway", "--listen", "127.0.0.1:0"]);
-        c.data_dir = data_dir;
-        // Tests register and log in many users from one address; abuse tests set these back.
-        let plenty = RateLimit { messages: 100_000, period: std::time::Duration::from_secs(1) };
-        (c.login_rate, c.login_failure_rate, c.register_rate, c.room_create_rate) = (plenty, plenty, plenty, plenty);
-        c
     }
 }
 
@@ -360,6 +351,8 @@ mod tests {
         assert!(e.contains("AURORA_HEARTBEAT_INTERVAL"), "{e}");
         let e = Config::try_parse_from(["x", "--rate-limit", "lots"]).unwrap_err().to_string();
         assert!(e.contains("AURORA_RATE_LIMIT"), "{e}");
+        let e = Config::try_parse_from(["x", "--typing-rate", "lots"]).unwrap_err().to_string();
+        assert!(e.contains("AURORA_TYPING_RATE") && !e.contains("AURORA_RATE_LIMIT"), "{e}");
         let e = Config::try_parse_from(["x", "--listen", "nowhere"]).unwrap_err().to_string();
         assert!(e.contains("AURORA_LISTEN"), "{e}");
         let mut c = Config::try_parse_from(["x", "--jwt-secret", "short"]).unwrap();

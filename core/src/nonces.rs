@@ -9,8 +9,7 @@
 use async_trait::async_trait;
 use std::sync::Arc;
 
-use crate::embedded::NONCE_TTL;
-use crate::ports::{Claim, MessageStore, NonceCache, PortResult};
+use crate::ports::{Claim, MessageStore, NonceCache, PortResult, NONCE_TTL};
 
 pub struct DurableNonces {
     cache: Arc<dyn NonceCache>,

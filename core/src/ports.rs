@@ -1,5 +1,5 @@
 //! The ports the chat logic talks to. Embedded implementations live in
-//! [`crate::embedded`]; distributed ones (Kafka, Redis, MongoDB) implement the same traits.
+//! `crate::embedded`; distributed ones (Kafka, Redis, MongoDB) implement the same traits.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -12,16 +12,67 @@ use crate::ratelimit::{Decision, RateLimit};
 /// A connection id, unique within one gateway process.
 pub type ConnId = u64;
 
+/// How a call to a backing service failed: the `kind` of `aurora_backend_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The service could not be reached or the connection broke.
+    Connection,
+    /// The service did not answer in time.
+    Timeout,
+    /// The service answered with an error.
+    Error,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 3] = [FailureKind::Connection, FailureKind::Timeout, FailureKind::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Connection => "connection",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a port call failed. Every variant but `Conflict` means "try again later" to a
+/// client (`unavailable`), except `Corrupt`, which is a bug or a damaged record.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PortError {
     #[error("already exists")]
     Conflict,
-    #[error("dependency unavailable: {0}")]
-    Unavailable(String),
+    /// A call to a backing service failed.
+    #[error("{dependency} {kind} failure: {detail}")]
+    Unavailable { dependency: Dependency, kind: FailureKind, detail: String },
+    /// A task of the adapter itself (a producer, a subscriber, the log writer) is gone.
+    #[error("{0} stopped")]
+    Stopped(&'static str),
+    /// The operation is not offered by this adapter (the consumer's bus only publishes).
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
     #[error("overloaded: {0}")]
     Overloaded(&'static str),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+}
+
+impl PortError {
+    /// A failed call to `dependency`, counted in `aurora_backend_errors_total`.
+    pub fn unavailable(dependency: Dependency, kind: FailureKind, detail: impl std::fmt::Display) -> PortError {
+        crate::telemetry::backend_error(dependency, kind);
+        PortError::Unavailable { dependency, kind, detail: detail.to_string() }
+    }
+
+    /// A record that cannot be encoded or decoded.
+    pub fn corrupt(e: impl std::fmt::Display) -> PortError {
+        PortError::Corrupt(e.to_string())
+    }
 }
 
 pub type PortResult<T> = Result<T, PortError>;
@@ -149,7 +200,10 @@ pub enum Claim {
     Stored(String),
 }
 
-/// Remembers `(user, room, nonce)` for five minutes.
+/// How long a nonce is remembered: a retry within this is stored once.
+pub const NONCE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Remembers `(user, room, nonce)` for [`NONCE_TTL`].
 #[async_trait]
 pub trait NonceCache: Send + Sync {
     async fn claim(&self, user_id: &str, room: &str, nonce: &str, id: &str) -> PortResult<Claim>;
@@ -173,6 +227,14 @@ pub enum Dependency {
 }
 
 impl Dependency {
+    /// The `port` label of `aurora_backend_errors_total` (the file store counts as `embedded`).
+    pub fn port_label(self) -> &'static str {
+        match self {
+            Dependency::Store => "embedded",
+            other => other.as_str(),
+        }
+    }
+
     /// The `dependency` label of `aurora_dependency_up`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -190,12 +252,21 @@ impl std::fmt::Display for Dependency {
     }
 }
 
+/// Why a dependency failed a readiness check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReadyCause {
+    #[error("no answer within {0:?}")]
+    NoAnswer(std::time::Duration),
+    #[error(transparent)]
+    Failed(#[from] PortError),
+}
+
 /// A dependency that did not answer a readiness check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{dependency}: {detail}")]
+#[error("{dependency}: {cause}")]
 pub struct NotReady {
     pub dependency: Dependency,
-    pub detail: String,
+    pub cause: NotReadyCause,
 }
 
 /// Reports whether every dependency answers.

@@ -1,4 +1,4 @@
-//! The WebSocket protocol (SPEC §5): client frame decoding and server frame encoding.
+//! The WebSocket protocol (docs/protocol.md): client frame decoding and server frame encoding.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -146,7 +146,7 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
     Ok(Request { reference, command })
 }
 
-/// Error codes of SPEC §5.
+/// Error codes (docs/protocol.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -192,7 +192,7 @@ impl ErrorCode {
     }
 }
 
-/// WebSocket close codes of SPEC §5.
+/// WebSocket close codes (docs/protocol.md §6).
 pub mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;

@@ -1,4 +1,4 @@
-//! Sign-in sessions and WebSocket tickets (SPEC v2 §4–§5).
+//! Sign-in sessions and WebSocket tickets (docs/protocol.md §1–§2).
 //!
 //! A session is what a refresh token stands for: it lasts `AURORA_REFRESH_TTL`, and every
 //! refresh spends the presented token and hands out the next one. The store keeps only a

@@ -12,16 +12,15 @@ static BACKEND_ERRORS: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
     .unwrap_or_else(|e| panic!("static metric definition is valid: {e}"))
 });
 
-/// The `kind` values of `aurora_backend_errors_total`.
-pub const KINDS: [&str; 3] = ["connection", "timeout", "error"];
+use crate::ports::{Dependency, FailureKind};
 
 /// Registers the shared metrics in a binary's registry: `aurora_backend_errors_total`
 /// with every `ports` × kind series created at 0, and `aurora_build_info{version,mode}` = 1.
 pub fn register_shared(registry: &prometheus::Registry, mode: &str, ports: &[&str]) -> prometheus::Result<()> {
     registry.register(Box::new(BACKEND_ERRORS.clone()))?;
     for port in ports {
-        for kind in KINDS {
-            BACKEND_ERRORS.with_label_values(&[port, kind]);
+        for kind in FailureKind::ALL {
+            BACKEND_ERRORS.with_label_values(&[port, kind.as_str()]);
         }
     }
     let info = prometheus::IntGaugeVec::new(
@@ -33,19 +32,8 @@ pub fn register_shared(registry: &prometheus::Registry, mode: &str, ports: &[&st
     Ok(())
 }
 
-/// Counts one failed call to `port` (kafka, redis, mongodb, embedded); `message` is the
-/// error's text, classified into a kind (connection, timeout, error).
-pub fn backend_error(port: &'static str, message: &str) {
-    let lower = message.to_ascii_lowercase();
-    let kind = if lower.contains("timed out") || lower.contains("timeout") {
-        "timeout"
-    } else if ["connection", "broken pipe", "transport", "i/o error", "refused", "reset by peer"]
-        .iter()
-        .any(|s| lower.contains(s))
-    {
-        "connection"
-    } else {
-        "error"
-    };
-    BACKEND_ERRORS.with_label_values(&[port, kind]).inc();
+/// Counts one failed call to `dependency` (the adapters call it through
+/// [`crate::ports::PortError::unavailable`]).
+pub fn backend_error(dependency: Dependency, kind: FailureKind) {
+    BACKEND_ERRORS.with_label_values(&[dependency.port_label(), kind.as_str()]).inc();
 }

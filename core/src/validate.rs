@@ -1,4 +1,4 @@
-//! Input rules from SPEC §4 and §5.
+//! Input rules (docs/protocol.md §1 and §3).
 
 use regex::Regex;
 use std::sync::LazyLock;

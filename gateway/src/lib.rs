@@ -1,6 +1,8 @@
 //! The AuroraChat gateway: REST API, WebSocket sessions, the local room hub and
 //! the embedded web client.
 
+#![deny(unsafe_code)]
+
 pub mod check;
 pub mod http;
 pub mod hub;
@@ -34,23 +36,13 @@ pub struct Wiring {
     /// Tasks that run until aborted at shutdown (pub/sub subscriber, presence lease).
     pub daemons: Vec<JoinHandle<()>>,
     /// Room announcements (distributed mode); every room is also re-read periodically.
-    pub control: Option<tokio::sync::mpsc::Receiver<aurora_core::distributed::ControlSignal>>,
+    pub control: Option<tokio::sync::mpsc::Receiver<aurora_core::control::ControlSignal>>,
 }
 
 /// Opens storage and wires every port for `config.mode`.
 pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
     if config.mode == Mode::Distributed {
-        let jwt_secret = config.configured_secret()?.context("AURORA_JWT_SECRET is required in distributed mode")?;
-        let gateway_id = uuid::Uuid::new_v4().simple().to_string();
-        let wired = aurora_core::distributed::gateway_backend(&config.endpoints(), &gateway_id, config.presence_lease)
-            .await
-            .context(
-                "cannot reach Kafka, Redis or MongoDB (AURORA_KAFKA_BROKERS, AURORA_REDIS_URL, AURORA_MONGODB_URI)",
-            )?;
-        tracing::info!(gateway_id, "distributed mode");
-        let daemons = wired.tasks.into_iter().map(tokio::spawn).collect();
-        let control = Some(wired.control);
-        return Ok(Wiring { backend: wired.backend, jwt_secret, background: Vec::new(), daemons, control });
+        return wire_distributed(config).await;
     }
     let (backend, store, pipeline) =
         aurora_core::embedded::open(&config.data_dir).context("AURORA_DATA_DIR: cannot open the embedded store")?;
@@ -67,6 +59,24 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         .context("cannot start the commit thread")?;
     let background = vec![tokio::spawn(pipeline.fan_out)];
     Ok(Wiring { backend, jwt_secret, background, daemons: Vec::new(), control: None })
+}
+
+#[cfg(feature = "distributed")]
+async fn wire_distributed(config: &Config) -> anyhow::Result<Wiring> {
+    let jwt_secret = config.configured_secret()?.context("AURORA_JWT_SECRET is required in distributed mode")?;
+    let gateway_id = uuid::Uuid::new_v4().simple().to_string();
+    let wired = aurora_core::distributed::gateway_backend(&config.endpoints(), &gateway_id, config.presence_lease)
+        .await
+        .context("cannot reach Kafka, Redis or MongoDB (AURORA_KAFKA_BROKERS, AURORA_REDIS_URL, AURORA_MONGODB_URI)")?;
+    tracing::info!(gateway_id, "distributed mode");
+    let daemons = wired.tasks.into_iter().map(tokio::spawn).collect();
+    let control = Some(wired.control);
+    Ok(Wiring { backend: wired.backend, jwt_secret, background: Vec::new(), daemons, control })
+}
+
+#[cfg(not(feature = "distributed"))]
+async fn wire_distributed(_: &Config) -> anyhow::Result<Wiring> {
+    anyhow::bail!("AURORA_MODE=distributed: this gateway was built without the `distributed` feature")
 }
 
 /// Wires the configured mode and serves until `shutdown` is cancelled.

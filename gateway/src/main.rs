@@ -1,3 +1,5 @@
+#![deny(unsafe_code)]
+
 use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -7,11 +9,15 @@ use aurora_core::config::Config;
 /// Each argon2id hash allocates 19 MiB. With glibc's dynamic mmap threshold those
 /// blocks stay in per-thread arenas after use (~100 MiB RSS after a few logins);
 /// a fixed threshold returns them to the OS.
+#[allow(unsafe_code)]
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    {
+        // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
+        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
+        if ok != 1 {
+            eprintln!("mallopt(M_MMAP_THRESHOLD) failed; memory after logins may stay high");
+        }
     }
 }
 

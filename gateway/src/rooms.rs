@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use aurora_core::distributed::ControlSignal;
+use aurora_core::control::ControlSignal;
 use aurora_core::model::Room;
 use aurora_core::ports::{Backend, PortResult};
 

@@ -136,6 +136,7 @@ impl AsyncWrite for Counted {
 }
 
 /// The soft limit on open files, if known.
+#[allow(unsafe_code)]
 fn file_limit() -> Option<usize> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit only writes the struct it is given.

@@ -53,6 +53,8 @@ fn image_archives_run_their_binary_as_the_non_root_user() {
             .arg(&root));
         assert!(std::fs::read_to_string(root.join("etc/passwd")).unwrap().contains(":65532:65532:"));
         assert!(root.join("etc/ssl/certs/ca-certificates.crt").exists(), "CA certificates");
+        let data = std::fs::metadata(root.join("data")).expect("/data for the embedded store");
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&data), 65532, "/data belongs to the image's user");
         // Nothing but the image's own files: chroot into it as the image's user.
         let ran = ok(Command::new("chroot").arg("--userspec=65532:65532").arg(&root).arg(&binary).args(args));
         assert!(ran.contains(if component == "operator" { "CustomResourceDefinition" } else { "AURORA" }), "{ran}");

@@ -1,8 +1,9 @@
-//! The `ChatRoom` custom resource (`aurorachat.dev/v1alpha1`, SPEC §7).
+//! The `ChatRoom` custom resource (`aurorachat.dev/v1alpha1`, docs/operator.md).
 //!
 //! Doc comments here are the CRD's documentation: `kubectl explain chatroom.spec`
 //! prints them, so they are written for the person writing the object.
 
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -177,28 +178,11 @@ pub struct ChatRoomStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
     /// `Ready` (the room is usable), `TopicReady` (the Kafka topic matches the spec)
-    /// and `Registered` (the gateways have the room's configuration).
+    /// and `Registered` (the gateways have the room's configuration); each with a
+    /// CamelCase `reason` such as `Reconciled` or `PartitionsCannotDecrease` and a
+    /// `message` saying what happened and what to do about it.
     #[serde(default)]
     pub conditions: Vec<Condition>,
-}
-
-/// One aspect of the room's state.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    /// `Ready`, `TopicReady` or `Registered`.
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    /// A CamelCase reason, e.g. `Reconciled` or `PartitionsCannotDecrease`.
-    pub reason: String,
-    /// What happened and what to do about it.
-    #[serde(default)]
-    pub message: String,
-    /// When `status` last changed (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<String>,
 }
 
 impl ChatRoom {

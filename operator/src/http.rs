@@ -1,13 +1,8 @@
-//! `/healthz`, `/readyz`, `/metrics`.
+//! The operator's probes: ready when the API server and Kafka answer and the lease
+//! state is known.
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
+use aurora_core::probes::{Check, Probes as ProbeServer};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::topics::Topics;
@@ -20,28 +15,21 @@ pub struct Probes {
     pub elected: AtomicBool,
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, probes: Arc<Probes>, shutdown: CancellationToken) {
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(probes);
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
-        tracing::error!(error = %e, "probe server failed");
+#[async_trait::async_trait]
+impl ProbeServer for Probes {
+    async fn readiness(&self) -> Vec<Check> {
+        let api_ok = self.client.apiserver_version().await.is_ok();
+        let kafka_ok = self.topics.ping().await.is_ok();
+        let role = if self.metrics.leader.get() == 1 { "leader" } else { "standby" };
+        vec![
+            Check::up("apiserver", api_ok),
+            Check::up("kafka", kafka_ok),
+            Check::up("lease", self.elected.load(Ordering::Relaxed)),
+            Check::info("role", role),
+        ]
     }
-}
 
-/// Ready when the API server and Kafka answer and the lease state is known.
-async fn readyz(State(p): State<Arc<Probes>>) -> impl IntoResponse {
-    let api_ok = p.client.apiserver_version().await.is_ok();
-    let kafka_ok = p.topics.ping().await.is_ok();
-    let elected = p.elected.load(Ordering::Relaxed);
-    let role = if p.metrics.leader.get() == 1 { "leader" } else { "standby" };
-    let body = format!("apiserver={api_ok} kafka={kafka_ok} lease={elected} role={role}\n");
-    let status = if api_ok && kafka_ok && elected { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, body)
-}
-
-async fn metrics(State(p): State<Arc<Probes>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], p.metrics.render())
+    fn metrics(&self) -> String {
+        self.metrics.render()
+    }
 }

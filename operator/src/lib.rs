@@ -6,6 +6,8 @@
 //! - [`topics`]: the Kafka admin calls.
 //! - [`leader`]: leader election and the controller it runs while leading.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod crd;
 pub mod error;
@@ -48,7 +50,7 @@ pub async fn run(config: OperatorConfig, shutdown: CancellationToken) -> anyhow:
         elected: AtomicBool::new(false),
     });
     let probe_stop = CancellationToken::new();
-    let server = tokio::spawn(http::serve(listener, probes.clone(), probe_stop.clone()));
+    let server = tokio::spawn(aurora_core::probes::serve(listener, probes.clone(), probe_stop.clone()));
     tracing::info!(%addr, "operator started");
     println!("aurora-operator listening on http://{addr}");
 

@@ -57,9 +57,7 @@ impl Context {
     }
 
     async fn announce(&self, op: RoomOp, room: &str) -> Result<()> {
-        control::announce(&self.redis, &RoomChange { op, room: room.to_owned() })
-            .await
-            .map_err(|e| Error::Redis(e.to_string()))
+        control::announce(&self.redis, &RoomChange { op, room: room.to_owned() }).await.map_err(Error::Redis)
     }
 
     async fn event(&self, room: &ChatRoom, type_: EventType, reason: &str, note: String) {
@@ -226,7 +224,7 @@ async fn patch_status(
     let status = ChatRoomStatus {
         observed_generation: generation,
         topic: Some(topic.to_owned()),
-        conditions: conditions.into_vec(),
+        conditions: conditions.into_vec(generation),
     };
     let patch = serde_json::json!({
         "apiVersion": "aurorachat.dev/v1alpha1",

@@ -6,13 +6,16 @@ use aurora_core::model::{Room, RoomSource, Visibility as RoomVisibility};
 use aurora_core::ratelimit::RateLimit;
 
 use crate::crd::{ChatRoom, Visibility};
-use crate::error::{Error, Result};
+use crate::error::{Result, SpecError};
 
-fn duration(field: &str, value: &str) -> Result<Duration> {
-    let d = humantime::parse_duration(value)
-        .map_err(|e| Error::InvalidSpec(format!("{field}: {value:?} is not a duration ({e})")))?;
+fn duration(field: &'static str, value: &str) -> Result<Duration, SpecError> {
+    let d = humantime::parse_duration(value).map_err(|source| SpecError::NotADuration {
+        field,
+        value: value.to_owned(),
+        source,
+    })?;
     if d.is_zero() {
-        return Err(Error::InvalidSpec(format!("{field} must be longer than zero")));
+        return Err(SpecError::ZeroDuration { field });
     }
     Ok(d)
 }
@@ -28,10 +31,7 @@ pub fn desired_room(room: &ChatRoom, owner: &str) -> Result<Room> {
     let name = room.room_name();
     let rate_limit = match &spec.rate_limit {
         Some(r) => Some(RateLimit {
-            messages: u32::try_from(r.messages)
-                .ok()
-                .filter(|m| *m >= 1)
-                .ok_or_else(|| Error::InvalidSpec("spec.rateLimit.messages must be at least 1".into()))?,
+            messages: u32::try_from(r.messages).ok().filter(|m| *m >= 1).ok_or(SpecError::NoMessages)?,
             period: duration("spec.rateLimit.period", &r.period)?,
         }),
         None => None,
@@ -98,7 +98,7 @@ mod tests {
     fn durations_the_schema_would_refuse_are_refused_here_too() {
         let mut r = room(serde_json::json!({}));
         r.spec.rate_limit = Some(RateLimitSpec { messages: 1, period: "soon".into() });
-        assert!(matches!(desired_room(&r, "ns/ops"), Err(Error::InvalidSpec(_))));
+        assert!(matches!(desired_room(&r, "ns/ops"), Err(crate::error::Error::InvalidSpec(_))));
         assert!(retention_ms("0s").is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! Status conditions, keeping `lastTransitionTime` when a status does not change.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use crate::crd::{ChatRoomStatus, Condition};
 
 /// The outcome of one aspect of a reconcile.
@@ -29,8 +31,8 @@ impl From<&ChatRoomStatus> for Conditions {
     }
 }
 
-fn now() -> String {
-    k8s_openapi::jiff::Timestamp::now().to_string()
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
 }
 
 impl Conditions {
@@ -42,7 +44,7 @@ impl Conditions {
             Some(c) => {
                 let changed = c.status != status || c.reason != outcome.reason;
                 if c.status != status {
-                    c.last_transition_time = Some(now());
+                    c.last_transition_time = now();
                 }
                 c.status = status.into();
                 c.reason = outcome.reason;
@@ -55,14 +57,19 @@ impl Conditions {
                     status: status.into(),
                     reason: outcome.reason,
                     message: outcome.message,
-                    last_transition_time: Some(now()),
+                    last_transition_time: now(),
+                    observed_generation: None,
                 });
                 true
             }
         }
     }
 
-    pub fn into_vec(mut self) -> Vec<Condition> {
+    /// The conditions in a stable order, each marked as describing `generation`.
+    pub fn into_vec(mut self, generation: Option<i64>) -> Vec<Condition> {
+        for c in &mut self.0 {
+            c.observed_generation = generation;
+        }
         let rank = |t: &str| ["Ready", "TopicReady", "Registered"].iter().position(|x| *x == t).unwrap_or(9);
         self.0.sort_by_key(|c| rank(&c.type_));
         self.0
@@ -81,6 +88,6 @@ mod tests {
         assert!(!c.set("Ready", Outcome::yes("Reconciled", "again")), "same status and reason");
         assert_eq!(c.0[0].last_transition_time, first);
         assert!(c.set("TopicReady", Outcome::no("PartitionsCannotDecrease", "x")));
-        assert_eq!(c.into_vec().iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["Ready", "TopicReady"]);
+        assert_eq!(c.into_vec(Some(1)).iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["Ready", "TopicReady"]);
     }
 }

@@ -9,7 +9,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TopicOp};
 
 const RETENTION: &str = "retention.ms";
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,10 +26,6 @@ pub struct Topics {
     admin: Arc<AdminClient<DefaultClientContext>>,
 }
 
-fn kafka(e: impl std::fmt::Display) -> Error {
-    Error::Kafka(e.to_string())
-}
-
 fn options() -> AdminOptions {
     AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT))
 }
@@ -40,7 +36,7 @@ impl Topics {
             .set("bootstrap.servers", brokers)
             .set("reconnect.backoff.max.ms", "1000")
             .create()
-            .map_err(kafka)?;
+            .map_err(Error::from)?;
         Ok(Topics { admin: Arc::new(admin) })
     }
 
@@ -49,8 +45,8 @@ impl Topics {
         let admin = self.admin.clone();
         tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, Duration::from_secs(2)).map(|_| ()))
             .await
-            .map_err(kafka)?
-            .map_err(kafka)
+            .map_err(Error::from)?
+            .map_err(Error::from)
     }
 
     /// The topic's partitions and retention; `None` when it does not exist.
@@ -58,7 +54,7 @@ impl Topics {
         let admin = self.admin.clone();
         let name = topic.to_owned();
         let partitions = tokio::task::spawn_blocking(move || {
-            let md = admin.inner().fetch_metadata(Some(&name), TIMEOUT).map_err(kafka)?;
+            let md = admin.inner().fetch_metadata(Some(&name), TIMEOUT).map_err(Error::from)?;
             let found = md.topics().iter().find(|t| t.name() == name).and_then(|t| match t.error() {
                 None => Some(t.partitions().len()),
                 Some(_) => None,
@@ -66,10 +62,10 @@ impl Topics {
             Ok::<_, Error>(found)
         })
         .await
-        .map_err(kafka)??;
+        .map_err(Error::from)??;
         let Some(partitions) = partitions else { return Ok(None) };
         let described =
-            self.admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options()).await.map_err(kafka)?;
+            self.admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options()).await.map_err(Error::from)?;
         let mut retention_ms = None;
         for r in described {
             match r {
@@ -77,7 +73,7 @@ impl Topics {
                     retention_ms = resource.get(RETENTION).and_then(|e| e.value.as_deref()?.parse().ok());
                 }
                 Err(RDKafkaErrorCode::UnknownTopicOrPartition) => return Ok(None),
-                Err(code) => return Err(kafka(format!("describe {topic}: {code}"))),
+                Err(code) => return Err(Error::topic(TopicOp::Describe, topic, code)),
             }
         }
         Ok(Some(TopicState { partitions, retention_ms }))
@@ -90,13 +86,13 @@ impl Topics {
         tokio::task::spawn_blocking(move || {
             let mut total = 0;
             for p in 0..partitions as i32 {
-                let (low, high) = admin.inner().fetch_watermarks(&name, p, TIMEOUT).map_err(kafka)?;
+                let (low, high) = admin.inner().fetch_watermarks(&name, p, TIMEOUT).map_err(Error::from)?;
                 total += high - low;
             }
             Ok(total)
         })
         .await
-        .map_err(kafka)?
+        .map_err(Error::from)?
     }
 
     /// Creates the topic; an existing one is left as it is.
@@ -112,10 +108,10 @@ impl Topics {
         if let Some(r) = &retention {
             new = new.set(RETENTION, r);
         }
-        for r in self.admin.create_topics([&new], &options()).await.map_err(kafka)? {
+        for r in self.admin.create_topics([&new], &options()).await.map_err(Error::from)? {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((t, code)) => return Err(kafka(format!("cannot create topic {t}: {code}"))),
+                Err((t, code)) => return Err(Error::topic(TopicOp::Create, &t, code)),
             }
         }
         Ok(())
@@ -124,9 +120,9 @@ impl Topics {
     /// Raises the partition count to `total`.
     pub async fn add_partitions(&self, topic: &str, total: usize) -> Result<()> {
         let np = NewPartitions::new(topic, total);
-        for r in self.admin.create_partitions([&np], &options()).await.map_err(kafka)? {
+        for r in self.admin.create_partitions([&np], &options()).await.map_err(Error::from)? {
             if let Err((t, code)) = r {
-                return Err(kafka(format!("cannot raise partitions of {t}: {code}")));
+                return Err(Error::topic(TopicOp::AddPartitions, &t, code));
             }
         }
         Ok(())
@@ -136,9 +132,9 @@ impl Topics {
     pub async fn set_retention(&self, topic: &str, retention_ms: i64) -> Result<()> {
         let value = retention_ms.to_string();
         let alter = AlterConfig::new(ResourceSpecifier::Topic(topic)).set(RETENTION, &value);
-        for r in self.admin.alter_configs([&alter], &options()).await.map_err(kafka)? {
+        for r in self.admin.alter_configs([&alter], &options()).await.map_err(Error::from)? {
             if let Err((_, code)) = r {
-                return Err(kafka(format!("cannot set retention of {topic}: {code}")));
+                return Err(Error::topic(TopicOp::SetRetention, topic, code));
             }
         }
         Ok(())
@@ -146,10 +142,10 @@ impl Topics {
 
     /// Deletes the topic; a missing one is fine.
     pub async fn delete(&self, topic: &str) -> Result<()> {
-        for r in self.admin.delete_topics(&[topic], &options()).await.map_err(kafka)? {
+        for r in self.admin.delete_topics(&[topic], &options()).await.map_err(Error::from)? {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-                Err((t, code)) => return Err(kafka(format!("cannot delete topic {t}: {code}"))),
+                Err((t, code)) => return Err(Error::topic(TopicOp::Delete, &t, code)),
             }
         }
         Ok(())

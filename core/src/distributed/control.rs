@@ -7,42 +7,15 @@
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::redis_bus::redis_err;
+use crate::control::{ControlSignal, RoomChange, CONTROL_CHANNEL};
 use crate::ports::PortResult;
-
-/// The control channel (SPEC §6).
-pub const CONTROL_CHANNEL: &str = "aurora:control";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RoomOp {
-    Created,
-    Updated,
-    Deleted,
-}
-
-/// One announcement: `{"op":"updated","room":"announcements"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoomChange {
-    pub op: RoomOp,
-    pub room: String,
-}
-
-/// What a listener hears.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ControlSignal {
-    /// Re-read this room.
-    Room(RoomChange),
-    /// Announcements may have been missed (first connect, reconnect): re-read every room.
-    Resync,
-}
 
 /// Publishes `change` on the control channel.
 pub async fn announce(conn: &ConnectionManager, change: &RoomChange) -> PortResult<()> {
-    let payload = serde_json::to_string(change).map_err(|e| crate::ports::PortError::Corrupt(e.to_string()))?;
+    let payload = serde_json::to_string(change).map_err(crate::ports::PortError::corrupt)?;
     let mut conn = conn.clone();
     redis::cmd("PUBLISH")
         .arg(CONTROL_CHANNEL)
@@ -93,6 +66,7 @@ pub async fn listen(client: redis::Client, tx: mpsc::Sender<ControlSignal>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::RoomOp;
 
     #[test]
     fn announcements_have_a_stable_wire_form() {

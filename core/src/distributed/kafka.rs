@@ -5,12 +5,12 @@ use futures_util::FutureExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use std::time::Duration;
 
 use crate::model::Submission;
-use crate::ports::{Accepted, MessageLog, PortError, PortResult};
+use crate::ports::{Accepted, Dependency, FailureKind, MessageLog, PortError, PortResult};
 
 /// The shared topic for rooms created through the API.
 pub const SHARED_TOPIC: &str = "aurora.messages";
@@ -25,10 +25,20 @@ pub fn room_topic(room: &str) -> String {
 /// How long a send may wait for the broker before it answers `unavailable`.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn kafka_err(e: impl std::fmt::Display) -> PortError {
-    let message = e.to_string();
-    crate::telemetry::backend_error("kafka", &message);
-    PortError::Unavailable(format!("kafka: {message}"))
+fn kafka_err(e: KafkaError) -> PortError {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let kind = match e.rdkafka_error_code() {
+        Some(Code::MessageTimedOut | Code::RequestTimedOut | Code::OperationTimedOut) => FailureKind::Timeout,
+        Some(
+            Code::BrokerTransportFailure
+            | Code::AllBrokersDown
+            | Code::BrokerNotAvailable
+            | Code::NetworkException
+            | Code::Resolve,
+        ) => FailureKind::Connection,
+        _ => FailureKind::Error,
+    };
+    PortError::unavailable(Dependency::Kafka, kind, e)
 }
 
 pub struct KafkaLog {
@@ -67,14 +77,14 @@ impl KafkaLog {
     }
 
     /// Whether the brokers answer a metadata request.
-    pub async fn ping(&self) -> Result<(), String> {
+    pub async fn ping(&self) -> PortResult<()> {
         let client = self.producer.clone();
         tokio::task::spawn_blocking(move || {
             client.client().fetch_metadata(None, Duration::from_millis(600)).map(|_| ())
         })
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("kafka: {e}"))
+        .map_err(|_| PortError::Stopped("kafka metadata task"))?
+        .map_err(kafka_err)
     }
 }
 
@@ -82,7 +92,7 @@ impl MessageLog for KafkaLog {
     fn append(&self, submission: Submission) -> Accepted {
         let payload = match serde_json::to_vec(&submission) {
             Ok(p) => p,
-            Err(e) => return futures_util::future::ready(Err(PortError::Corrupt(e.to_string()))).boxed(),
+            Err(e) => return futures_util::future::ready(Err(PortError::corrupt(e))).boxed(),
         };
         let own_topic = submission.managed.then(|| room_topic(&submission.room));
         let topic = own_topic.as_deref().unwrap_or(&self.topic);
@@ -92,7 +102,7 @@ impl MessageLog for KafkaLog {
                 match delivery.await {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err((e, _))) => Err(kafka_err(e)),
-                    Err(_) => Err(PortError::Unavailable("kafka producer stopped".into())),
+                    Err(_) => Err(PortError::Stopped("kafka producer")),
                 }
             }
             .boxed(),
@@ -111,7 +121,10 @@ pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32, replicati
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => return Err(kafka_err(format!("cannot create topic {t}: {code}"))),
+            Err((t, code)) => {
+                let detail = format!("cannot create topic {t}: {code}");
+                return Err(PortError::unavailable(Dependency::Kafka, FailureKind::Error, detail));
+            }
         }
     }
     Ok(())

@@ -15,9 +15,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ports::{Backend, Dependency, NotReady, PortError, PortResult, Readiness};
+use crate::ports::{Backend, Dependency, NotReady, NotReadyCause, PortError, PortResult, Readiness};
 
-pub use control::{ControlSignal, RoomChange, RoomOp, CONTROL_CHANNEL};
+pub use crate::control::{ControlSignal, RoomChange, RoomOp, CONTROL_CHANNEL};
 pub use kafka::{room_topic, KafkaLog, SHARED_TOPIC};
 pub use mongo::MongoStore;
 pub use redis_bus::{RedisBus, RedisPublisher};
@@ -58,14 +58,14 @@ const CHECK_TIMEOUT: Duration = Duration::from_millis(700);
 
 async fn bounded<F>(dependency: Dependency, check: F) -> Option<NotReady>
 where
-    F: Future<Output = Result<(), String>>,
+    F: Future<Output = PortResult<()>>,
 {
-    let detail = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+    let cause = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
         Ok(Ok(())) => return None,
-        Ok(Err(e)) => e,
-        Err(_) => format!("no answer within {CHECK_TIMEOUT:?}"),
+        Ok(Err(e)) => NotReadyCause::Failed(e),
+        Err(_) => NotReadyCause::NoAnswer(CHECK_TIMEOUT),
     };
-    Some(NotReady { dependency, detail })
+    Some(NotReady { dependency, cause })
 }
 
 #[async_trait]
@@ -77,9 +77,9 @@ impl Readiness for Ready {
     async fn check(&self) -> Vec<NotReady> {
         let mut conn = self.redis.clone();
         let redis = bounded(Dependency::Redis, async move {
-            redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()).map_err(|e| e.to_string())
+            redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()).map_err(redis_bus::redis_err)
         });
-        let mongo = bounded(Dependency::MongoDb, async { self.mongo.ping().await.map_err(|e| e.to_string()) });
+        let mongo = bounded(Dependency::MongoDb, self.mongo.ping());
         let kafka = bounded(Dependency::Kafka, self.kafka.ping());
         let (redis, mongo, kafka) = tokio::join!(redis, mongo, kafka);
         [redis, mongo, kafka].into_iter().flatten().collect()

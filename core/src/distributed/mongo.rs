@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::model::{Message, Room, UserRecord};
-use crate::ports::{MessageStore, PortError, PortResult, RoomStore, UserStore};
+use crate::ports::{Dependency, FailureKind, MessageStore, PortError, PortResult, RoomStore, UserStore};
 
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -29,9 +29,16 @@ fn is_duplicate(e: &mongodb::error::Error) -> bool {
 }
 
 pub(super) fn unavailable(e: mongodb::error::Error) -> PortError {
-    let message = e.to_string();
-    crate::telemetry::backend_error("mongodb", &message);
-    PortError::Unavailable(format!("mongodb: {message}"))
+    let kind = match e.kind.as_ref() {
+        ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => FailureKind::Timeout,
+        // No server answered within the selection timeout.
+        ErrorKind::ServerSelection { .. } => FailureKind::Timeout,
+        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } | ErrorKind::DnsResolve { .. } => {
+            FailureKind::Connection
+        }
+        _ => FailureKind::Error,
+    };
+    PortError::unavailable(Dependency::MongoDb, kind, e)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -268,6 +275,14 @@ impl MessageStore for MongoStore {
             }
         }
         Ok(found)
+    }
+
+    async fn id_by_nonce(&self, room: &str, user_id: &str, nonce: &str, since_ms: i64) -> PortResult<Option<String>> {
+        // Distributed mode dedupes through Redis (`RedisNonces`); this is the store's
+        // side of the same port contract as the embedded store's.
+        let filter = doc! {"room": room, "nonce": nonce, "user.id": user_id, "ts": {"$gte": since_ms}};
+        let found = self.messages.find_one(filter).await.map_err(unavailable)?;
+        Ok(found.map(|d| d.id))
     }
 }
 

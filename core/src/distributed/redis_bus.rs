@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ports::{Bus, BusSink, PortError, PortResult, RoomEvent};
+use crate::ports::{Bus, BusSink, Dependency, FailureKind, PortError, PortResult, RoomEvent};
 
 pub const ROOM_CHANNEL_PREFIX: &str = "aurora:room:";
 
@@ -22,9 +22,14 @@ pub fn room_channel(room: &str) -> String {
 }
 
 pub(crate) fn redis_err(e: redis::RedisError) -> PortError {
-    let message = e.to_string();
-    crate::telemetry::backend_error("redis", &message);
-    PortError::Unavailable(format!("redis: {message}"))
+    let kind = if e.is_timeout() {
+        FailureKind::Timeout
+    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
+        FailureKind::Connection
+    } else {
+        FailureKind::Error
+    };
+    PortError::unavailable(Dependency::Redis, kind, e)
 }
 
 enum Command {
@@ -102,7 +107,7 @@ async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>
                         cmd = commands.recv() => match cmd {
                             None => return,
                             Some(Command::Subscribe(_, reply)) => {
-                                let _ = reply.send(Err(PortError::Unavailable("redis pub/sub is down".into())));
+                                let _ = reply.send(Err(PortError::unavailable(Dependency::Redis, FailureKind::Connection, "pub/sub connection is down")));
                             }
                             Some(Command::Unsubscribe(room)) => { release(&mut wanted, &room); }
                         }
@@ -228,15 +233,15 @@ impl Bus for RedisBus {
         self.commands
             .send(Command::Subscribe(room.to_owned(), tx))
             .await
-            .map_err(|_| PortError::Unavailable("redis subscriber stopped".into()))?;
-        rx.await.map_err(|_| PortError::Unavailable("redis subscriber stopped".into()))?
+            .map_err(|_| PortError::Stopped("redis subscriber"))?;
+        rx.await.map_err(|_| PortError::Stopped("redis subscriber"))?
     }
 
     async fn unsubscribe(&self, room: &str) -> PortResult<()> {
         self.commands
             .send(Command::Unsubscribe(room.to_owned()))
             .await
-            .map_err(|_| PortError::Unavailable("redis subscriber stopped".into()))
+            .map_err(|_| PortError::Stopped("redis subscriber"))
     }
 }
 
@@ -272,7 +277,7 @@ impl Bus for RedisPublisher {
     }
 
     async fn subscribe(&self, _room: &str) -> PortResult<()> {
-        Err(PortError::Unavailable("the consumer's bus only publishes".into()))
+        Err(PortError::Unsupported("the consumer's bus only publishes"))
     }
 
     async fn unsubscribe(&self, _room: &str) -> PortResult<()> {

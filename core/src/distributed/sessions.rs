@@ -112,7 +112,7 @@ fn ticket_key(hash: &str) -> String {
 #[async_trait]
 impl TicketStore for RedisTickets {
     async fn issue_ticket(&self, hash: &str, ticket: &Ticket, ttl: Duration) -> PortResult<()> {
-        let value = serde_json::to_string(ticket).map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let value = serde_json::to_string(ticket).map_err(PortError::corrupt)?;
         let mut conn = self.conn.clone();
         redis::cmd("SET")
             .arg(ticket_key(hash))
@@ -128,6 +128,6 @@ impl TicketStore for RedisTickets {
         let mut conn = self.conn.clone();
         let taken: Option<String> =
             redis::cmd("GETDEL").arg(ticket_key(hash)).query_async(&mut conn).await.map_err(redis_err)?;
-        taken.map(|v| serde_json::from_str(&v).map_err(|e| PortError::Corrupt(e.to_string()))).transpose()
+        taken.map(|v| serde_json::from_str(&v).map_err(PortError::corrupt)).transpose()
     }
 }

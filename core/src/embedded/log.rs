@@ -81,14 +81,12 @@ impl MessageLog for EmbeddedLog {
     fn append(&self, submission: Submission) -> Accepted {
         let (reply, done) = oneshot::channel();
         match self.tx.try_send((submission, reply)) {
-            Ok(()) => {
-                done.map(|r| r.unwrap_or_else(|_| Err(PortError::Unavailable("message log stopped".into())))).boxed()
-            }
+            Ok(()) => done.map(|r| r.unwrap_or(Err(PortError::Stopped("message log")))).boxed(),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 futures_util::future::ready(Err(PortError::Overloaded("message log queue full"))).boxed()
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                futures_util::future::ready(Err(PortError::Unavailable("message log stopped".into()))).boxed()
+                futures_util::future::ready(Err(PortError::Stopped("message log"))).boxed()
             }
         }
     }
@@ -99,7 +97,7 @@ mod tests {
     use super::*;
     use crate::embedded::{FileStore, MemoryBus};
     use crate::pipeline::tests::sub;
-    use crate::ports::{BusSink, MessageStore, RoomEvent};
+    use crate::ports::{BusSink, Dependency, FailureKind, MessageStore, RoomEvent};
     use async_trait::async_trait;
     use std::sync::Mutex;
 
@@ -143,7 +141,7 @@ mod tests {
             Ok(0)
         }
         async fn insert(&self, _: &[Message]) -> PortResult<()> {
-            Err(PortError::Unavailable("disk full".into()))
+            Err(PortError::unavailable(Dependency::Store, FailureKind::Error, "disk full"))
         }
         async fn before(&self, _: &str, _: Option<u64>, _: usize) -> PortResult<Vec<Message>> {
             Ok(Vec::new())
@@ -162,7 +160,7 @@ mod tests {
         tokio::spawn(tasks.fan_out);
         tokio::spawn(tasks.commit);
         let err = log.append(sub("a")).await.unwrap_err();
-        assert!(matches!(err, PortError::Unavailable(ref m) if m.contains("disk full")), "{err:?}");
+        assert!(matches!(err, PortError::Unavailable { ref detail, .. } if detail.contains("disk full")), "{err:?}");
         assert!(seen.0.lock().unwrap().is_empty());
     }
 }

@@ -5,7 +5,6 @@ use dashmap::DashMap;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::model::UserRef;
@@ -13,7 +12,7 @@ use crate::ports::{Bus, BusSink, Claim, ConnId, NonceCache, PortResult, Presence
 use crate::ratelimit::{Bucket, Decision, RateLimit};
 
 /// How long a `(user, room, nonce)` is remembered.
-pub const NONCE_TTL: Duration = Duration::from_secs(300);
+pub use crate::ports::NONCE_TTL;
 const SWEEP_EVERY: u64 = 4096;
 
 /// Hands published events straight to the local hub.
@@ -188,6 +187,7 @@ impl NonceCache for MemoryNonces {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn user(id: &str) -> UserRef {
         UserRef { id: id.into(), name: id.into() }

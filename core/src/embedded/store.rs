@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::model::{Message, Room, UserRecord};
-use crate::ports::{Dependency, MessageStore, NotReady, PortError, PortResult, Readiness, RoomStore, UserStore};
+use crate::ports::{
+    Dependency, FailureKind, MessageStore, NotReady, PortError, PortResult, Readiness, RoomStore, UserStore,
+};
 
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const USER_IDS: TableDefinition<&str, &str> = TableDefinition::new("user_ids");
@@ -23,17 +25,21 @@ fn nonce_key(room: &str, user_id: &str, nonce: &str) -> String {
 }
 
 pub(super) fn db_err(e: impl Into<redb::Error>) -> PortError {
-    let message = e.into().to_string();
-    crate::telemetry::backend_error("embedded", &message);
-    PortError::Unavailable(format!("embedded store: {message}"))
+    let e = e.into();
+    let kind = match &e {
+        redb::Error::Io(_) => FailureKind::Connection,
+        redb::Error::DatabaseAlreadyOpen | redb::Error::LockPoisoned(_) => FailureKind::Timeout,
+        _ => FailureKind::Error,
+    };
+    PortError::unavailable(Dependency::Store, kind, e)
 }
 
 pub(super) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> PortResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| PortError::Corrupt(e.to_string()))
+    serde_json::from_slice(bytes).map_err(PortError::corrupt)
 }
 
 pub(super) fn encode<T: serde::Serialize>(value: &T) -> PortResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| PortError::Corrupt(e.to_string()))
+    serde_json::to_vec(value).map_err(PortError::corrupt)
 }
 
 /// One redb file holding everything; cheap to clone.
@@ -48,8 +54,13 @@ const PRUNE_NONCES_EVERY: u64 = 1024;
 
 impl FileStore {
     pub fn open(dir: &Path) -> PortResult<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| PortError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            PortError::unavailable(
+                Dependency::Store,
+                FailureKind::Error,
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
         let db = Database::create(dir.join("aurora.redb")).map_err(db_err)?;
         let tx = db.begin_write().map_err(db_err)?;
         {
@@ -74,9 +85,7 @@ impl FileStore {
         F: FnOnce(&Database) -> PortResult<T> + Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(|e| PortError::Unavailable(format!("store task failed: {e}")))?
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|_| PortError::Stopped("embedded store task"))?
     }
 
     /// The stored JWT key, created on first use.
@@ -338,7 +347,7 @@ impl Readiness for FileStore {
     async fn check(&self) -> Vec<NotReady> {
         match self.blocking(|db| db.begin_read().map(|_| ()).map_err(db_err)).await {
             Ok(()) => Vec::new(),
-            Err(e) => vec![NotReady { dependency: Dependency::Store, detail: e.to_string() }],
+            Err(e) => vec![NotReady { dependency: Dependency::Store, cause: e.into() }],
         }
     }
 }

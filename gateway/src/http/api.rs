@@ -1,4 +1,4 @@
-//! REST handlers (SPEC §4).
+//! REST handlers (docs/protocol.md §1).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

@@ -1,4 +1,4 @@
-//! Sign-in (SPEC v2 §4): register and login open a session; the short-lived access token
+//! Sign-in (docs/protocol.md §1): register and login open a session; the short-lived access token
 //! is renewed with the session's refresh cookie, which rotates on every use; logout ends
 //! the session for every gateway; a WebSocket ticket lets a browser upgrade without
 //! putting its token in a URL.

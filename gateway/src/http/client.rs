@@ -1,4 +1,4 @@
-//! The client's address behind proxies (SPEC v2 §4): the TCP peer, unless the peer is in
+//! The client's address behind proxies (docs/operations.md, "Behind an ingress"): the TCP peer, unless the peer is in
 //! `AURORA_TRUSTED_PROXIES`; then the right-most `X-Forwarded-For` (or `Forwarded: for=`)
 //! address that is not itself a trusted proxy. Headers from an untrusted peer are ignored,
 //! so a client cannot pick its own address.

@@ -56,7 +56,10 @@ impl From<PortError> for ApiError {
     fn from(e: PortError) -> Self {
         match e {
             PortError::Conflict => ApiError::conflict("already exists"),
-            PortError::Unavailable(_) | PortError::Overloaded(_) => {
+            PortError::Unavailable { .. }
+            | PortError::Stopped(_)
+            | PortError::Unsupported(_)
+            | PortError::Overloaded(_) => {
                 tracing::warn!(error = %e, "dependency unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "a dependency is unavailable; try again")
             }

@@ -100,7 +100,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         since.map(|t| t.elapsed())
     };
     let down: serde_json::Map<String, serde_json::Value> =
-        failing.iter().map(|f| (f.dependency.as_str().to_owned(), json!(f.detail))).collect();
+        failing.iter().map(|f| (f.dependency.as_str().to_owned(), json!(f.cause.to_string()))).collect();
     match down_for {
         None => Json(json!({ "status": "ready" })).into_response(),
         // A blip: keep serving (sends answer `unavailable`); the Service keeps this gateway.

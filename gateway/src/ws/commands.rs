@@ -1,4 +1,4 @@
-//! Client commands (SPEC §5).
+//! Client commands (docs/protocol.md §3).
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::FutureExt;

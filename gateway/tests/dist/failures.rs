@@ -2,7 +2,8 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{room, solo, status, stored, Outage, Proc, Solo};
+use crate::cluster::{room, solo, status, Outage, Proc, Solo};
+use crate::harness::stored;
 use crate::harness::{register_at, unique, Client, Session};
 
 /// Reads `n` messages of `room`, allowing up to `overall` for all of them.

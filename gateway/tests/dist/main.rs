@@ -2,11 +2,9 @@
 //! loopback (`dev/services.sh up`; `./run.sh test` does that first). Gateways and
 //! consumers run as real processes so they can be killed with SIGKILL.
 
-#[path = "../it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+use aurora_testkit as harness;
+use aurora_testkit::cluster;
 
-mod cluster;
 mod drain;
 
 mod failures;

@@ -3,7 +3,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{room, solo, stored, Outage, Proc, Solo};
+use crate::cluster::{room, solo, Outage, Proc, Solo};
+use crate::harness::stored;
 use crate::harness::{register_at, unique, Client};
 
 async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {

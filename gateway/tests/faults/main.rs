@@ -2,13 +2,8 @@
 //! `min.insync.replicas` 2. Run by `./run.sh test faults` (ignored in the default run,
 //! which has one broker).
 
-#[path = "../it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-
-#[path = "../dist/cluster.rs"]
-#[allow(dead_code)]
-mod cluster;
+use aurora_testkit as harness;
+use aurora_testkit::cluster;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};

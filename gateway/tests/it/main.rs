@@ -1,6 +1,6 @@
 //! Integration tests: the gateway on 127.0.0.1:0, spoken to over HTTP and WebSocket.
 
-mod harness;
+use aurora_testkit as harness;
 
 mod abuse;
 mod chat;

@@ -4,10 +4,13 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aurora_core::embedded::MemoryNonces;
 use aurora_core::model::Submission;
-use aurora_core::ports::{Accepted, Dependency, MessageLog, NotReady, PortError, Readiness};
+use aurora_core::ports::{
+    Accepted, Dependency, FailureKind, MessageLog, NotReady, NotReadyCause, PortError, Readiness,
+};
 
 use crate::harness::{eventually, Server};
 
@@ -31,7 +34,9 @@ struct FlakyLog {
 impl MessageLog for FlakyLog {
     fn append(&self, submission: Submission) -> Accepted {
         if self.switch.down() {
-            return Box::pin(async { Err(PortError::Unavailable("log is down (test)".into())) });
+            return Box::pin(async {
+                Err(PortError::unavailable(Dependency::Kafka, FailureKind::Connection, "log is down (test)"))
+            });
         }
         self.inner.append(submission)
     }
@@ -51,7 +56,7 @@ impl MessageLog for LostAcks {
         Box::pin(async move {
             written.await?;
             if lose {
-                return Err(PortError::Unavailable("request timed out (test)".into()));
+                return Err(PortError::unavailable(Dependency::Redis, FailureKind::Timeout, "no answer (test)"));
             }
             Ok(())
         })
@@ -72,7 +77,10 @@ impl Readiness for FlakyReady {
     async fn check(&self) -> Vec<NotReady> {
         let mut failing = self.inner.check().await;
         if self.switch.down() {
-            failing.push(NotReady { dependency: Dependency::Kafka, detail: "unreachable (test)".into() });
+            failing.push(NotReady {
+                dependency: Dependency::Kafka,
+                cause: NotReadyCause::NoAnswer(Duration::from_millis(700)),
+            });
         }
         failing
     }

@@ -1,4 +1,4 @@
-//! Retried sends after a restart: the same nonce is stored once (SPEC §5), whether the
+//! Retried sends after a restart: the same nonce is stored once (docs/protocol.md §3), whether the
 //! gateway was killed or stopped with SIGTERM while acks were outstanding.
 
 use crate::harness::{assert_stored_once, burst, data_dir, register_at, resend_all, stored, unique, Binary, Client};

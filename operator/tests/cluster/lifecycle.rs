@@ -181,7 +181,7 @@ async fn delete_removes_topic_and_messages_while_retain_keeps_them() {
         let token = alice.token.clone();
         eventually("the message is stored", || {
             let (base, token) = (base.clone(), token.clone());
-            async move { (crate::cluster::stored(&base, &token, r).await.len() == 1).then_some(()) }
+            async move { (crate::harness::stored(&base, &token, r).await.len() == 1).then_some(()) }
         })
         .await;
     }
@@ -205,7 +205,7 @@ async fn delete_removes_topic_and_messages_while_retain_keeps_them() {
     })
     .await;
     assert_eq!(listing["title"], "Kept");
-    assert_eq!(crate::cluster::stored(&base, &alice.token, &kept).await.len(), 1, "messages kept");
+    assert_eq!(crate::harness::stored(&base, &alice.token, &kept).await.len(), 1, "messages kept");
     a.say(&kept, "still chatting").await;
 }
 

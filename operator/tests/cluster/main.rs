@@ -4,13 +4,8 @@
 //! operator(s), a gateway and a consumer, one test at a time (they share the
 //! consumer group).
 
-#[path = "../it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-
-#[path = "../dist/cluster.rs"]
-#[allow(dead_code)]
-mod cluster;
+use aurora_testkit as harness;
+use aurora_testkit::cluster;
 
 mod kube_env;
 

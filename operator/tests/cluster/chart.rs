@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cluster::{services, sibling_binary, Proc};
+use crate::cluster::{services, Proc};
+use crate::harness::sibling_binary;
 use crate::kube_env::Ns;
 use crate::lifecycle::room_name;
 

@@ -9,7 +9,8 @@ use tokio::process::Command;
 use aurora_operator::crd::ChatRoom;
 use aurora_operator::topics::{TopicState, Topics};
 
-use crate::cluster::{services, sibling_binary, Proc};
+use crate::cluster::{services, Proc};
+use crate::harness::sibling_binary;
 use crate::harness::{eventually, unique};
 
 pub async fn client() -> kube::Client {

@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 
 use serde_json::json;
 
-use crate::harness::{register_at, unique, Client, Session, DEADLINE};
+use crate::{register_at, sibling_binary, unique, Client, Session, DEADLINE};
 
 /// These tests stop and restart shared services: one at a time.
 pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
@@ -49,15 +49,6 @@ fn consumer_binary() -> PathBuf {
     sibling_binary("aurora-consumer")
 }
 
-/// A binary of another workspace crate, next to the test binary's profile dir.
-pub fn sibling_binary(name: &str) -> PathBuf {
-    // target/<profile>/deps/dist-… → target/<profile>/<name>
-    let exe = std::env::current_exe().expect("test binary path");
-    let path = exe.parent().and_then(|d| d.parent()).expect("target dir").join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
-    path
-}
-
 pub struct Proc {
     pub child: Child,
     pub addr: SocketAddr,
@@ -83,9 +74,12 @@ impl Proc {
         // If the test process dies (a timeout kills it), its servers go with it instead of
         // staying in the consumer group with old code.
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        #[allow(unsafe_code)]
         unsafe {
             cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
@@ -101,7 +95,7 @@ impl Proc {
     }
 
     pub async fn gateway(extra: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurora-gateway"));
+        let mut cmd = Command::new(sibling_binary("aurora-gateway"));
         cmd.env("AURORA_MODE", "distributed").env("AURORA_LISTEN", "127.0.0.1:0");
         for (k, v) in TEST_LIMITS {
             cmd.env(k, v);
@@ -207,9 +201,6 @@ pub async fn room(base: &str, token: &str) -> String {
     assert_eq!(r.status(), 201);
     name
 }
-
-#[allow(unused_imports)]
-pub use crate::harness::stored;
 
 /// The common start of a single-gateway test: one consumer, one gateway, and a
 /// new user whose client has joined a new room.

@@ -1,0 +1,98 @@
+//! Users, rooms and messages: the redb file store and MongoDB.
+
+use aurora_core::embedded::FileStore;
+use aurora_core::model::{Message, Room, UserRecord};
+use aurora_core::ports::{MessageStore, PortError, RoomStore, UserStore};
+
+use crate::{unique, user};
+
+async fn users(store: &dyn UserStore) {
+    let name = unique("Ann");
+    let record = UserRecord { id: unique("id"), name: name.clone(), password_hash: "h".into(), created_at: 1 };
+    store.create_user(record.clone()).await.unwrap();
+    let found = store.user_by_name(&name.to_uppercase()).await.unwrap().expect("case-insensitive lookup");
+    assert_eq!((found.id.as_str(), found.name.as_str()), (record.id.as_str(), name.as_str()));
+    assert_eq!(store.user_by_id(&record.id).await.unwrap().map(|u| u.name), Some(name.clone()));
+    let taken = UserRecord { id: unique("id"), name: name.to_lowercase(), ..record };
+    assert_eq!(store.create_user(taken).await.unwrap_err(), PortError::Conflict, "names are case-insensitive");
+    assert!(store.user_by_name(&unique("nobody")).await.unwrap().is_none());
+}
+
+fn room(name: &str, title: &str) -> Room {
+    let mut r: Room = serde_json::from_value(serde_json::json!({"name": name, "title": title})).unwrap();
+    r.name = name.to_owned();
+    r
+}
+
+async fn rooms(store: &dyn RoomStore) {
+    let name = unique("room");
+    store.create_room(room(&name, "first")).await.unwrap();
+    assert_eq!(store.create_room(room(&name, "again")).await.unwrap_err(), PortError::Conflict);
+    store.ensure_room(room(&name, "ensured")).await.unwrap();
+    assert_eq!(store.room(&name).await.unwrap().unwrap().title, "first", "ensure leaves an existing room");
+    let other = unique("room");
+    store.ensure_room(room(&other, "new")).await.unwrap();
+    let all: Vec<String> = store.rooms().await.unwrap().into_iter().map(|r| r.name).collect();
+    assert!(all.contains(&name) && all.contains(&other), "{all:?}");
+    assert!(store.room(&unique("none")).await.unwrap().is_none());
+}
+
+fn message(room: &str, seq: u64, nonce: Option<&str>) -> Message {
+    let author = user("ann");
+    Message {
+        id: unique("m"),
+        room: room.to_owned(),
+        seq,
+        user: author,
+        body: format!("body {seq}"),
+        ts: aurora_core::now_ms(),
+        nonce: nonce.map(str::to_owned),
+    }
+}
+
+async fn messages(store: &dyn MessageStore) {
+    let room = unique("room");
+    assert_eq!(store.last_seq(&room).await.unwrap(), 0);
+    let batch: Vec<Message> = (1..=5).map(|s| message(&room, s, None)).collect();
+    store.insert(&batch).await.unwrap();
+    store.insert(&batch[3..]).await.unwrap(); // stored again: a no-op
+    assert_eq!(store.last_seq(&room).await.unwrap(), 5);
+    let seqs = |v: Vec<Message>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.before(&room, None, 3).await.unwrap()), [3, 4, 5], "newest, oldest first");
+    assert_eq!(seqs(store.before(&room, Some(3), 10).await.unwrap()), [1, 2]);
+    let (after, truncated) = store.after(&room, 1, 2).await.unwrap();
+    assert_eq!((seqs(after), truncated), (vec![4, 5], true), "the newest two after 1, older left out");
+    let (after, truncated) = store.after(&room, 3, 10).await.unwrap();
+    assert_eq!((seqs(after), truncated), (vec![4, 5], false));
+    assert_eq!(store.before(&room, None, 10).await.unwrap()[0], batch[0], "a message reads back as stored");
+
+    let ids: Vec<String> = vec![batch[1].id.clone(), unique("missing")];
+    let existing = store.existing(&ids).await.unwrap();
+    assert_eq!(existing.len(), 1);
+    assert_eq!(existing[&batch[1].id].seq, 2);
+
+    let sent = message(&room, 6, Some("n-1"));
+    store.insert(std::slice::from_ref(&sent)).await.unwrap();
+    let since = sent.ts - 1000;
+    assert_eq!(store.id_by_nonce(&room, &sent.user.id, "n-1", since).await.unwrap(), Some(sent.id.clone()));
+    assert_eq!(store.id_by_nonce(&room, &sent.user.id, "n-2", since).await.unwrap(), None);
+    assert_eq!(store.id_by_nonce(&room, "someone-else", "n-1", since).await.unwrap(), None);
+    assert_eq!(store.id_by_nonce(&room, &sent.user.id, "n-1", sent.ts + 1000).await.unwrap(), None, "too old");
+}
+
+#[tokio::test]
+async fn embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    users(&store).await;
+    rooms(&store).await;
+    messages(&store).await;
+}
+
+#[tokio::test]
+async fn distributed() {
+    let store = crate::mongo().await;
+    users(&store).await;
+    rooms(&store).await;
+    messages(&store).await;
+}
