@@ -44,7 +44,7 @@ command -v node >/dev/null || apt_install nodejs npm
 apt_install cmake pkg-config g++ make libssl-dev zlib1g-dev libcurl4-openssl-dev
 apt_install chromium
 command -v chromium >/dev/null
-(cd dev/e2e && if [ ! -d node_modules/playwright-core ]; then npm ci --no-audit --no-fund; fi)
+(cd dev/e2e && if [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/eslint ]; then npm ci --no-audit --no-fund; fi)
 
 log "services (Kafka, Redis, FerretDB on loopback)"
 eval "$(dev/services.sh up redis mongodb kafka)"
@@ -88,6 +88,8 @@ for t in gateway/tests/*.rs gateway/tests/*/main.rs; do
 done
 cargo test -p aurora-gateway --locked --lib --bins "${gateway_tests[@]}"
 cargo test -p aurora-gateway --locked --doc
+# The outbox's loom model: every interleaving of a poll with offers and wake-ups.
+cargo test -p aurora-gateway --locked --features loom --lib outbox::model
 dev/services.sh reset mongodb >/dev/null
 # --show-output: the figures the chart, operator and observability tests print.
 cargo test -p aurora-operator --locked --test cluster -- --show-output

@@ -150,6 +150,40 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every room the runs use, and the warm-up room. Every fan-out population joins rooms of its
+/// own: a join reads the room's history, and a room that earlier ladders filled would charge
+/// the next population's joins for it.
+fn bench_rooms(plan: &Plan, shape: &Shape, populations: usize) -> (Vec<String>, String) {
+    let mut rooms: Vec<String> =
+        (0..populations).flat_map(|n| scenario::room_names(&format!("f{n}-"), shape.rooms)).collect();
+    rooms.extend(scenario::room_names("g", plan.ingest_senders));
+    rooms.extend(scenario::room_names("i", plan.idle_connections.div_ceil(plan.idle_room_size)));
+    let warm_room = scenario::room_names("w", 1).remove(0);
+    rooms.push(warm_room.clone());
+    (rooms, warm_room)
+}
+
+/// Memory per idle joined connection, on a fresh server.
+async fn measure_idle(
+    peer: Peer,
+    plan: &Plan,
+    programs: &crate::server::Programs,
+    rooms: &[String],
+    opts: &Options,
+) -> anyhow::Result<scenario::Idle> {
+    let server = Server::start(peer, programs, rooms)?;
+    let creds = server.credentials(opts.users.min(plan.idle_room_size)).await?;
+    let idle =
+        scenario::idle(&server, plan.idle_connections, plan.idle_room_size, &creds, opts).await.context("idle")?;
+    eprintln!(
+        "   idle: {} joined connections, {:.2} KiB each (RSS {} → {} KiB, set up in {:.1} s)",
+        idle.connections, idle.kib_per_connection, idle.rss_before_kib, idle.rss_after_kib, idle.setup_seconds
+    );
+    Ok(idle)
+}
+
+// Long by design: the measurement plan of one peer (fan-out ladders, fixed rate, ingest) in
+// the order docs/benchmarks.md reports it.
 async fn measure(
     peer: Peer,
     plan: &Plan,
@@ -158,27 +192,12 @@ async fn measure(
     opts: &Options,
     r: &mut PeerResult,
 ) -> anyhow::Result<()> {
-    // Every fan-out population joins rooms of its own: a join reads the room's history, and a
-    // room that earlier ladders filled would charge the next population's joins for it.
     let populations = plan.repeats * (plan.refine + 2);
     let fanout_prefix = |n: usize| format!("f{n}-");
-    let mut rooms: Vec<String> =
-        (0..populations).flat_map(|n| scenario::room_names(&fanout_prefix(n), shape.rooms)).collect();
-    rooms.extend(scenario::room_names("g", plan.ingest_senders));
-    rooms.extend(scenario::room_names("i", plan.idle_connections.div_ceil(plan.idle_room_size)));
-    let warm_room = scenario::room_names("w", 1).remove(0);
-    rooms.push(warm_room.clone());
+    let (rooms, warm_room) = bench_rooms(plan, shape, populations);
     // Idle first, on a fresh server: its RSS is the baseline.
     if plan.idle_connections > 0 {
-        let server = Server::start(peer, programs, &rooms)?;
-        let creds = server.credentials(opts.users.min(plan.idle_room_size)).await?;
-        let idle =
-            scenario::idle(&server, plan.idle_connections, plan.idle_room_size, &creds, opts).await.context("idle")?;
-        eprintln!(
-            "   idle: {} joined connections, {:.2} KiB each (RSS {} → {} KiB, set up in {:.1} s)",
-            idle.connections, idle.kib_per_connection, idle.rss_before_kib, idle.rss_after_kib, idle.setup_seconds
-        );
-        r.idle = Some(idle);
+        r.idle = Some(measure_idle(peer, plan, programs, &rooms, opts).await?);
     }
     let users = opts.users.min(shape.members.max(plan.ingest_senders));
     let mut server = Server::start(peer, programs, &rooms)?;

@@ -86,6 +86,7 @@ pub struct Shared {
 }
 
 /// Runs until `shutdown`, finishing and committing the batch in hand.
+// Long by design: the start-up and shutdown order of the consumer's tasks, in one place.
 pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (mongo, redis) = connect_services(&config.services).await?;
     let metrics = Metrics::new()?;

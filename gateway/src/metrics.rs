@@ -89,6 +89,7 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registr
 }
 
 impl Metrics {
+    // Long by design: one registration per metric, read as the table of docs/metrics.md.
     pub fn new() -> Result<Self, prometheus::Error> {
         let r = Registry::new();
         Ok(Metrics {

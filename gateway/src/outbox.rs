@@ -10,8 +10,15 @@
 //! wake-up looks at nothing else to know that nothing else happened.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
+
+// The `loom` feature swaps the lock for loom's, whose model test below explores every
+// interleaving of a session's poll with the hub's offers and the other wake-ups.
+#[cfg(feature = "loom")]
+use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(feature = "loom"))]
+use std::sync::{Mutex, MutexGuard};
 
 use crate::hub::Delivery;
 
@@ -153,7 +160,7 @@ mod tests {
     use crate::metrics::SentKind;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn delivery(seq: u64) -> Arc<Delivery> {
+    pub(super) fn delivery(seq: u64) -> Arc<Delivery> {
         Arc::new(Delivery {
             room: "r".into(),
             resync: false,
@@ -251,5 +258,117 @@ mod tests {
         let mut cx = Context::from_waker(waker);
         while let Poll::Ready(Next::Deliver(_)) = outbox.poll_next(&mut cx) {}
         assert!(outbox.lock().queue.capacity() <= KEEP_CAPACITY);
+    }
+}
+
+/// The outbox under every interleaving `loom` can find (`cargo test -p aurora-gateway
+/// --features loom --lib outbox::model`, part of `./run.sh test`): no wake-up is lost.
+#[cfg(all(test, feature = "loom"))]
+mod model {
+    use super::tests::delivery;
+    use super::*;
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The session task's waker: counts its wakes.
+    struct Task(AtomicUsize);
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn task() -> (Arc<Task>, Waker) {
+        let task = Arc::new(Task(AtomicUsize::new(0)));
+        let waker = Waker::from(task.clone());
+        (task, waker)
+    }
+
+    /// Everything the session takes until the outbox is empty.
+    fn drain(outbox: &Outbox, cx: &mut Context<'_>) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Poll::Ready(next) = outbox.poll_next(cx) {
+            seen.push(match next {
+                Next::Overflow => "overflow".to_owned(),
+                Next::Control => "control".to_owned(),
+                Next::Deliver(d) => format!("deliver {}", d.seq.unwrap_or_default()),
+            });
+        }
+        seen
+    }
+
+    #[test]
+    fn an_offer_racing_the_sessions_poll_is_delivered_or_wakes_it() {
+        loom::model(|| {
+            let outbox = Outbox::new(4);
+            let hub = {
+                let outbox = outbox.clone();
+                loom::thread::spawn(move || assert_eq!(outbox.offer(&delivery(1)), Offer::Queued))
+            };
+            let (task, waker) = task();
+            let mut cx = Context::from_waker(&waker);
+            let mut seen = drain(&outbox, &mut cx);
+            hub.join().expect("hub thread");
+            if seen.is_empty() {
+                // The session went to sleep before the offer: the offer must have woken it.
+                assert_eq!(task.0.load(Ordering::SeqCst), 1, "lost wake-up");
+            }
+            seen.extend(drain(&outbox, &mut cx));
+            assert_eq!(seen, ["deliver 1"]);
+        });
+    }
+
+    #[test]
+    fn a_control_wake_and_an_offer_racing_the_poll_are_both_seen() {
+        loom::model(|| {
+            let outbox = Outbox::new(4);
+            let hub = {
+                let outbox = outbox.clone();
+                loom::thread::spawn(move || outbox.offer(&delivery(7)))
+            };
+            let timer = {
+                let control = Waker::from(outbox.clone());
+                loom::thread::spawn(move || control.wake())
+            };
+            let (task, waker) = task();
+            let mut cx = Context::from_waker(&waker);
+            let first = drain(&outbox, &mut cx);
+            let wakes_before = task.0.load(Ordering::SeqCst);
+            hub.join().expect("hub thread");
+            timer.join().expect("timer thread");
+            let rest = drain(&outbox, &mut cx);
+            if !rest.is_empty() {
+                // Something arrived after the session slept: it was woken for it.
+                assert!(task.0.load(Ordering::SeqCst) > wakes_before || wakes_before > 0, "lost wake-up");
+            }
+            let mut seen: Vec<String> = first.into_iter().chain(rest).collect();
+            seen.sort();
+            assert_eq!(seen, ["control", "deliver 7"]);
+        });
+    }
+
+    #[test]
+    fn an_overflow_racing_the_poll_is_reported_before_anything_queued() {
+        loom::model(|| {
+            let outbox = Outbox::new(1);
+            outbox.offer(&delivery(1));
+            let hub = {
+                let outbox = outbox.clone();
+                loom::thread::spawn(move || outbox.offer(&delivery(2)))
+            };
+            let (_task, waker) = task();
+            let mut cx = Context::from_waker(&waker);
+            let first = outbox.poll_next(&mut cx);
+            let offer = hub.join().expect("hub thread");
+            match (first, offer) {
+                // The poll took seq 1 first; then seq 2 fit.
+                (Poll::Ready(Next::Deliver(d)), Offer::Queued) => assert_eq!(d.seq, Some(1)),
+                // The offer overflowed first: the session sees the overflow, nothing queued.
+                (_, Offer::Overflowed) => {
+                    assert!(matches!(outbox.poll_next(&mut cx), Poll::Ready(Next::Overflow)));
+                    assert!(outbox.try_next().is_none());
+                }
+                (first, offer) => panic!("poll {first:?} with offer {offer:?}"),
+            }
+        });
     }
 }

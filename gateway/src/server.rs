@@ -148,6 +148,7 @@ const REFUSAL: &str = r#"{"error":{"code":"rate_limited","message":"too many ope
 
 /// Serves `app` until `shutdown`, then lets in-flight requests finish (up to `drain`).
 /// `scarce` is what new connections get while descriptors run short (the probes).
+// Long by design: the accept loop and its drain, whose order the shutdown relies on.
 pub async fn serve(
     listener: TcpListener,
     app: Router,

@@ -300,11 +300,6 @@ impl MongoStore {
         Ok(gone)
     }
 
-    /// How many messages of `room` are stored.
-    pub async fn count_messages(&self, room: &str) -> PortResult<u64> {
-        self.messages.count_documents(doc! {"room": room}).await.map_err(unavailable)
-    }
-
     async fn insert_one_by_one(&self, messages: &[Message]) -> PortResult<()> {
         for m in messages {
             match self.messages.insert_one(MessageDoc::from(m)).await {

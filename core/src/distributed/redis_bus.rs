@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::future::Future;
@@ -86,106 +86,147 @@ pub fn event_from_frame(payload: &[u8]) -> Option<RoomEvent> {
     Some(RoomEvent { seq: peek.seq, skip_user, frame: Bytes::copy_from_slice(payload) })
 }
 
-async fn subscriber(client: redis::Client, mut commands: mpsc::Receiver<Command>, sink: Sink) {
-    // Subscriptions per room, counted: the hub subscribes on a room's first local member
-    // and unsubscribes on its last, and the two commands of a quick leave + join may
-    // arrive in either order; counting keeps the channel while anyone wants it.
-    let mut wanted: HashMap<String, usize> = HashMap::new();
-    let mut backoff = crate::backoff::Backoff::reconnect();
-    let mut reconnecting = false;
-    loop {
-        let pubsub = match client.get_async_pubsub().await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "redis subscriber connection failed; retrying");
-                // Refuse subscriptions while down, so joins answer `unavailable`.
-                let deadline = tokio::time::sleep(backoff.next_delay());
-                tokio::pin!(deadline);
-                loop {
-                    tokio::select! {
-                        _ = &mut deadline => break,
-                        cmd = commands.recv() => match cmd {
-                            None => return,
-                            Some(Command::Subscribe(_, reply)) => {
-                                let _ = reply.send(Err(PortError::unavailable(Dependency::Redis, FailureKind::Connection, "pub/sub connection is down")));
-                            }
-                            Some(Command::Unsubscribe(room)) => { release(&mut wanted, &room); }
-                        }
+async fn subscriber(client: redis::Client, commands: mpsc::Receiver<Command>, sink: Sink) {
+    let subscriber =
+        Subscriber { client, commands, sink, wanted: HashMap::new(), backoff: crate::backoff::Backoff::reconnect() };
+    subscriber.run().await;
+}
+
+/// What the subscriber does after a connection ended or failed.
+enum Flow {
+    Reconnect,
+    /// The bus was dropped: stop.
+    Stop,
+}
+
+/// The one pub/sub connection of a gateway, reconnected with backoff; the rooms it carries
+/// are resubscribed and resynced after every reconnect.
+struct Subscriber {
+    client: redis::Client,
+    commands: mpsc::Receiver<Command>,
+    sink: Sink,
+    /// Subscriptions per room, counted: the hub subscribes on a room's first local member
+    /// and unsubscribes on its last, and the two commands of a quick leave + join may
+    /// arrive in either order; counting keeps the channel while anyone wants it.
+    wanted: HashMap<String, usize>,
+    backoff: crate::backoff::Backoff,
+}
+
+impl Subscriber {
+    async fn run(mut self) {
+        let mut reconnecting = false;
+        loop {
+            let pubsub = match self.client.get_async_pubsub().await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis subscriber connection failed; retrying");
+                    if let Flow::Stop = self.refuse_until_retry().await {
+                        return;
+                    }
+                    reconnecting = true;
+                    continue;
+                }
+            };
+            self.backoff.reset();
+            let (mut subs, stream) = pubsub.split();
+            let Some(rooms) = self.resubscribe(&mut subs).await else { continue };
+            if reconnecting {
+                tracing::info!(rooms = rooms.len(), "redis subscriber reconnected; resyncing rooms");
+                if let Some(s) = self.sink.get() {
+                    for room in &rooms {
+                        s.resync(room);
                     }
                 }
-                reconnecting = true;
-                continue;
             }
-        };
-        backoff.reset();
-        let (mut subs, mut stream) = pubsub.split();
-        let rooms: Vec<String> = wanted.keys().cloned().collect();
-        let mut ok = true;
+            reconnecting = true;
+            if let Flow::Stop = self.serve(subs, stream).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits out the backoff delay, refusing subscriptions meanwhile so joins answer
+    /// `unavailable`.
+    async fn refuse_until_retry(&mut self) -> Flow {
+        let deadline = tokio::time::sleep(self.backoff.next_delay());
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return Flow::Reconnect,
+                cmd = self.commands.recv() => match cmd {
+                    None => return Flow::Stop,
+                    Some(Command::Subscribe(_, reply)) => {
+                        let down = PortError::unavailable(Dependency::Redis, FailureKind::Connection, "pub/sub is down");
+                        let _ = reply.send(Err(down));
+                    }
+                    Some(Command::Unsubscribe(room)) => {
+                        release(&mut self.wanted, &room);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Subscribes the new connection to every wanted room; `None` when one failed.
+    async fn resubscribe(&self, subs: &mut PubSubSink) -> Option<Vec<String>> {
+        let rooms: Vec<String> = self.wanted.keys().cloned().collect();
         for room in &rooms {
             if let Err(e) = subs.subscribe(room_channel(room)).await {
                 tracing::warn!(room, error = %e, "resubscribe failed");
-                ok = false;
-                break;
+                return None;
             }
         }
-        if !ok {
-            continue;
-        }
-        if reconnecting {
-            tracing::info!(rooms = rooms.len(), "redis subscriber reconnected; resyncing rooms");
-            if let Some(s) = sink.get() {
-                for room in &rooms {
-                    s.resync(room);
-                }
-            }
-        }
-        reconnecting = true;
+        Some(rooms)
+    }
+
+    /// Carries commands and room traffic until the connection breaks or the bus is dropped.
+    async fn serve(&mut self, mut subs: PubSubSink, mut stream: PubSubStream) -> Flow {
         loop {
             tokio::select! {
-                cmd = commands.recv() => match cmd {
-                    None => return,
+                cmd = self.commands.recv() => match cmd {
+                    None => return Flow::Stop,
                     Some(Command::Subscribe(room, reply)) => {
-                        let r = match wanted.get_mut(&room) {
-                            Some(n) => {
-                                *n += 1;
-                                Ok(())
-                            }
-                            None => {
-                                let r = subs.subscribe(room_channel(&room)).await.map_err(redis_err);
-                                if r.is_ok() {
-                                    wanted.insert(room, 1);
-                                }
-                                r
-                            }
-                        };
+                        let r = self.subscribe(&mut subs, room).await;
                         let failed = r.is_err();
                         let _ = reply.send(r);
                         if failed {
-                            break;
+                            return Flow::Reconnect;
                         }
                     }
                     Some(Command::Unsubscribe(room)) => {
-                        if release(&mut wanted, &room) && subs.unsubscribe(room_channel(&room)).await.is_err() {
-                            break;
+                        if release(&mut self.wanted, &room) && subs.unsubscribe(room_channel(&room)).await.is_err() {
+                            return Flow::Reconnect;
                         }
                     }
                 },
                 msg = stream.next() => match msg {
                     None => {
                         tracing::warn!("redis subscriber connection lost; reconnecting");
-                        break;
+                        return Flow::Reconnect;
                     }
-                    Some(msg) => {
-                        let channel = msg.get_channel_name();
-                        let Some(room) = channel.strip_prefix(ROOM_CHANNEL_PREFIX) else { continue };
-                        match (event_from_frame(msg.get_payload_bytes()), sink.get()) {
-                            (Some(event), Some(s)) => s.deliver(room, event),
-                            (None, _) => tracing::warn!(room, "dropping an unreadable room frame"),
-                            _ => {}
-                        }
-                    }
+                    Some(msg) => self.deliver(&msg),
                 },
             }
+        }
+    }
+
+    async fn subscribe(&mut self, subs: &mut PubSubSink, room: String) -> PortResult<()> {
+        if let Some(n) = self.wanted.get_mut(&room) {
+            *n += 1;
+            return Ok(());
+        }
+        subs.subscribe(room_channel(&room)).await.map_err(redis_err)?;
+        self.wanted.insert(room, 1);
+        Ok(())
+    }
+
+    fn deliver(&self, msg: &redis::Msg) {
+        let channel = msg.get_channel_name();
+        let Some(room) = channel.strip_prefix(ROOM_CHANNEL_PREFIX) else { return };
+        match (event_from_frame(msg.get_payload_bytes()), self.sink.get()) {
+            (Some(event), Some(s)) => s.deliver(room, event),
+            (None, _) => tracing::warn!(room, "dropping an unreadable room frame"),
+            _ => {}
         }
     }
 }

@@ -25,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(web::index))
         .route("/app.js", get(web::app_js))
+        .route("/js/{name}", get(web::module))
         .route("/style.css", get(web::style))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))

@@ -1,10 +1,19 @@
 //! The web client, compiled into the binary.
 
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 const INDEX: &str = include_str!("../../../web/index.html");
 const APP_JS: &str = include_str!("../../../web/app.js");
+/// The ES modules `app.js` imports (`/js/<name>`), by concern; no build step.
+const MODULES: [(&str, &str); 5] = [
+    ("state.js", include_str!("../../../web/js/state.js")),
+    ("session.js", include_str!("../../../web/js/session.js")),
+    ("socket.js", include_str!("../../../web/js/socket.js")),
+    ("compose.js", include_str!("../../../web/js/compose.js")),
+    ("render.js", include_str!("../../../web/js/render.js")),
+];
 const STYLE: &str = include_str!("../../../web/style.css");
 
 const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
@@ -22,6 +31,13 @@ pub async fn index() -> impl IntoResponse {
 
 pub async fn app_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], APP_JS)
+}
+
+pub async fn module(Path(name): Path<String>) -> Response {
+    match MODULES.iter().find(|(n, _)| *n == name) {
+        Some((_, source)) => ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], *source).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 pub async fn style() -> impl IntoResponse {

@@ -3,8 +3,10 @@
 
 mod commands;
 mod control;
+mod delivery;
 mod rooms;
 mod session;
+mod sources;
 mod wire;
 
 use axum::body::Body;
@@ -24,6 +26,7 @@ use aurora_core::sessions::{self, Ticket};
 
 use crate::http::client;
 use crate::http::error::{bearer, known_user, ApiError};
+use crate::server::Seat;
 use crate::state::AppState;
 
 /// Read chunk and initial read buffer per connection (zero-filled, so resident). Client frames
@@ -91,66 +94,17 @@ pub async fn upgrade(
     }
     let headers = request.headers();
     let (offered_ticket, speaks_aurora) = subprotocols(headers);
-    let credential = match (bearer(headers), offered_ticket.or(query.ticket), query.token) {
-        (Some(token), _, _) => Credential::Token(token.to_owned()),
-        (None, Some(ticket), _) => Credential::Ticket(ticket),
-        (None, None, Some(token)) if state.config.allow_token_in_url => Credential::Token(token),
-        (None, None, Some(_)) => {
-            let msg = "tokens in the URL are refused: get a ticket from POST /api/ws-ticket and use ?ticket=";
-            return unauthorized(&state, "token_in_url", msg);
-        }
-        (None, None, None) => return unauthorized(&state, "missing_token", "missing token"),
+    let credential = match credential(&state, headers, offered_ticket.or(query.ticket), query.token) {
+        Ok(c) => c,
+        Err(refused) => return refused,
     };
-    // The Origin is checked before a ticket is spent on a request that will be refused.
-    let origin_allowed = headers.get(header::ORIGIN).is_none_or(|origin| {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        origin.to_str().is_ok_and(|o| state.config.allowed_origins.allows(o, host))
-    });
-    let refuse_origin = || {
-        tracing::info!(origin = ?headers.get(header::ORIGIN), "refused WebSocket from a disallowed Origin");
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", "origin not allowed").into_response()
+    let claims = match authenticate(&state, headers, credential).await {
+        Ok(c) => c,
+        Err(refused) => return refused,
     };
-    let claims = match credential {
-        Credential::Token(token) => match state.jwt.verify(&token) {
-            Ok(c) => {
-                if let Err(e) = known_user(&state, &c).await {
-                    return e.into_response();
-                }
-                c
-            }
-            Err(e) => {
-                state.metrics.token_failed(&e);
-                return ApiError::unauthorized("invalid or expired token").into_response();
-            }
-        },
-        Credential::Ticket(_) if !origin_allowed => return refuse_origin(),
-        Credential::Ticket(ticket) => match state.backend.tickets.redeem_ticket(&sessions::digest(&ticket)).await {
-            Ok(Some(grant)) => ticket_claims(grant),
-            Ok(None) => return unauthorized(&state, "invalid_ticket", "invalid, used or expired ticket"),
-            Err(e) => return ApiError::from(e).into_response(),
-        },
-    };
-    if claims.exp <= aurora_core::now_ms().max(0) as u64 / 1000 {
-        return unauthorized(&state, "expired_token", "the ticket's token has expired");
-    }
-    if !origin_allowed {
-        return refuse_origin();
-    }
-    // Behind a trusted proxy the socket is the proxy's: count the WebSocket against its client.
-    let peer = client::peer_of(request.extensions()).ip();
-    let trusted = &state.config.trusted_proxies;
-    let forwarded_seat = if trusted.contains(aurora_core::config::canonical(peer)) {
-        let ip = client::client_ip(peer, headers, trusted);
-        match state.census.admit_forwarded(ip, state.config.max_connections_per_address) {
-            Some(seat) => Some(seat),
-            None => {
-                state.metrics.connections_refused.with_label_values(&["per_address"]).inc();
-                let msg = "too many open connections from this address";
-                return ApiError::rate_limited(msg, std::time::Duration::from_secs(1)).into_response();
-            }
-        }
-    } else {
-        None
+    let forwarded_seat = match forwarded_seat(&state, &request) {
+        Ok(seat) => seat,
+        Err(refused) => return refused,
     };
     if state.shutdown.is_cancelled() {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "shutting down").into_response();
@@ -165,6 +119,9 @@ pub async fn upgrade(
     }
     let guard = state.sessions.token();
     tokio::spawn(async move {
+        // Held for the session's life: its seat among the forwarded client's connections,
+        // and its place among the sessions a shutdown waits for.
+        let _held = (forwarded_seat, guard);
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
@@ -182,10 +139,88 @@ pub async fn upgrade(
             .max_frame_size(Some(MAX_FRAME_BYTES));
         let stream = WebSocketStream::from_raw_socket(read, Role::Server, Some(config)).await;
         session::run(state, stream, wire::Writer::new(write), claims).await;
-        drop(forwarded_seat);
-        drop(guard);
     });
     response
+}
+
+/// The credential the client presented: `Authorization: Bearer`, else a ticket (subprotocol
+/// or `?ticket=`), else `?token=` where allowed.
+#[allow(clippy::result_large_err, reason = "the refusal is the handler's response, returned at once")]
+fn credential(
+    state: &AppState,
+    headers: &HeaderMap,
+    ticket: Option<String>,
+    url_token: Option<String>,
+) -> Result<Credential, Response> {
+    match (bearer(headers), ticket, url_token) {
+        (Some(token), _, _) => Ok(Credential::Token(token.to_owned())),
+        (None, Some(ticket), _) => Ok(Credential::Ticket(ticket)),
+        (None, None, Some(token)) if state.config.allow_token_in_url => Ok(Credential::Token(token)),
+        (None, None, Some(_)) => {
+            let msg = "tokens in the URL are refused: get a ticket from POST /api/ws-ticket and use ?ticket=";
+            Err(unauthorized(state, "token_in_url", msg))
+        }
+        (None, None, None) => Err(unauthorized(state, "missing_token", "missing token")),
+    }
+}
+
+/// The claims of a valid credential from an allowed Origin. The Origin is checked before a
+/// ticket is spent on a request that will be refused.
+#[allow(clippy::result_large_err, reason = "the refusal is the handler's response, returned at once")]
+async fn authenticate(state: &AppState, headers: &HeaderMap, credential: Credential) -> Result<Claims, Response> {
+    let origin_allowed = headers.get(header::ORIGIN).is_none_or(|origin| {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        origin.to_str().is_ok_and(|o| state.config.allowed_origins.allows(o, host))
+    });
+    let refuse_origin = || {
+        tracing::info!(origin = ?headers.get(header::ORIGIN), "refused WebSocket from a disallowed Origin");
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", "origin not allowed").into_response()
+    };
+    let claims = match credential {
+        Credential::Token(token) => match state.jwt.verify(&token) {
+            Ok(c) => {
+                known_user(state, &c).await.map_err(IntoResponse::into_response)?;
+                c
+            }
+            Err(e) => {
+                state.metrics.token_failed(&e);
+                return Err(ApiError::unauthorized("invalid or expired token").into_response());
+            }
+        },
+        Credential::Ticket(_) if !origin_allowed => return Err(refuse_origin()),
+        Credential::Ticket(ticket) => match state.backend.tickets.redeem_ticket(&sessions::digest(&ticket)).await {
+            Ok(Some(grant)) => ticket_claims(grant),
+            Ok(None) => return Err(unauthorized(state, "invalid_ticket", "invalid, used or expired ticket")),
+            Err(e) => return Err(ApiError::from(e).into_response()),
+        },
+    };
+    if claims.exp <= aurora_core::now_ms().max(0) as u64 / 1000 {
+        return Err(unauthorized(state, "expired_token", "the ticket's token has expired"));
+    }
+    if !origin_allowed {
+        return Err(refuse_origin());
+    }
+    Ok(claims)
+}
+
+/// Behind a trusted proxy the socket is the proxy's: the WebSocket counts against the
+/// forwarded client, which may hold at most `AURORA_MAX_CONNECTIONS_PER_ADDRESS`.
+#[allow(clippy::result_large_err, reason = "the refusal is the handler's response, returned at once")]
+fn forwarded_seat(state: &AppState, request: &Request) -> Result<Option<Seat>, Response> {
+    let peer = client::peer_of(request.extensions()).ip();
+    let trusted = &state.config.trusted_proxies;
+    if !trusted.contains(aurora_core::config::canonical(peer)) {
+        return Ok(None);
+    }
+    let ip = client::client_ip(peer, request.headers(), trusted);
+    match state.census.admit_forwarded(ip, state.config.max_connections_per_address) {
+        Some(seat) => Ok(Some(seat)),
+        None => {
+            state.metrics.connections_refused.with_label_values(&["per_address"]).inc();
+            let msg = "too many open connections from this address";
+            Err(ApiError::rate_limited(msg, std::time::Duration::from_secs(1)).into_response())
+        }
+    }
 }
 
 /// The claims a redeemed ticket stands for: its user's, expiring with the access token it

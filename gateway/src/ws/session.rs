@@ -18,18 +18,19 @@ use tokio_tungstenite::WebSocketStream;
 use aurora_core::auth::Claims;
 use aurora_core::model::UserRef;
 use aurora_core::ports::{ConnId, RoomEvent};
-use aurora_core::protocol::{close, ErrorCode, ServerFrame, MAX_SINCE_MESSAGES};
+use aurora_core::protocol::{close, ErrorCode, ServerFrame};
 
 use super::control::{Beat, Control, Controls, Heartbeat};
 use super::rooms::Rooms;
+use super::sources::{read_next, Events, Incoming, Sources, Wake};
 use super::wire::{ReadSide, Writer};
 use crate::hub::{ConnHandle, Delivery};
 use crate::metrics::SentKind;
-use crate::outbox::{Next, Outbox};
+use crate::outbox::Outbox;
 use crate::state::AppState;
 
 /// Most queued frames written per flush.
-const MAX_BATCH: usize = 64;
+pub(super) const MAX_BATCH: usize = 64;
 /// Sends awaiting their ack; at this many the session stops reading until one completes.
 const MAX_PENDING_ACKS: usize = 256;
 /// More `bad_request` frames than this within [`BAD_FRAME_WINDOW`] closes with 4008.
@@ -61,65 +62,6 @@ pub(super) type Socket = Writer;
 /// The read half: tungstenite parses the client's frames.
 pub(super) type Stream = WebSocketStream<ReadSide>;
 
-type Incoming = Option<Result<Message, tungstenite::Error>>;
-/// The session's rare wake-ups, the client's next frame among them.
-type Events = Controls<(Stream, Incoming)>;
-
-/// The next client frame, waited on among the [`Events`]: the set polls it again only once
-/// its waker fired, so an outbound wake-up does not cost a read attempt.
-async fn read_next(mut stream: Stream) -> (Stream, Incoming) {
-    let incoming = stream.next().await;
-    (stream, incoming)
-}
-
-/// What woke the session.
-#[allow(clippy::large_enum_variant, reason = "a client frame's read half passes through; never stored")]
-enum Wake {
-    Event(Control<(Stream, Incoming)>),
-    /// A send completed: its reply.
-    Reply(String),
-    Deliver(Arc<Delivery>),
-    Overflow,
-}
-
-/// Everything a session waits on.
-struct Sources<'a> {
-    events: &'a mut Events,
-    pending: &'a mut Option<FuturesUnordered<Pending>>,
-    outbox: &'a Outbox,
-}
-
-impl Sources<'_> {
-    /// The next thing to do, in priority order: an event (control or client frame), completed
-    /// sends, then the outbox (its overflow before anything queued). The events are polled only
-    /// once their waker marked the outbox, or after a new one joined them. With `after_batch`, the completed sends are not polled until the outbox
-    /// says something else woke: they were polled earlier in this wake, before the batch, and
-    /// still hold its waker. A delivery wake-up thus costs one pass over the sources.
-    async fn next(self, after_batch: bool) -> Wake {
-        let Sources { events, pending, outbox } = self;
-        let mut skip_rare = after_batch;
-        std::future::poll_fn(move |cx| loop {
-            if !std::mem::take(&mut skip_rare) {
-                if let Some(event) = events.poll() {
-                    return Poll::Ready(Wake::Event(event));
-                }
-                if let Some(p) = pending.as_mut().filter(|p| !p.is_empty()) {
-                    if let Poll::Ready(Some(reply)) = p.poll_next_unpin(cx) {
-                        return Poll::Ready(Wake::Reply(reply));
-                    }
-                }
-            }
-            match outbox.poll_next(cx) {
-                Poll::Ready(Next::Overflow) => return Poll::Ready(Wake::Overflow),
-                Poll::Ready(Next::Control) => events.woke(),
-                Poll::Ready(Next::Deliver(d)) => return Poll::Ready(Wake::Deliver(d)),
-                Poll::Pending => return Poll::Pending,
-            }
-        })
-        .await
-    }
-}
-
 pub(super) struct Session {
     pub state: Arc<AppState>,
     pub conn: ConnId,
@@ -140,6 +82,13 @@ pub(super) struct Session {
 pub(super) enum Throttle {
     Typing,
     Join,
+}
+
+/// What [`Session::on_frame`] heard.
+enum Heard {
+    Frame,
+    /// A pong: the heartbeat is answered.
+    Pong,
 }
 
 fn unix_now() -> u64 {
@@ -225,19 +174,8 @@ impl Session {
                 Wake::Event(Control::Shutdown) => return End::Drain,
                 Wake::Overflow => return End::Close(close::POLICY, "outbound queue overflow"),
                 Wake::Event(Control::Timer) => {
-                    let now = Instant::now();
-                    if now >= expires {
-                        return End::Expired;
-                    }
-                    match beat.due(now) {
-                        Beat::TimedOut => return End::Drop("heartbeat_timeout"),
-                        Beat::Ping => {
-                            socket.ping();
-                            if let Err(end) = self.flush(socket).await {
-                                return end;
-                            }
-                        }
-                        Beat::Wait => {}
+                    if let Err(end) = self.on_timer(socket, &mut beat, expires).await {
+                        return end;
                     }
                     events.arm(beat.next.min(expires));
                     continue;
@@ -249,17 +187,10 @@ impl Session {
                     continue;
                 }
                 Wake::Deliver(first) => {
-                    let mut polls = 0u32;
-                    let mut batch = std::pin::pin!(self.deliver(socket, outbox, first));
-                    let done = std::future::poll_fn(|cx| {
-                        polls += 1;
-                        batch.as_mut().poll(cx)
-                    })
-                    .await;
-                    if let Err(end) = done {
-                        return end;
+                    match self.deliver_in_one_poll(socket, outbox, first).await {
+                        Ok(at_once) => after_batch = at_once,
+                        Err(end) => return end,
                     }
-                    after_batch = polls == 1;
                     continue;
                 }
                 Wake::Event(Control::Read((stream, incoming))) => {
@@ -273,157 +204,72 @@ impl Session {
                     incoming
                 }
             };
-            let result = match incoming {
-                None => return End::Gone,
-                Some(Err(e)) => return self.read_error(e),
-                // Boxed: the command handlers' state would otherwise sit in every idle
-                // session's future (2,976 B inline, measured with size_of_val).
-                Some(Ok(Message::Text(text))) => Box::pin(self.on_text(socket, text.as_str())).await,
-                Some(Ok(Message::Binary(_))) => {
-                    self.error(socket, ErrorCode::BadRequest, "binary frames are not supported", None, None).await
-                }
-                Some(Ok(Message::Pong(_))) => {
+            match self.on_frame(socket, incoming).await {
+                Ok(Heard::Frame) => {}
+                Ok(Heard::Pong) => {
                     beat.pong();
                     events.arm(beat.next.min(expires));
-                    Ok(())
                 }
-                Some(Ok(Message::Ping(payload))) => {
-                    socket.pong(payload);
-                    self.flush(socket).await
-                }
-                Some(Ok(Message::Close(_))) => return End::Closed,
-                // Never read: tungstenite yields whole messages.
-                Some(Ok(Message::Frame(_))) => Ok(()),
-            };
-            if let Err(end) = result {
-                return end;
+                Err(end) => return end,
             }
         }
     }
 
-    /// Writes a queued batch: the first delivery and whatever else is waiting, one flush.
-    async fn deliver(&mut self, socket: &mut Socket, outbox: &Outbox, first: Arc<Delivery>) -> Result<(), End> {
-        let oldest = first.arrived;
-        let mut next = Some(first);
-        let mut count = 0usize;
-        let mut written = 0u64;
-        let mut by_kind = [0u64; 4];
-        while let Some(d) = next.take() {
-            let n = self.feed_delivery(socket, &d).await?;
-            written += n;
-            by_kind[d.kind as usize] += n;
-            count += 1;
-            if count < MAX_BATCH {
-                next = outbox.try_next();
+    /// A timer wake-up: the token expired, the heartbeat timed out, or a ping is due.
+    async fn on_timer(&mut self, socket: &mut Socket, beat: &mut Heartbeat, expires: Instant) -> Result<(), End> {
+        let now = Instant::now();
+        if now >= expires {
+            return Err(End::Expired);
+        }
+        match beat.due(now) {
+            Beat::TimedOut => Err(End::Drop("heartbeat_timeout")),
+            Beat::Ping => {
+                socket.ping();
+                self.flush(socket).await
             }
+            Beat::Wait => Ok(()),
         }
-        self.flush(socket).await?;
-        let metrics = &self.state.metrics;
-        metrics.frames_delivered.inc_by(written);
-        if written > 0 {
-            // The batch's oldest frame: its wait bounds every other frame's in the batch.
-            metrics.delivery_seconds.observe(oldest.elapsed().as_secs_f64());
-        }
-        for kind in [SentKind::Message, SentKind::Presence, SentKind::Typing, SentKind::Reply] {
-            if by_kind[kind as usize] > 0 {
-                metrics.sent(kind, by_kind[kind as usize]);
-            }
-        }
-        Ok(())
     }
 
-    /// Feeds one delivery, after any messages missing before it (gap backfill).
-    async fn feed_delivery(&mut self, socket: &mut Socket, d: &Delivery) -> Result<u64, End> {
-        if d.skip_user.as_ref().is_some_and(|u| *u == self.user.id) {
-            return Ok(0);
-        }
-        let Some(joined) = self.rooms.get_mut(&d.room) else { return Ok(0) };
-        if d.resync {
-            return Box::pin(self.catch_up(socket, &d.room)).await;
-        }
-        if d.recheck {
-            return Box::pin(self.recheck(socket, &d.room)).await;
-        }
-        let mut written = 0;
-        if let Some(seq) = d.seq {
-            if seq <= joined.last_seq {
-                return Ok(0);
-            }
-            let missing = seq - joined.last_seq - 1;
-            if missing == 0 {
-                joined.last_seq = seq;
-            } else {
-                let wanted = (missing as usize).min(MAX_SINCE_MESSAGES);
-                tracing::warn!(room = %d.room, from = joined.last_seq, to = seq, "gap in room stream; backfilling");
-                let backfill = self.state.backend.messages.before(&d.room, Some(seq), wanted).await;
-                let last = joined.last_seq;
-                for m in backfill.unwrap_or_default().into_iter().filter(|m| m.seq > last && m.seq < seq) {
-                    socket.text(ServerFrame::Message(&m).encode().into());
-                    written += 1;
-                }
-                if let Some(joined) = self.rooms.get_mut(&d.room) {
-                    joined.last_seq = seq;
-                }
-            }
-        }
-        socket.text(d.frame.clone());
-        Ok(written + 1)
+    /// Writes a batch (see [`Session::deliver`]); whether it was written without yielding,
+    /// so every other source was already polled during this wake.
+    async fn deliver_in_one_poll(
+        &mut self,
+        socket: &mut Socket,
+        outbox: &Outbox,
+        first: Arc<Delivery>,
+    ) -> Result<bool, End> {
+        let mut polls = 0u32;
+        let mut batch = std::pin::pin!(self.deliver(socket, outbox, first));
+        std::future::poll_fn(|cx| {
+            polls += 1;
+            batch.as_mut().poll(cx)
+        })
+        .await?;
+        Ok(polls == 1)
     }
 
-    /// Sends every stored message after the last one this client got.
-    async fn catch_up(&mut self, socket: &mut Socket, room: &Arc<str>) -> Result<u64, End> {
-        let Some(last) = self.rooms.get(room).map(|j| j.last_seq) else { return Ok(0) };
-        self.state.metrics.resyncs.inc();
-        let missed = match self.state.backend.messages.after(room, last, MAX_SINCE_MESSAGES).await {
-            Ok((missed, _)) => missed,
-            Err(e) => {
-                tracing::warn!(room = %room, error = %e, "resync failed");
-                return Ok(0);
+    /// One client frame (or the end of the stream).
+    async fn on_frame(&mut self, socket: &mut Socket, incoming: Incoming) -> Result<Heard, End> {
+        match incoming {
+            None => Err(End::Gone),
+            Some(Err(e)) => Err(self.read_error(e)),
+            // Boxed: the command handlers' state would otherwise sit in every idle
+            // session's future (2,976 B inline, measured with size_of_val).
+            Some(Ok(Message::Text(text))) => Box::pin(self.on_text(socket, text.as_str())).await.map(|()| Heard::Frame),
+            Some(Ok(Message::Binary(_))) => {
+                let message = "binary frames are not supported";
+                self.error(socket, ErrorCode::BadRequest, message, None, None).await.map(|()| Heard::Frame)
             }
-        };
-        let mut written = 0;
-        for m in missed {
-            if let Some(joined) = self.rooms.get_mut(room) {
-                if m.seq <= joined.last_seq {
-                    continue;
-                }
-                joined.last_seq = m.seq;
+            Some(Ok(Message::Pong(_))) => Ok(Heard::Pong),
+            Some(Ok(Message::Ping(payload))) => {
+                socket.pong(payload);
+                self.flush(socket).await.map(|()| Heard::Frame)
             }
-            socket.text(ServerFrame::Message(&m).encode().into());
-            written += 1;
+            Some(Ok(Message::Close(_))) => Err(End::Closed),
+            // Never read: tungstenite yields whole messages.
+            Some(Ok(Message::Frame(_))) => Ok(Heard::Frame),
         }
-        Ok(written)
-    }
-
-    /// Applies a changed room configuration; a user who may no longer be in the room
-    /// (removed from a private room's members, or the room was deleted) leaves it with
-    /// a `left` push carrying the reason, and gets nothing more from it.
-    async fn recheck(&mut self, socket: &mut Socket, room: &Arc<str>) -> Result<u64, End> {
-        let current = match self.state.rooms.get(room).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(room = %room, error = %e, "room re-check failed; keeping the old configuration");
-                return Ok(0);
-            }
-        };
-        let reason = match current {
-            Some(config) if config.admits(&self.user.name) => {
-                if let Some(joined) = self.rooms.get_mut(room) {
-                    joined.config = config;
-                }
-                return Ok(0);
-            }
-            Some(_) => "removed",
-            None => "deleted",
-        };
-        if self.rooms.remove(room).is_none() {
-            return Ok(0);
-        }
-        self.part(room).await;
-        tracing::info!(room = %room, user_id = %self.user.id, reason, "taken out of the room");
-        let frame = ServerFrame::Left { reference: None, room, reason: Some(reason) }.encode();
-        socket.text(frame.into());
-        Ok(1)
     }
 
     fn awaiting_acks(&self) -> usize {
@@ -436,7 +282,7 @@ impl Session {
 
     /// Writes the queued frames; only a write that cannot finish at once starts the stall
     /// timer (no timer or clock read per frame on the hot path).
-    async fn flush(&mut self, socket: &mut Socket) -> Result<(), End> {
+    pub(super) async fn flush(&mut self, socket: &mut Socket) -> Result<(), End> {
         let first = std::future::poll_fn(|cx| Poll::Ready(socket.poll_flush(cx))).await;
         let done = match first {
             Poll::Ready(done) => done,

@@ -3,6 +3,7 @@ use serde_json::{json, Value};
 use crate::cluster::Proc;
 use crate::harness::{register_at, unique, Client};
 
+// Long by design: one conversation across two gateways, with every guarantee checked on it.
 #[tokio::test]
 async fn two_gateways_two_consumers_one_consistent_chat() {
     let _one_at_a_time = crate::cluster::exclusive().await;

@@ -26,6 +26,7 @@ async fn status_of(http: &reqwest::Client, base: &str) -> String {
     v["status"].as_str().unwrap_or_default().to_owned()
 }
 
+// Long by design: one outage scenario (traffic, restart, recovery, audit) read top to bottom.
 #[tokio::test]
 async fn redis_restart_during_traffic_loses_nothing_and_recovers() {
     let _one_at_a_time = crate::cluster::exclusive().await;

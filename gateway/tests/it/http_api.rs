@@ -158,6 +158,15 @@ async fn probes_metrics_and_web_client() {
     assert!(page.text().await.unwrap().contains("AuroraChat"));
     let js = s.http.get(s.url("/app.js")).send().await.unwrap();
     assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    let app = js.text().await.unwrap();
+    assert!(app.contains("from \"./js/state.js\""), "app.js is the entry module: {app}");
+    // Every module app.js imports (and they import) is served as JavaScript.
+    for module in ["state", "session", "socket", "compose", "render"] {
+        let m = s.http.get(s.url(&format!("/js/{module}.js"))).send().await.unwrap();
+        assert_eq!(m.status(), 200, "/js/{module}.js");
+        assert!(m.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    }
+    assert_eq!(s.http.get(s.url("/js/nope.js")).send().await.unwrap().status(), 404);
     let r = s.http.get(s.url("/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     s.stop().await;
@@ -200,7 +209,7 @@ async fn json_endpoints_take_only_a_json_object_with_a_json_content_type() {
 #[tokio::test]
 async fn every_response_carries_nosniff_and_the_page_a_strict_csp() {
     let s = Server::start().await;
-    for path in ["/", "/app.js", "/style.css", "/healthz", "/api/me", "/nowhere", "/metrics"] {
+    for path in ["/", "/app.js", "/js/state.js", "/style.css", "/healthz", "/api/me", "/nowhere", "/metrics"] {
         let r = s.http.get(s.url(path)).send().await.unwrap();
         assert_eq!(r.headers().get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{path}");
     }

@@ -65,6 +65,7 @@ async fn open(ingress: SocketAddr, host: &str, source: Ipv4Addr, token: &str) ->
     }
 }
 
+// Long by design: one user path through the ingress, then what its logs show.
 #[tokio::test]
 async fn browsers_reach_the_chart_through_the_ingress_with_real_client_addresses() {
     let _one = crate::cluster::exclusive().await;

@@ -99,6 +99,7 @@ fn kubectl_apply(ns: &str, yaml: &str) {
     assert!(child.wait().expect("kubectl apply").success(), "kubectl apply:\n{yaml}");
 }
 
+// Long by design: one release's life (install, chat, upgrade, uninstall) read top to bottom.
 #[tokio::test]
 async fn the_chart_runs_on_the_node_survives_upgrades_and_uninstalls_cleanly() {
     let _one = crate::cluster::exclusive().await;

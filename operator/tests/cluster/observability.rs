@@ -103,6 +103,7 @@ fn documented(sections: &[&str]) -> BTreeSet<String> {
     names
 }
 
+// Long by design: one observed deployment, then every dashboard query and alert against it.
 #[tokio::test]
 async fn every_dashboard_query_returns_data_and_every_alert_is_tested() {
     let _one = crate::cluster::exclusive().await;

@@ -1,0 +1,117 @@
+// Rendering the room list, the open room, its members and the composer.
+import { $, state, roomState } from "./state.js";
+import { joinRoom } from "./socket.js";
+
+// ---------- rendering ----------
+export function selectRoom(name) {
+  state.current = name;
+  const r = roomState(name);
+  r.unread = 0;
+  if (!r.joined) joinRoom(name);
+  renderRooms();
+  renderRoom(true);
+  updateComposer();
+}
+
+export function renderRooms() {
+  const list = $("room-list");
+  list.replaceChildren();
+  for (const room of [...state.rooms.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+    const li = document.createElement("li");
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.dataset.room = room.name;
+    if (room.name === state.current) btn.classList.add("active");
+    const label = document.createElement("span");
+    label.textContent = "# " + room.title;
+    const count = document.createElement("span");
+    count.className = "count";
+    const r = state.joined.get(room.name);
+    count.textContent = room.online + " online";
+    if (r && r.unread) {
+      const unread = document.createElement("span");
+      unread.className = "unread";
+      unread.textContent = " " + r.unread;
+      label.append(unread);
+    }
+    btn.append(label, count);
+    btn.addEventListener("click", () => selectRoom(room.name));
+    li.append(btn);
+    list.append(li);
+  }
+}
+
+export function formatTime(ts) {
+  return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+export function messageItem(author, body, ts, mine, extraClass) {
+  const li = document.createElement("li");
+  if (mine) li.classList.add("mine");
+  if (extraClass) li.classList.add(extraClass);
+  const a = document.createElement("span");
+  a.className = "author";
+  a.textContent = author;
+  const b = document.createElement("span");
+  b.className = "body";
+  b.textContent = body;
+  const t = document.createElement("time");
+  t.textContent = formatTime(ts);
+  li.append(a, b, t);
+  return li;
+}
+
+export function renderRoom(scrollToEnd, keepPosition) {
+  const r = state.current && state.joined.get(state.current);
+  const room = state.rooms.get(state.current);
+  $("room-title").textContent = room ? "# " + room.title : "Pick a room";
+  const box = $("messages");
+  const fromBottom = box.scrollHeight - box.scrollTop;
+  const atEnd = fromBottom - box.clientHeight < 40;
+  const list = $("message-list");
+  list.replaceChildren();
+  if (!r) return;
+  const me = state.session.user.id;
+  for (const m of r.messages) {
+    const li = messageItem(m.user.name, m.body, m.ts, m.user.id === me);
+    li.dataset.seq = m.seq;
+    list.append(li);
+  }
+  for (const p of [...r.rejected, ...r.pending.values()]) {
+    const li = messageItem(state.session.user.name, p.body, p.ts, true, p.failed ? "failed" : (p.acked ? "" : "pending"));
+    li.dataset.nonce = p.nonce;
+    list.append(li);
+  }
+  $("load-older").hidden = r.noOlder || r.messages.length === 0;
+  if (keepPosition) box.scrollTop = box.scrollHeight - fromBottom;
+  else if (scrollToEnd || atEnd) box.scrollTop = box.scrollHeight;
+  renderMembers();
+  renderTyping();
+}
+
+export function renderMembers() {
+  const list = $("member-list");
+  list.replaceChildren();
+  const r = state.current && state.joined.get(state.current);
+  if (!r) return;
+  for (const m of [...r.members.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+    const li = document.createElement("li");
+    li.textContent = m.name;
+    li.dataset.user = m.id;
+    list.append(li);
+  }
+}
+
+export function renderTyping() {
+  const r = state.current && state.joined.get(state.current);
+  const now = Date.now();
+  const names = r ? [...r.typing.values()].filter((t) => t.until > now).map((t) => t.name) : [];
+  $("typing").textContent = names.length ? names.join(", ") + (names.length > 1 ? " are" : " is") + " typing…" : "";
+}
+
+export function updateComposer() {
+  const r = state.current && state.joined.get(state.current);
+  const enabled = Boolean(state.connected && r && r.joined);
+  $("composer-input").disabled = !enabled;
+  $("send-btn").disabled = !enabled;
+}

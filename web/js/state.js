@@ -1,0 +1,30 @@
+// Shared state of the web client: the session, the socket and every room's view.
+
+export const $ = (id) => document.getElementById(id);
+// The access token lives in memory only; the session survives a reload through the
+// refresh cookie (HttpOnly: this script never sees it).
+
+export const state = {
+  session: null,            // {token, user:{id,name}, expires_at}
+  refreshing: null,         // the refresh in flight, shared by every caller
+  refreshTimer: null,
+  ws: null,
+  connected: false,
+  backoff: 0,               // reconnect attempt number
+  reconnectTimer: null,
+  rooms: new Map(),         // name -> {name,title,online,managed}
+  joined: new Map(),        // name -> room view state, kept across reconnects
+  current: null,
+  refs: 0,
+  rateTimer: null,
+};
+
+export function roomState(name) {
+  let r = state.joined.get(name);
+  if (!r) {
+    r = { name, messages: [], pending: new Map(), rejected: [], pausedUntil: 0, resumeTimer: null, members: new Map(), lastSeq: 0, oldestSeq: null,
+          noOlder: false, typing: new Map(), unread: 0, joined: false };
+    state.joined.set(name, r);
+  }
+  return r;
+}
