@@ -1,9 +1,11 @@
-//! One contract per port, run against both adapter sets: the embedded ones (memory,
+//! One contract per port (store, bus, presence, rate limiter, nonces, sessions, tickets),
+//! run against both adapter sets: the embedded ones (memory,
 //! redb) and the distributed ones against the real Redis and MongoDB-compatible server
 //! that `./run.sh test` starts (`AURORA_REDIS_URL`, `AURORA_MONGODB_URI`). Each
 //! contract is a generic function of the port's trait: what one implementation does,
 //! the other must do too.
 
+mod bus;
 mod limiter;
 mod nonces;
 mod presence;
@@ -25,7 +27,7 @@ pub fn user(name: &str) -> UserRef {
     UserRef { id: unique(name).into(), name: name.into() }
 }
 
-fn env(var: &str) -> String {
+pub fn env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!("{var} is not set: start the services with `eval \"$(dev/services.sh up)\"` or use ./run.sh test")
     })
