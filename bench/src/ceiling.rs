@@ -3,6 +3,10 @@
 //! shared, unchanged, with every member of the room. Each connection has a bounded queue
 //! (overflow: the frame is dropped for that member) drained by a writer that feeds every queued
 //! frame and flushes once. Read buffers are 4 KiB.
+//!
+//! Batched (the ceiling) keeps tungstenite's write buffer, so the frames fed between two flushes
+//! leave in one `write()`. Unbatched (`--unbatched`, a second row) sets `write_buffer_size(0)`:
+//! every frame is its own `write()`, which is what a server that writes as it goes pays.
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
@@ -44,7 +48,7 @@ impl Rooms {
     }
 }
 
-pub async fn serve(listen: &str) -> anyhow::Result<()> {
+pub async fn serve(listen: &str, unbatched: bool) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
     println!("listening on http://{}", listener.local_addr()?);
     let rooms = Arc::new(Rooms::default());
@@ -52,16 +56,19 @@ pub async fn serve(listen: &str) -> anyhow::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         next_id += 1;
-        tokio::spawn(session(stream, next_id, rooms.clone()));
+        tokio::spawn(session(stream, next_id, rooms.clone(), unbatched));
     }
 }
 
 // The handshake callback's error type (an HTTP response) is tokio-tungstenite's.
 #[allow(clippy::result_large_err)]
-async fn session(stream: TcpStream, id: u64, rooms: Arc<Rooms>) {
+async fn session(stream: TcpStream, id: u64, rooms: Arc<Rooms>, unbatched: bool) {
     let _ = stream.set_nodelay(true);
     let mut path = String::new();
-    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let mut config = WebSocketConfig::default().read_buffer_size(4096);
+    if unbatched {
+        config = config.write_buffer_size(0);
+    }
     let callback = |req: &Request, resp: Response| {
         path = req.uri().path().trim_start_matches('/').to_owned();
         Ok(resp)

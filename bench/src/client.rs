@@ -1,10 +1,9 @@
 //! The load generator's connections: opened from several 127.0.0.x source addresses, one task
-//! each, reading with 4 KiB buffers. A delivery is found by its body's marker (`@@` and 16
+//! each, reading frames in place (`wire`). A delivery is found by its body's marker (`@@` and 16
 //! digits of microseconds since the run started) without parsing the frame; its latency is
 //! recorded when its send time falls inside the measured window.
 
 use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,14 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::peer::{Credential, Peer};
-
-pub type Ws = WebSocketStream<tokio::net::TcpStream>;
+use crate::wire::{Conn, Frame};
 
 const MARK: &str = "@@";
 const TS_DIGITS: usize = 16;
@@ -76,13 +70,13 @@ impl Stats {
         self.window_from.store(from, Ordering::Relaxed);
     }
 
-    fn record(&self, frame: &str, now: u64) {
+    fn record(&self, frame: &[u8], now: u64) {
         let (from, to) = (self.window_from.load(Ordering::Relaxed), self.window_to.load(Ordering::Relaxed));
         let mut found = [0u64; 32];
         let mut n = 0;
-        for (i, _) in frame.match_indices(MARK) {
+        for i in memchr::memmem::find_iter(frame, MARK.as_bytes()) {
             let digits = frame.get(i + MARK.len()..i + MARK.len() + TS_DIGITS);
-            if let Some(ts) = digits.and_then(|d| d.parse::<u64>().ok()) {
+            if let Some(ts) = digits.and_then(parse_digits) {
                 if ts >= from && ts < to && n < found.len() {
                     found[n] = now.saturating_sub(ts).max(1);
                     n += 1;
@@ -99,6 +93,10 @@ impl Stats {
             }
         }
     }
+}
+
+fn parse_digits(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |n, d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0')))
 }
 
 /// What a connection does besides reading.
@@ -119,14 +117,16 @@ pub async fn open(
     cred: &Credential,
     n: usize,
     sources: usize,
-) -> anyhow::Result<Ws> {
+) -> anyhow::Result<Conn> {
     let url = peer.url(base, room);
-    let mut req = url.as_str().into_client_request()?;
+    let rest = url.strip_prefix("ws://").context("a ws:// url")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let addr: SocketAddr = authority.parse().with_context(|| format!("{authority}: not IP:port"))?;
+    let (host, port) = (addr.ip(), addr.port());
+    let mut headers = Vec::new();
     if let (Peer::Aurora | Peer::AuroraDistributed, Credential::Token(token)) = (peer, cred) {
-        req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+        headers.push(format!("Authorization: Bearer {token}"));
     }
-    let host = req.uri().host().context("url host")?.parse::<IpAddr>()?;
-    let port = req.uri().port_u16().context("url port")?;
     let socket = TcpSocket::new_v4()?;
     if host.is_loopback() && sources > 0 {
         let src = Ipv4Addr::new(127, 0, 0, (2 + n % sources.min(250)) as u8);
@@ -134,8 +134,8 @@ pub async fn open(
     }
     let stream = socket.connect(SocketAddr::new(host, port)).await.with_context(|| format!("connect {url}"))?;
     stream.set_nodelay(true)?;
-    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await?;
+    let path = if path.is_empty() { "/" } else { path };
+    let mut ws = Conn::upgrade(stream, authority, path, &headers).await.with_context(|| format!("upgrade {url}"))?;
     peer.handshake(&mut ws, room, cred).await?;
     Ok(ws)
 }
@@ -143,7 +143,7 @@ pub async fn open(
 /// Runs one connection until the server closes it or `stop` fires.
 pub async fn run(
     peer: Peer,
-    mut ws: Ws,
+    mut ws: Conn,
     room: String,
     role: Role,
     stats: Arc<Stats>,
@@ -162,32 +162,51 @@ pub async fn run(
             pending.push(peer.publish(&room, &body(now_us(), size), next_id));
             window -= 1;
         }
-        if !pending.is_empty() {
-            let mut ok = true;
-            for frame in pending.drain(..) {
-                ok &= ws.feed(Message::Text(frame.into())).await.is_ok();
-            }
-            if !ok || ws.flush().await.is_err() {
-                break;
-            }
+        for frame in pending.drain(..) {
+            ws.queue_text(frame.as_bytes());
+        }
+        if ws.flush().await.is_err() {
+            break;
         }
         tokio::select! {
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    stats.record(&t, now_us());
-                    let acks = peer.acks_in(&t);
-                    if acks > 0 {
-                        stats.acks.fetch_add(acks as u64, Ordering::Relaxed);
-                        if size > 0 {
-                            window += acks;
+            more = ws.read_more() => {
+                if !matches!(more, Ok(true)) {
+                    stats.closed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                let now = now_us();
+                let (mut acks, mut pong, mut closed) = (0, None, false);
+                loop {
+                    match ws.frame() {
+                        Ok(Some(Frame::Data(t))) => {
+                            stats.record(t, now);
+                            acks += peer.acks_in(t);
+                            if let Some(p) = peer.pong_for(t) {
+                                pong = Some(p);
+                            }
+                        }
+                        Ok(Some(Frame::Ping(p))) => {
+                            let p = p.to_vec();
+                            ws.queue_pong(&p);
+                        }
+                        Ok(Some(Frame::Other)) => {}
+                        Ok(None) => break,
+                        Ok(Some(Frame::Close)) | Err(_) => {
+                            closed = true;
+                            break;
                         }
                     }
-                    if let Some(pong) = peer.pong_for(&t) {
-                        pending.push(pong.to_owned());
+                }
+                if acks > 0 {
+                    stats.acks.fetch_add(acks as u64, Ordering::Relaxed);
+                    if size > 0 {
+                        window += acks;
                     }
                 }
-                Some(Ok(_)) => {}
-                _ => {
+                if let Some(p) = pong {
+                    pending.push(p.to_owned());
+                }
+                if closed {
                     stats.closed.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
@@ -208,7 +227,7 @@ pub async fn run(
             _ = stop.changed() => break,
         }
     }
-    let _ = ws.close(None).await;
+    ws.close().await;
 }
 
 async fn recv(rx: &mut Option<mpsc::Receiver<String>>) -> Option<String> {

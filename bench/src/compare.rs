@@ -16,7 +16,7 @@ pub struct Plan {
     #[command(flatten)]
     pub programs: ProgramArgs,
     /// Peers to run, in order.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "raw,aurora,centrifugo,socket-io")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "raw,raw-unbatched,aurora,centrifugo,socket-io")]
     pub peers: Vec<Peer>,
     /// Idle scenario: joined connections.
     #[arg(long, default_value_t = 19_000)]

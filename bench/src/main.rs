@@ -11,6 +11,7 @@ mod peer;
 mod report;
 mod scenario;
 mod server;
+mod wire;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ enum Command {
     Ceiling {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Write every frame on its own (`write_buffer_size(0)`) instead of batching.
+        #[arg(long)]
+        unbatched: bool,
     },
     /// Every scenario for every peer; writes results.json, table.md and SVG charts to --out.
     Compare(compare::Plan),
@@ -91,9 +95,13 @@ fn pin_self(cpu: usize) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Ceiling { listen } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(ceiling::serve(&listen))
+        Command::Ceiling { listen, unbatched } => {
+            // The ceiling's strongest version on its one core: every task on the thread that
+            // polls the sockets. With tokio's multi-thread scheduler (one worker) the 1,000 wakes
+            // of a broadcast overflow the worker's local queue into the shared injection queue:
+            // knee 675 msg/s instead of ≥ 2,280 in one A/B (docs/benchmarks.md).
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(ceiling::serve(&listen, unbatched))
         }
         Command::Compare(plan) => {
             pin_self(plan.programs.client_cpu);

@@ -4,13 +4,11 @@
 
 use anyhow::{bail, Context};
 use clap::ValueEnum;
-use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::Ws;
+use crate::wire::Conn;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -23,8 +21,10 @@ pub enum Peer {
     Centrifugo,
     /// Socket.IO 4.8 on Node.js (rooms + `io.to(room).emit`).
     SocketIo,
-    /// Minimal tokio-tungstenite broadcast server: the ceiling.
+    /// Minimal tokio-tungstenite broadcast server: the ceiling (queued frames fed, one flush).
     Raw,
+    /// The same server writing every frame on its own (`write_buffer_size(0)`).
+    RawUnbatched,
 }
 
 /// What a client needs to authenticate; made once per user before the connections.
@@ -42,6 +42,7 @@ impl Peer {
             Peer::Centrifugo => "Centrifugo 6.9.1",
             Peer::SocketIo => "Socket.IO 4.8",
             Peer::Raw => "raw tokio-tungstenite",
+            Peer::RawUnbatched => "raw, unbatched writes",
         }
     }
 
@@ -51,12 +52,12 @@ impl Peer {
             Peer::Aurora | Peer::AuroraDistributed => format!("{ws}/ws"),
             Peer::Centrifugo => format!("{ws}/connection/websocket"),
             Peer::SocketIo => format!("{ws}/socket.io/?EIO=4&transport=websocket"),
-            Peer::Raw => format!("{ws}/{room}"),
+            Peer::Raw | Peer::RawUnbatched => format!("{ws}/{room}"),
         }
     }
 
     /// Connects the session and joins `room`; returns once the server confirmed the join.
-    pub async fn handshake(self, ws: &mut Ws, room: &str, cred: &Credential) -> anyhow::Result<()> {
+    pub async fn handshake(self, ws: &mut Conn, room: &str, cred: &Credential) -> anyhow::Result<()> {
         match self {
             Peer::Aurora | Peer::AuroraDistributed => {
                 expect(ws, |f| f.contains("\"type\":\"hello\"")).await?;
@@ -77,7 +78,7 @@ impl Peer {
                 send(ws, format!("421{}", json!(["join", room]))).await?;
                 expect(ws, |f| f.starts_with("431")).await
             }
-            Peer::Raw => Ok(()),
+            Peer::Raw | Peer::RawUnbatched => Ok(()),
         }
     }
 
@@ -87,53 +88,55 @@ impl Peer {
             Peer::Aurora | Peer::AuroraDistributed => json!({"type":"send","room":room,"body":body}).to_string(),
             Peer::Centrifugo => json!({"id": id + 10, "publish": {"channel": room, "data": body}}).to_string(),
             Peer::SocketIo => format!("42{}{}", id + 10, json!(["msg", room, body])),
-            Peer::Raw => json!({"room": room, "body": body}).to_string(),
+            Peer::Raw | Peer::RawUnbatched => json!({"room": room, "body": body}).to_string(),
         }
     }
 
     /// Acks of our publishes in one frame (Centrifugo packs several replies into one frame).
-    pub fn acks_in(self, frame: &str) -> usize {
+    pub fn acks_in(self, frame: &[u8]) -> usize {
+        let count = |needle: &[u8]| memchr::memmem::find_iter(frame, needle).count();
         match self {
-            Peer::Aurora | Peer::AuroraDistributed => frame.matches("\"type\":\"ack\"").count(),
-            Peer::Centrifugo => frame.matches("\"publish\":{}").count(),
-            Peer::SocketIo => usize::from(frame.starts_with("43")),
-            Peer::Raw => usize::from(frame == "{\"ack\":1}"),
+            Peer::Aurora | Peer::AuroraDistributed => count(b"\"type\":\"ack\""),
+            Peer::Centrifugo => count(b"\"publish\":{}"),
+            Peer::SocketIo => usize::from(frame.starts_with(b"43")),
+            Peer::Raw | Peer::RawUnbatched => usize::from(frame == b"{\"ack\":1}"),
         }
     }
 
     /// An application-level ping that must be answered (WebSocket pings are answered by
-    /// tungstenite itself).
-    pub fn pong_for(self, frame: &str) -> Option<&'static str> {
+    /// tungstenite itself). Centrifugo's ping is an empty reply, `{}`, and it packs it into the
+    /// same frame as pushes when a connection's queue holds several (one per line): a client
+    /// that only answers a frame that is exactly `{}` misses those, and Centrifugo closes the
+    /// connection after its pong timeout (the earlier runs' "connections closed" past ~500 msg/s).
+    pub fn pong_for(self, frame: &[u8]) -> Option<&'static str> {
         match self {
-            Peer::Centrifugo if frame == "{}" => Some("{}"),
-            Peer::SocketIo if frame == "2" => Some("3"),
+            Peer::Centrifugo if frame.split(|b| *b == b'\n').any(|line| line == b"{}") => Some("{}"),
+            Peer::SocketIo if frame == b"2" => Some("3"),
             _ => None,
         }
     }
 }
 
 /// Publishes `body` from a member of `room` and waits for it to come back as a delivery.
-pub async fn round_trip(peer: Peer, ws: &mut Ws, room: &str, body: &str) -> anyhow::Result<Duration> {
+pub async fn round_trip(peer: Peer, ws: &mut Conn, room: &str, body: &str) -> anyhow::Result<Duration> {
     let started = tokio::time::Instant::now();
     send(ws, peer.publish(room, body, 0)).await?;
     expect(ws, |f| f.contains(body) && !f.contains("\"type\":\"ack\"")).await?;
     Ok(started.elapsed())
 }
 
-async fn send(ws: &mut Ws, text: String) -> anyhow::Result<()> {
-    ws.send(Message::Text(text.into())).await.context("send")
+async fn send(ws: &mut Conn, text: String) -> anyhow::Result<()> {
+    ws.send_text(&text).await.context("send")
 }
 
-async fn expect(ws: &mut Ws, want: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+async fn expect(ws: &mut Conn, want: impl Fn(&str) -> bool) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let next = tokio::time::timeout_at(deadline, ws.next()).await.context("handshake timed out")?;
-        match next {
-            Some(Ok(Message::Text(t))) if want(&t) => return Ok(()),
-            Some(Ok(Message::Text(t))) if t.contains("\"error\"") => bail!("server refused: {t}"),
-            Some(Ok(Message::Close(c))) => bail!("closed during handshake: {c:?}"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => bail!("handshake: {e}"),
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match ws.next_text(left).await.context("handshake")? {
+            Some(t) if want(&t) => return Ok(()),
+            Some(t) if t.contains("\"error\"") => bail!("server refused: {t}"),
+            Some(_) => {}
             None => bail!("closed during handshake"),
         }
     }

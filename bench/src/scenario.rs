@@ -230,7 +230,7 @@ pub async fn ladder(
 
 pub fn trace_step(server: &Server, s: &Step) {
     eprintln!(
-        "  {:<26} rate {:>7.0}/s  deliveries {:>9.0}/s ({}/{})  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  server cpu {:>4.0}% ({:.2} µs/delivery, {:.2} in the kernel)  client cpu {:>4.0}%",
+        "  {:<26} rate {:>7.0}/s  deliveries {:>9.0}/s ({}/{})  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  server cpu {:>4.0}% ({:.2} µs/delivery, {:.2} in the kernel)  client cpu {:>4.0}%{}",
         server.peer.name(),
         s.rate,
         s.deliveries_per_s,
@@ -242,7 +242,8 @@ pub fn trace_step(server: &Server, s: &Step) {
         s.server_cpu_share * 100.0,
         s.server_cpu_us_per_delivery,
         s.server_sys_us_per_delivery,
-        s.client_cpu_share * 100.0
+        s.client_cpu_share * 100.0,
+        if s.closed > 0 { format!("  {} connections closed", s.closed) } else { String::new() }
     );
 }
 

@@ -175,10 +175,13 @@ impl Server {
                 cmd.arg(p.socketio_dir.join("server.js")).arg("0");
                 bases.push(spawn_listening(cmd, &mut children)?);
             }
-            Peer::Raw => {
+            Peer::Raw | Peer::RawUnbatched => {
                 let me = std::env::current_exe()?;
                 let mut cmd = pinned(&p.server_cpus, &me);
                 cmd.arg("ceiling").arg("--listen").arg("127.0.0.1:0");
+                if peer == Peer::RawUnbatched {
+                    cmd.arg("--unbatched");
+                }
                 bases.push(spawn_listening(cmd, &mut children)?);
             }
         }
@@ -233,7 +236,7 @@ impl Server {
                     out.push(Credential::Token(jsonwebtoken::encode(&Default::default(), &claims, &key)?));
                 }
             }
-            Peer::SocketIo | Peer::Raw => out.resize(users, Credential::None),
+            Peer::SocketIo | Peer::Raw | Peer::RawUnbatched => out.resize(users, Credential::None),
         }
         Ok(out)
     }
