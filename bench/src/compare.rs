@@ -11,6 +11,15 @@ use crate::scenario::{self, Idle, Ingest, Options, Shape, Step};
 use crate::server::{Server, Spinners};
 use crate::ProgramArgs;
 
+/// The parts of a peer's measurement plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    Idle,
+    Fanout,
+    Fixed,
+    Ingest,
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct Plan {
     #[command(flatten)]
@@ -18,6 +27,9 @@ pub struct Plan {
     /// Peers to run, in order.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "raw,raw-unbatched,aurora,centrifugo,socket-io")]
     pub peers: Vec<Peer>,
+    /// Scenarios to run for each peer (`fixed` with `--repeats 10` is the stall probe at one rate).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "idle,fanout,fixed,ingest")]
+    pub scenarios: Vec<Scenario>,
     /// Idle scenario: joined connections.
     #[arg(long, default_value_t = 19_000)]
     pub idle_connections: usize,
@@ -143,7 +155,10 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let failed: Vec<_> = results
         .peers
         .iter()
-        .filter(|p| !p.errors.is_empty() || p.fanout.iter().flatten().all(|s| s.delivered == 0))
+        .filter(|p| {
+            let steps = || p.fanout.iter().flatten().chain(&p.fixed);
+            !p.errors.is_empty() || (steps().next().is_some() && steps().all(|s| s.delivered == 0))
+        })
         .map(|p| p.name)
         .collect();
     anyhow::ensure!(failed.is_empty(), "no result from: {}", failed.join(", "));
@@ -196,7 +211,8 @@ async fn measure(
     let fanout_prefix = |n: usize| format!("f{n}-");
     let (rooms, warm_room) = bench_rooms(plan, shape, populations);
     // Idle first, on a fresh server: its RSS is the baseline.
-    if plan.idle_connections > 0 {
+    let runs = |s: Scenario| plan.scenarios.contains(&s);
+    if plan.idle_connections > 0 && runs(Scenario::Idle) {
         r.idle = Some(measure_idle(peer, plan, programs, &rooms, opts).await?);
     }
     let users = opts.users.min(shape.members.max(plan.ingest_senders));
@@ -227,7 +243,8 @@ async fn measure(
     };
     let mut next_population = 0..populations;
     let mut prefix = move || fanout_prefix(next_population.next().unwrap_or(populations - 1));
-    for rep in 0..plan.repeats {
+    let repeats = |s: Scenario| if runs(s) { plan.repeats } else { 0 };
+    for rep in 0..repeats(Scenario::Fanout) {
         renew(&mut server, &mut creds).await?;
         let pop = scenario::populate(&server, &prefix(), shape, &creds, opts, 0).await.context("fanout connections")?;
         eprintln!("   fanout, repeat {}", rep + 1);
@@ -246,17 +263,17 @@ async fn measure(
         steps.sort_by(|a, b| a.rate.total_cmp(&b.rate));
         r.fanout.push(steps);
     }
-    for _ in 0..plan.repeats {
+    for _ in 0..repeats(Scenario::Fixed) {
         renew(&mut server, &mut creds).await?;
         let pop = scenario::populate(&server, &prefix(), shape, &creds, opts, 0).await.context("fanout connections")?;
         let s = scenario::step(&server, &pop, shape, plan.fixed_rate, plan.step_seconds).await;
         eprintln!(
-            "   fixed {:.0}/s: {:.3} µs server CPU per delivery ({:.3} in the kernel), p99 {:.2} ms",
-            plan.fixed_rate, s.server_cpu_us_per_delivery, s.server_sys_us_per_delivery, s.p99_ms
+            "   fixed {:.0}/s: {:.3} µs server CPU per delivery ({:.3} in the kernel), p99 {:.2} ms, max {:.1} ms, {}/{} delivered",
+            plan.fixed_rate, s.server_cpu_us_per_delivery, s.server_sys_us_per_delivery, s.p99_ms, s.max_ms, s.delivered, s.expected
         );
         r.fixed.push(s);
     }
-    for _ in 0..plan.repeats {
+    for _ in 0..repeats(Scenario::Ingest) {
         renew(&mut server, &mut creds).await?;
         let i = scenario::ingest(
             &server,

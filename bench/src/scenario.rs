@@ -35,6 +35,8 @@ pub struct Step {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
+    /// The slowest delivery: a stall shows here long before it moves p99.
+    pub max_ms: f64,
     pub server_cpu_us_per_delivery: f64,
     /// The kernel's part of `server_cpu_us_per_delivery` (system time).
     pub server_sys_us_per_delivery: f64,
@@ -181,9 +183,11 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
     let (sys, own) = (sys - cpu0.1, client::self_cpu_seconds() - self0);
     let cpu = user - cpu0.0 + sys;
     let delivered = pop.stats.delivered.load(Ordering::Relaxed);
-    let (p50, p99, p999) = match pop.stats.latency.lock() {
-        Ok(h) if !h.is_empty() => (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999)),
-        _ => (0, 0, 0),
+    let (p50, p99, p999, max) = match pop.stats.latency.lock() {
+        Ok(h) if !h.is_empty() => {
+            (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max())
+        }
+        _ => (0, 0, 0, 0),
     };
     let ms = |us: u64| us as f64 / 1000.0;
     Step {
@@ -195,6 +199,7 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
         p50_ms: ms(p50),
         p99_ms: if delivered == 0 { f64::INFINITY } else { ms(p99) },
         p999_ms: ms(p999),
+        max_ms: ms(max),
         server_cpu_us_per_delivery: if delivered == 0 { 0.0 } else { cpu * 1e6 / delivered as f64 },
         server_sys_us_per_delivery: if delivered == 0 { 0.0 } else { sys * 1e6 / delivered as f64 },
         server_cpu_share: cpu / wall,
@@ -230,7 +235,7 @@ pub async fn ladder(
 
 pub fn trace_step(server: &Server, s: &Step) {
     eprintln!(
-        "  {:<26} rate {:>7.0}/s  deliveries {:>9.0}/s ({}/{})  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  server cpu {:>4.0}% ({:.2} µs/delivery, {:.2} in the kernel)  client cpu {:>4.0}%{}",
+        "  {:<26} rate {:>7.0}/s  deliveries {:>9.0}/s ({}/{})  p50 {:>7.2} ms  p99 {:>7.2} ms  p999 {:>7.2} ms  max {:>7.1} ms  server cpu {:>4.0}% ({:.2} µs/delivery, {:.2} in the kernel)  client cpu {:>4.0}%{}",
         server.peer.name(),
         s.rate,
         s.deliveries_per_s,
@@ -239,6 +244,7 @@ pub fn trace_step(server: &Server, s: &Step) {
         s.p50_ms,
         s.p99_ms,
         s.p999_ms,
+        s.max_ms,
         s.server_cpu_share * 100.0,
         s.server_cpu_us_per_delivery,
         s.server_sys_us_per_delivery,
