@@ -4,7 +4,9 @@
 #   dev/bench.sh compare [aurora-bench flags]   every peer, every scenario, 3 repeats; writes
 #                                               docs/benchmarks/{results.json,table.md,*.svg}
 #   dev/bench.sh distributed [flags]            AuroraChat through 2 gateways + consumer + real
-#                                               Kafka/Redis/FerretDB, next to the raw Kafka producer
+#                                               Kafka/Redis/FerretDB, next to the raw Kafka producer;
+#                                               CPU by process next to raw Kafka and Redis baselines
+#                                               (AURORA_BENCH_GATEWAYS/CONSUMERS/COST_RATE/SCENARIOS)
 #   dev/bench.sh smoke                          every peer once with tiny loads (proves the tool
 #                                               works; no timing is asserted); used by ./run.sh test
 # Builds what it needs first: release binaries, Centrifugo v6.9.1 through the Go module proxy
@@ -60,12 +62,24 @@ case "$mode" in
     export AURORA_BENCH_RESET="$here/dev/services.sh reset redis mongodb kafka >/dev/null && { $warm; }"
     eval "$(dev/services.sh up redis mongodb kafka)"
     eval "$(dev/services.sh reset redis mongodb kafka)"
+    # Per-process CPU (bench/src/breakdown.rs) reads the services' pid files.
+    export AURORA_BENCH_SERVICE_PIDS="$CACHE/run" AURORA_BENCH_KAFKA_PID_FILE="$CACHE/run/kafka.pid"
+    export AURORA_BENCH_REDIS_PID_FILE="$CACHE/run/redis.pid"
+    cost_rate="${AURORA_BENCH_COST_RATE:-2000}"
     rate="$(dev/kafka-producer-rate.sh "$AURORA_KAFKA_BROKERS")"
     log "raw Kafka producer (acks=all, idempotent, 100 B): $rate msg/s"
     keyed="$("$bin/aurora-bench" kafka-rate)"
     log "the gateways' producer keyed like ingest, no gateway: $keyed acked sends/s"
+    # The raw baselines of the per-process breakdown, at the cost scenario's rate.
+    raw_kafka="$("$bin/aurora-bench" kafka-rate --rate "$cost_rate" --consume)"
+    log "keyed producer + consumer doing nothing else at $cost_rate/s: $raw_kafka µs per message"
+    raw_redis="$("$bin/aurora-bench" redis-rate --rate "$cost_rate" --subscribers "${AURORA_BENCH_GATEWAYS:-2}")"
+    log "Redis PUBLISH to one subscriber per gateway at $cost_rate/s: $raw_redis µs per message"
     "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --peers aurora-distributed \
       --idle-connections 0 --kafka-producer-rate "$rate" --kafka-keyed-rate "$keyed" \
+      --scenarios "${AURORA_BENCH_SCENARIOS:-fanout,fixed,ingest,cost}" --cost-rate "$cost_rate" \
+      --gateways "${AURORA_BENCH_GATEWAYS:-2}" --consumers "${AURORA_BENCH_CONSUMERS:-1}" \
+      --raw-kafka-us-per-message "$raw_kafka" --raw-redis-us-per-message "$raw_redis" \
       --out docs/benchmarks/distributed "$@"
     cat docs/benchmarks/distributed/table.md
     ;;
@@ -74,7 +88,8 @@ case "$mode" in
     trap 'rm -rf "$out"' EXIT
     "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --no-spinners \
       --idle-connections 300 --idle-room-size 50 --members 20 --publishers 2 --start-rate 20 --max-rate 40 \
-      --step-seconds 1 --fixed-rate 20 --repeats 1 --ingest-senders 4 --ingest-seconds 1 --users 5 --out "$out" "$@"
+      --step-seconds 1 --fixed-rate 20 --repeats 1 --ingest-senders 4 --ingest-seconds 1 --users 5 \
+      --scenarios idle,fanout,fixed,ingest,cost --cost-rate 40 --out "$out" "$@"
     cat "$out/table.md"
     for f in results.json table.md fanout-p99.svg fanout-deliveries.svg; do [ -s "$out/$f" ] || { echo "missing $f" >&2; exit 1; }; done
     ;;

@@ -18,6 +18,9 @@ pub enum Scenario {
     Fanout,
     Fixed,
     Ingest,
+    /// Sends at --cost-rate from --ingest-senders clients, each alone in its room: the CPU of
+    /// every process per acked message, with (almost) no fan-out.
+    Cost,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -70,6 +73,9 @@ pub struct Plan {
     pub ingest_window: usize,
     #[arg(long, default_value_t = 5.0)]
     pub ingest_seconds: f64,
+    /// The `cost` scenario's offered rate (messages/s over all its rooms).
+    #[arg(long, default_value_t = 2000.0)]
+    pub cost_rate: f64,
     /// 127.0.0.x source addresses for the client side of the connections.
     #[arg(long, default_value_t = 8)]
     pub sources: usize,
@@ -89,6 +95,14 @@ pub struct Plan {
     /// (`aurora-bench kafka-rate`; acked sends/s), shown next to ingest.
     #[arg(long)]
     pub kafka_keyed_rate: Option<f64>,
+    /// CPU µs per message of a keyed Kafka producer + consumer doing nothing else, at
+    /// --cost-rate (`aurora-bench kafka-rate --rate R --consume`), shown next to `cost`.
+    #[arg(long)]
+    pub raw_kafka_us_per_message: Option<f64>,
+    /// CPU µs per message of Redis PUBLISH to one subscriber per gateway, at --cost-rate
+    /// (`aurora-bench redis-rate`), shown next to `cost`.
+    #[arg(long)]
+    pub raw_redis_us_per_message: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +115,8 @@ pub struct PeerResult {
     /// One step at --fixed-rate per repeat.
     pub fixed: Vec<Step>,
     pub ingest: Vec<Ingest>,
+    /// One step at --cost-rate per repeat.
+    pub cost: Vec<Step>,
     pub errors: Vec<String>,
 }
 
@@ -109,9 +125,12 @@ pub struct Results {
     pub machine: String,
     pub shape: Shape,
     pub fixed_rate: f64,
+    pub cost_rate: f64,
     pub repeats: usize,
     pub kafka_producer_rate: Option<f64>,
     pub kafka_keyed_rate: Option<f64>,
+    pub raw_kafka_us_per_message: Option<f64>,
+    pub raw_redis_us_per_message: Option<f64>,
     pub peers: Vec<PeerResult>,
 }
 
@@ -127,9 +146,12 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         machine: report::machine(),
         shape: shape.clone(),
         fixed_rate: plan.fixed_rate,
+        cost_rate: plan.cost_rate,
         repeats: plan.repeats,
         kafka_producer_rate: plan.kafka_producer_rate,
         kafka_keyed_rate: plan.kafka_keyed_rate,
+        raw_kafka_us_per_message: plan.raw_kafka_us_per_message,
+        raw_redis_us_per_message: plan.raw_redis_us_per_message,
         peers: Vec::new(),
     };
     for &peer in &plan.peers {
@@ -141,6 +163,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
             fanout: Vec::new(),
             fixed: Vec::new(),
             ingest: Vec::new(),
+            cost: Vec::new(),
             errors: Vec::new(),
         };
         if let Err(e) = measure(peer, &plan, &programs, &shape, &opts, &mut r).await {
@@ -172,6 +195,7 @@ fn bench_rooms(plan: &Plan, shape: &Shape, populations: usize) -> (Vec<String>, 
     let mut rooms: Vec<String> =
         (0..populations).flat_map(|n| scenario::room_names(&format!("f{n}-"), shape.rooms)).collect();
     rooms.extend(scenario::room_names("g", plan.ingest_senders));
+    rooms.extend(scenario::room_names("c", plan.ingest_senders));
     rooms.extend(scenario::room_names("i", plan.idle_connections.div_ceil(plan.idle_room_size)));
     let warm_room = scenario::room_names("w", 1).remove(0);
     rooms.push(warm_room.clone());
@@ -271,7 +295,20 @@ async fn measure(
             "   fixed {:.0}/s: {:.3} µs server CPU per delivery ({:.3} in the kernel), p99 {:.2} ms, max {:.1} ms, {}/{} delivered",
             plan.fixed_rate, s.server_cpu_us_per_delivery, s.server_sys_us_per_delivery, s.p99_ms, s.max_ms, s.delivered, s.expected
         );
+        scenario::trace_processes(&s);
         r.fixed.push(s);
+    }
+    for _ in 0..repeats(Scenario::Cost) {
+        renew(&mut server, &mut creds).await?;
+        let alone = Shape { rooms: plan.ingest_senders, members: 1, publishers: 1, body_bytes: shape.body_bytes };
+        let pop = scenario::populate(&server, "c", &alone, &creds, opts, 0).await.context("cost connections")?;
+        let s = scenario::step(&server, &pop, &alone, plan.cost_rate, plan.step_seconds).await;
+        eprintln!(
+            "   cost {:.0}/s: {} acked, {}/{} delivered, p99 {:.2} ms",
+            plan.cost_rate, s.acked, s.delivered, s.expected, s.p99_ms
+        );
+        scenario::trace_processes(&s);
+        r.cost.push(s);
     }
     for _ in 0..repeats(Scenario::Ingest) {
         renew(&mut server, &mut creds).await?;

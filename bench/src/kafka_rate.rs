@@ -38,10 +38,23 @@ pub struct KafkaRate {
     /// The core this process pins itself to (the load generator's).
     #[arg(long, default_value_t = 1)]
     pub cpu: usize,
+    /// Offer this many sends per second (over all rooms) instead of a closed loop, and print
+    /// CPU µs per acked message (this process and the broker) instead of the rate.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// With --rate: also consume the topic in this process (a consumer doing nothing else).
+    #[arg(long)]
+    pub consume: bool,
+    /// The broker's pid file, whose CPU time --rate counts (dev/services.sh's kafka.pid).
+    #[arg(long, env = "AURORA_BENCH_KAFKA_PID_FILE")]
+    pub broker_pid_file: Option<std::path::PathBuf>,
 }
 
 /// Prints the median acked sends per second over the repeats.
 pub async fn run(args: KafkaRate) -> anyhow::Result<()> {
+    if let Some(rate) = args.rate {
+        return crate::kafka_cost::run(&args, rate).await;
+    }
     let mut rates = Vec::with_capacity(args.repeats);
     for repeat in 0..args.repeats {
         let topic = format!("aurora.bench.keyed{}-{repeat}", std::process::id());

@@ -3,11 +3,14 @@
 
 #![deny(unsafe_code)]
 
+mod breakdown;
 mod ceiling;
 mod client;
 mod compare;
+mod kafka_cost;
 mod kafka_rate;
 mod peer;
+mod redis_rate;
 mod report;
 mod scenario;
 mod server;
@@ -39,6 +42,8 @@ enum Command {
     Compare(compare::Plan),
     /// The gateways' Kafka producer without a gateway: acked sends/s keyed like `ingest`.
     KafkaRate(kafka_rate::KafkaRate),
+    /// Redis PUBLISH at a fixed rate to N subscribers: CPU µs per message.
+    RedisRate(redis_rate::RedisRate),
 }
 
 /// Where the servers under test are and which cores they get.
@@ -64,6 +69,16 @@ pub struct ProgramArgs {
     /// The core the load generator pins itself to.
     #[arg(long, default_value_t = 1)]
     client_cpu: usize,
+    /// Distributed mode: gateways to start.
+    #[arg(long, default_value_t = 2)]
+    gateways: usize,
+    /// Distributed mode: consumers to start (one consumer group).
+    #[arg(long, default_value_t = 1)]
+    consumers: usize,
+    /// Folder of the services' pid files (dev/services.sh's run folder), for the per-process
+    /// CPU breakdown of the distributed stack.
+    #[arg(long, env = "AURORA_BENCH_SERVICE_PIDS")]
+    service_pids: Option<PathBuf>,
 }
 
 impl ProgramArgs {
@@ -76,6 +91,9 @@ impl ProgramArgs {
             socketio_dir: self.socketio.clone(),
             work: self.work.clone(),
             server_cpus: self.server_cpus.clone(),
+            gateways: self.gateways,
+            consumers: self.consumers,
+            service_pids: self.service_pids.clone(),
         }
     }
 }
@@ -113,6 +131,11 @@ fn main() -> anyhow::Result<()> {
             pin_self(args.cpu);
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             rt.block_on(kafka_rate::run(args))
+        }
+        Command::RedisRate(args) => {
+            pin_self(args.cpu);
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            rt.block_on(redis_rate::run(args))
         }
     }
 }

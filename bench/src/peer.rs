@@ -83,9 +83,13 @@ impl Peer {
     }
 
     /// The frame that publishes `body` to `room` and asks for an ack.
+    /// A publish frame; `id` counts the connection's publishes.
     pub fn publish(self, room: &str, body: &str, id: u64) -> String {
         match self {
-            Peer::Aurora | Peer::AuroraDistributed => json!({"type":"send","room":room,"body":body}).to_string(),
+            // With a nonce, as the web client sends every message (a claim per send).
+            Peer::Aurora | Peer::AuroraDistributed => {
+                json!({"type":"send","room":room,"body":body,"nonce":nonce()}).to_string()
+            }
             Peer::Centrifugo => json!({"id": id + 10, "publish": {"channel": room, "data": body}}).to_string(),
             Peer::SocketIo => format!("42{}{}", id + 10, json!(["msg", room, body])),
             Peer::Raw | Peer::RawUnbatched => json!({"room": room, "body": body}).to_string(),
@@ -140,4 +144,10 @@ async fn expect(ws: &mut Conn, want: impl Fn(&str) -> bool) -> anyhow::Result<()
             None => bail!("closed during handshake"),
         }
     }
+}
+
+/// A nonce unique in this run (users are registered per run, so across runs too).
+fn nonce() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("n{:x}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }

@@ -124,6 +124,9 @@ pub fn table(r: &Results) -> String {
             ratio(m, r.kafka_keyed_rate)
         );
     }
+    for p in &r.peers {
+        out.push_str(&crate::breakdown::table(r, p));
+    }
     let aurora = r.peers.iter().find(|p| p.peer == Peer::Aurora).map(summarize);
     if let Some(a) = aurora {
         let _ = writeln!(out, "\nAuroraChat (embedded) relative to each peer (knee: higher is better; CPU and memory: lower is better):\n");

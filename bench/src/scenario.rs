@@ -43,6 +43,19 @@ pub struct Step {
     pub server_cpu_share: f64,
     pub client_cpu_share: f64,
     pub closed: u64,
+    /// Acks the publishers received during the step.
+    pub acked: u64,
+    /// Where the server's cores went: every process, the distributed stack's services included.
+    pub processes: Vec<ProcessCost>,
+}
+
+/// One process's CPU during a step, per acked message and per delivery.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcessCost {
+    pub name: String,
+    pub cpu_seconds: f64,
+    pub us_per_message: f64,
+    pub us_per_delivery: f64,
 }
 
 impl Step {
@@ -171,6 +184,7 @@ async fn drain(stats: &Stats, expected: u64, max: Duration) {
 pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, secs: f64) -> Step {
     pace(pop, rate, 1.0, shape.body_bytes).await;
     let (cpu0, self0) = (server.cpu_split(), client::self_cpu_seconds());
+    let by_process0 = server.cpu_by_process();
     let closed0 = pop.stats.closed.load(Ordering::Relaxed);
     let from = now_us();
     pop.stats.open_window(from, from + (secs * 1e6) as u64);
@@ -183,6 +197,23 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
     let (sys, own) = (sys - cpu0.1, client::self_cpu_seconds() - self0);
     let cpu = user - cpu0.0 + sys;
     let delivered = pop.stats.delivered.load(Ordering::Relaxed);
+    let acked = pop.stats.acks.load(Ordering::Relaxed);
+    let per = |cpu: f64, n: u64| if n == 0 { 0.0 } else { cpu * 1e6 / n as f64 };
+    let processes = server
+        .cpu_by_process()
+        .into_iter()
+        .map(|p| {
+            let before = by_process0.iter().find(|b| b.name == p.name).map_or(p.cpu_seconds, |b| b.cpu_seconds);
+            // A service restarted mid-step (never by design) reads lower than before.
+            let cpu = (p.cpu_seconds - before).max(0.0);
+            ProcessCost {
+                name: p.name,
+                cpu_seconds: cpu,
+                us_per_message: per(cpu, acked),
+                us_per_delivery: per(cpu, delivered),
+            }
+        })
+        .collect();
     let (p50, p99, p999, max) = match pop.stats.latency.lock() {
         Ok(h) if !h.is_empty() => {
             (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max())
@@ -205,6 +236,8 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
         server_cpu_share: cpu / wall,
         client_cpu_share: own / wall,
         closed: pop.stats.closed.load(Ordering::Relaxed) - closed0,
+        acked,
+        processes,
     }
 }
 
@@ -251,6 +284,20 @@ pub fn trace_step(server: &Server, s: &Step) {
         s.client_cpu_share * 100.0,
         if s.closed > 0 { format!("  {} connections closed", s.closed) } else { String::new() }
     );
+}
+
+/// One line per process: CPU share of a core, µs per acked message and per delivery.
+pub fn trace_processes(s: &Step) {
+    let wall = (s.sent as f64 / s.rate.max(1e-9)).max(1e-9);
+    for p in &s.processes {
+        eprintln!(
+            "     {:<12} {:>5.1}% of a core  {:>8.2} µs/acked message  {:>7.3} µs/delivery",
+            p.name,
+            p.cpu_seconds / wall * 100.0,
+            p.us_per_message,
+            p.us_per_delivery
+        );
+    }
 }
 
 /// The highest offered rate whose step was healthy (p99 ≤ 50 ms, ≥ 99 % delivered).

@@ -19,6 +19,22 @@ pub struct Programs {
     pub work: PathBuf,
     /// `taskset -c` list for the servers.
     pub server_cpus: String,
+    /// Distributed mode: gateways and consumers to start.
+    pub gateways: usize,
+    pub consumers: usize,
+    /// Folder of the services' pid files (`kafka.pid`, `redis.pid`, `ferretdb.pid`), whose CPU
+    /// time the per-process breakdown reads (dev/services.sh writes them).
+    pub service_pids: Option<PathBuf>,
+}
+
+/// Services of the distributed stack, by the pid file dev/services.sh writes.
+const SERVICES: [(&str, &str); 3] = [("kafka", "kafka.pid"), ("redis", "redis.pid"), ("ferretdb", "ferretdb.pid")];
+
+/// CPU seconds of one named process.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProcessCpu {
+    pub name: String,
+    pub cpu_seconds: f64,
 }
 
 pub const JWT_SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
@@ -28,6 +44,9 @@ pub struct Server {
     pub peer: Peer,
     pub bases: Vec<String>,
     children: Vec<Child>,
+    /// A name per child: `gateway-1`, `consumer-1`, or the peer's name.
+    names: Vec<String>,
+    service_pids: Option<PathBuf>,
 }
 
 impl Server {
@@ -38,6 +57,7 @@ impl Server {
             let _ = c.wait();
         }
         self.children.clear();
+        self.names.clear();
     }
 }
 
@@ -130,6 +150,7 @@ impl Server {
     pub fn start(peer: Peer, p: &Programs, rooms: &[String]) -> anyhow::Result<Server> {
         let mut children = Vec::new();
         let mut bases = Vec::new();
+        let mut names = Vec::new();
         match peer {
             Peer::Aurora => {
                 let data = p.work.join("aurora-data");
@@ -140,15 +161,19 @@ impl Server {
                 bases.push(spawn_listening(cmd, &mut children)?);
             }
             Peer::AuroraDistributed => {
-                let mut cmd = pinned(&p.server_cpus, &p.consumer);
-                aurora_env(&mut cmd, rooms);
-                cmd.env("AURORA_MODE", "distributed").env("AURORA_CONSUMER_LISTEN", "127.0.0.1:0");
-                spawn_listening(cmd, &mut children)?;
-                for _ in 0..2 {
+                for n in 1..=p.consumers.max(1) {
+                    let mut cmd = pinned(&p.server_cpus, &p.consumer);
+                    aurora_env(&mut cmd, rooms);
+                    cmd.env("AURORA_MODE", "distributed").env("AURORA_CONSUMER_LISTEN", "127.0.0.1:0");
+                    spawn_listening(cmd, &mut children)?;
+                    names.push(format!("consumer-{n}"));
+                }
+                for n in 1..=p.gateways.max(1) {
                     let mut cmd = pinned(&p.server_cpus, &p.gateway);
                     aurora_env(&mut cmd, rooms);
                     cmd.env("AURORA_MODE", "distributed");
                     bases.push(spawn_listening(cmd, &mut children)?);
+                    names.push(format!("gateway-{n}"));
                 }
             }
             Peer::Centrifugo => {
@@ -185,7 +210,33 @@ impl Server {
                 bases.push(spawn_listening(cmd, &mut children)?);
             }
         }
-        Ok(Server { peer, bases, children })
+        names.resize(children.len(), peer.name().to_owned());
+        let service_pids = if peer == Peer::AuroraDistributed { p.service_pids.clone() } else { None };
+        Ok(Server { peer, bases, children, names, service_pids })
+    }
+
+    /// CPU seconds of every process of the server, the services of the distributed stack
+    /// included (their pids are read each time: a reset restarts them).
+    pub fn cpu_by_process(&self) -> Vec<ProcessCpu> {
+        let mut out: Vec<ProcessCpu> = self
+            .names
+            .iter()
+            .zip(self.pids())
+            .map(|(name, pid)| {
+                let (u, s) = proc_cpu_seconds(pid);
+                ProcessCpu { name: name.clone(), cpu_seconds: u + s }
+            })
+            .collect();
+        if let Some(dir) = &self.service_pids {
+            for (name, file) in SERVICES {
+                let pid = std::fs::read_to_string(dir.join(file)).ok().and_then(|p| p.trim().parse::<u32>().ok());
+                if let Some(pid) = pid {
+                    let (u, s) = proc_cpu_seconds(pid);
+                    out.push(ProcessCpu { name: name.to_owned(), cpu_seconds: u + s });
+                }
+            }
+        }
+        out
     }
 
     pub fn pids(&self) -> Vec<u32> {
@@ -252,7 +303,7 @@ fn status_field(pid: u32, field: &str) -> u64 {
 }
 
 #[allow(unsafe_code)]
-fn proc_cpu_seconds(pid: u32) -> (f64, f64) {
+pub fn proc_cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at ") ".
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");

@@ -21,7 +21,7 @@ pub use crate::control::{ControlSignal, RoomChange, RoomOp, CONTROL_CHANNEL};
 pub use kafka::{room_topic, KafkaLog, SHARED_TOPIC};
 pub use mongo::MongoStore;
 pub use redis_bus::{RedisBus, RedisPublisher};
-pub use redis_state::{RedisNonces, RedisPresence, RedisRateLimiter};
+pub use redis_state::{RedisAdmission, RedisNonces, RedisPresence, RedisRateLimiter};
 pub use sessions::{MongoSessions, RedisTickets};
 
 /// Where the services are.
@@ -133,6 +133,7 @@ pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) 
         presence,
         limiter: Arc::new(RedisRateLimiter::new(redis.clone())),
         nonces: Arc::new(RedisNonces::new(redis.clone())),
+        admission: Arc::new(RedisAdmission::new(redis.clone())),
         sessions: Arc::new(MongoSessions::new(&mongo)),
         tickets: Arc::new(RedisTickets::new(redis.clone())),
         readiness: Arc::new(Ready { kafka: log, redis, mongo }),

@@ -23,6 +23,9 @@ pub fn open(data_dir: &Path) -> PortResult<(Backend, FileStore, PipelineTasks)> 
     let store = FileStore::open(data_dir)?;
     let bus = Arc::new(MemoryBus::default());
     let (log, pipeline) = EmbeddedLog::new(Pipeline::new(Arc::new(store.clone()), bus.clone()));
+    let limiter: Arc<dyn crate::ports::RateLimiter> = Arc::new(MemoryRateLimiter::default());
+    let nonces: Arc<dyn crate::ports::NonceCache> =
+        Arc::new(DurableNonces::new(Arc::new(MemoryNonces::default()), Arc::new(store.clone())));
     let backend = Backend {
         users: Arc::new(store.clone()),
         rooms: Arc::new(store.clone()),
@@ -30,8 +33,9 @@ pub fn open(data_dir: &Path) -> PortResult<(Backend, FileStore, PipelineTasks)> 
         log,
         bus,
         presence: Arc::new(MemoryPresence::default()),
-        limiter: Arc::new(MemoryRateLimiter::default()),
-        nonces: Arc::new(DurableNonces::new(Arc::new(MemoryNonces::default()), Arc::new(store.clone()))),
+        admission: Arc::new(crate::ports::Sequential { nonces: nonces.clone(), limiter: limiter.clone() }),
+        limiter,
+        nonces,
         sessions: Arc::new(store.clone()),
         tickets: Arc::new(MemoryTickets::default()),
         readiness: Arc::new(store.clone()),

@@ -5,6 +5,7 @@
 //! contract is a generic function of the port's trait: what one implementation does,
 //! the other must do too.
 
+mod admission;
 mod bus;
 mod limiter;
 mod nonces;
