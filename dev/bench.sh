@@ -7,6 +7,8 @@
 #                                               Kafka/Redis/FerretDB, next to the raw Kafka producer;
 #                                               CPU by process next to raw Kafka and Redis baselines
 #                                               (AURORA_BENCH_GATEWAYS/CONSUMERS/COST_RATE/SCENARIOS)
+#   dev/bench.sh probe [RATE]                   the distributed fan-out at RATE msg/s (300), with
+#                                               every process's latency histograms per hop
 #   dev/bench.sh smoke                          every peer once with tiny loads (proves the tool
 #                                               works; no timing is asserted); used by ./run.sh test
 # Builds what it needs first: release binaries, Centrifugo v6.9.1 through the Go module proxy
@@ -83,6 +85,33 @@ case "$mode" in
       --out docs/benchmarks/distributed "$@"
     cat docs/benchmarks/distributed/table.md
     ;;
+  probe)
+    # Where a distributed message's time goes at one fixed rate: every gateway's and consumer's
+    # latency histograms (send→ack, accept→publish, store+publish, bus→socket) scraped once a
+    # second during a 10 s fan-out step; dev/latency-probe.py prints the step's deltas.
+    rate="${1:-300}"
+    export AURORA_BENCH_SERVICE_PIDS="$CACHE/run"
+    eval "$(dev/services.sh reset redis mongodb kafka)"
+    snaps="$(mktemp -d)"
+    trap 'rm -rf "$snaps"' EXIT
+    "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --peers aurora-distributed \
+      --idle-connections 0 --scenarios fixed --fixed-rate "$rate" --step-seconds 10 --repeats 1 \
+      --out "$snaps/out" 2> "$snaps/log" &
+    run=$!
+    until grep -q "gateway-2 at" "$snaps/log"; do kill -0 "$run" || { cat "$snaps/log"; exit 1; }; sleep 0.5; done
+    mapfile -t urls < <(grep -oE "(gateway|consumer)-[0-9]+ at http://[0-9.:]+" "$snaps/log" | awk '{print $1"="$3}')
+    i=0
+    while kill -0 "$run" 2>/dev/null; do
+      for u in "${urls[@]}"; do
+        curl -s -m 1 "${u#*=}/metrics" | grep -E '^aurora_[a-z_]+_seconds_(sum|count|bucket)' | sed "s/^/${u%%=*} /" || true
+      done > "$snaps/$(printf %05d "$i")"
+      i=$((i + 1))
+      sleep 1
+    done
+    wait "$run"
+    grep -E "fixed" "$snaps/log"
+    python3 dev/latency-probe.py "$snaps"
+    ;;
   smoke)
     out="$(mktemp -d)"
     trap 'rm -rf "$out"' EXIT
@@ -93,5 +122,5 @@ case "$mode" in
     cat "$out/table.md"
     for f in results.json table.md fanout-p99.svg fanout-deliveries.svg; do [ -s "$out/$f" ] || { echo "missing $f" >&2; exit 1; }; done
     ;;
-  *) echo "usage: $0 compare|distributed|smoke [aurora-bench flags]" >&2; exit 2 ;;
+  *) echo "usage: $0 compare|distributed|probe [RATE]|smoke [aurora-bench flags]" >&2; exit 2 ;;
 esac

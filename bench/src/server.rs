@@ -165,14 +165,17 @@ impl Server {
                     let mut cmd = pinned(&p.server_cpus, &p.consumer);
                     aurora_env(&mut cmd, rooms);
                     cmd.env("AURORA_MODE", "distributed").env("AURORA_CONSUMER_LISTEN", "127.0.0.1:0");
-                    spawn_listening(cmd, &mut children)?;
+                    let base = spawn_listening(cmd, &mut children)?;
+                    eprintln!("   consumer-{n} at {base}");
                     names.push(format!("consumer-{n}"));
                 }
                 for n in 1..=p.gateways.max(1) {
                     let mut cmd = pinned(&p.server_cpus, &p.gateway);
                     aurora_env(&mut cmd, rooms);
                     cmd.env("AURORA_MODE", "distributed");
-                    bases.push(spawn_listening(cmd, &mut children)?);
+                    let base = spawn_listening(cmd, &mut children)?;
+                    eprintln!("   gateway-{n} at {base}");
+                    bases.push(base);
                     names.push(format!("gateway-{n}"));
                 }
             }
