@@ -7,7 +7,7 @@
 #   ./run.sh stack [replicated]   Kafka (1 or 3 brokers) + Redis + FerretDB on loopback, 2 gateways (8080, 8081), 1 consumer
 #   ./run.sh services up|down|status   only the services; prints the AURORA_* env
 #   ./run.sh cluster up|down|status    a real Kubernetes control plane on 127.0.0.1 with the ChatRoom CRD
-#   ./run.sh bench compare|distributed|smoke   AuroraChat vs Centrifugo, Socket.IO and a raw ceiling (docs/benchmarks.md)
+#   ./run.sh bench compare|distributed|probe|smoke   AuroraChat vs Centrifugo, Socket.IO and a raw ceiling; the distributed stack by process and by hop (docs/benchmarks.md)
 #   ./run.sh images     build aurorachat/{gateway,consumer,operator} image archives without Docker
 set -euo pipefail
 cd "$(dirname "$0")"
