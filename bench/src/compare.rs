@@ -48,6 +48,10 @@ pub struct Plan {
     pub publishers: usize,
     #[arg(long, default_value_t = 100)]
     pub body_bytes: usize,
+    /// The pacer's tick in ms: each tick sends every message due, round-robin over the
+    /// publishers, so 10 sends bursts of rate/100 (some load generators pace that way).
+    #[arg(long, default_value_t = 1)]
+    pub pace_ms: u64,
     /// First offered rate (messages/s over all rooms); each step multiplies it by --factor.
     #[arg(long, default_value_t = 50.0)]
     pub start_rate: f64,
@@ -140,7 +144,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let programs = plan.programs.programs();
     let _spinners = if plan.no_spinners { None } else { Some(Spinners::start(&[0, plan.programs.client_cpu])) };
     let shape =
-        Shape { rooms: plan.rooms, members: plan.members, publishers: plan.publishers, body_bytes: plan.body_bytes };
+        Shape { rooms: plan.rooms, members: plan.members, publishers: plan.publishers, body_bytes: plan.body_bytes, pace_ms: plan.pace_ms };
     let opts = Options { sources: plan.sources, users: plan.users };
     let mut results = Results {
         machine: report::machine(),
@@ -300,7 +304,7 @@ async fn measure(
     }
     for _ in 0..repeats(Scenario::Cost) {
         renew(&mut server, &mut creds).await?;
-        let alone = Shape { rooms: plan.ingest_senders, members: 1, publishers: 1, body_bytes: shape.body_bytes };
+        let alone = Shape { rooms: plan.ingest_senders, members: 1, publishers: 1, body_bytes: shape.body_bytes, pace_ms: 1 };
         let pop = scenario::populate(&server, "c", &alone, &creds, opts, 0).await.context("cost connections")?;
         let s = scenario::step(&server, &pop, &alone, plan.cost_rate, plan.step_seconds).await;
         eprintln!(

@@ -22,6 +22,8 @@ pub struct Shape {
     pub members: usize,
     pub publishers: usize,
     pub body_bytes: usize,
+    /// The pacer's tick: every tick sends what is due, so a longer tick sends bursts.
+    pub pace_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -141,9 +143,9 @@ pub async fn populate(
 }
 
 /// Offers `rate` messages/s round-robin over the publishers for `secs`; returns messages sent.
-async fn pace(pop: &Population, rate: f64, secs: f64, body_bytes: usize) -> u64 {
+async fn pace(pop: &Population, rate: f64, secs: f64, shape: &Shape) -> u64 {
     let start = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(shape.pace_ms.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (mut sent, mut next) = (0u64, 0usize);
     loop {
@@ -156,7 +158,7 @@ async fn pace(pop: &Population, rate: f64, secs: f64, body_bytes: usize) -> u64 
         while sent < due {
             let tx = &pop.publishers[next % pop.publishers.len()];
             next += 1;
-            if tx.try_send(client::body(now_us(), body_bytes)).is_ok() {
+            if tx.try_send(client::body(now_us(), shape.body_bytes)).is_ok() {
                 sent += 1;
             }
         }
@@ -182,14 +184,14 @@ async fn drain(stats: &Stats, expected: u64, max: Duration) {
 
 /// One measured step: 1 s warm-up, `secs` measured, then the drain.
 pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, secs: f64) -> Step {
-    pace(pop, rate, 1.0, shape.body_bytes).await;
+    pace(pop, rate, 1.0, shape).await;
     let (cpu0, self0) = (server.cpu_split(), client::self_cpu_seconds());
     let by_process0 = server.cpu_by_process();
     let closed0 = pop.stats.closed.load(Ordering::Relaxed);
     let from = now_us();
     pop.stats.open_window(from, from + (secs * 1e6) as u64);
     let started = std::time::Instant::now();
-    let sent = pace(pop, rate, secs, shape.body_bytes).await;
+    let sent = pace(pop, rate, secs, shape).await;
     let expected = sent * shape.members as u64;
     drain(&pop.stats, expected, Duration::from_secs(5)).await;
     let wall = started.elapsed().as_secs_f64();
@@ -334,7 +336,7 @@ pub async fn idle(
 ) -> anyhow::Result<Idle> {
     let before = settled_rss(server).await;
     let started = std::time::Instant::now();
-    let shape = Shape { rooms: n.div_ceil(room_size), members: room_size.min(n), publishers: 0, body_bytes: 0 };
+    let shape = Shape { rooms: n.div_ceil(room_size), members: room_size.min(n), publishers: 0, body_bytes: 0, pace_ms: 1 };
     let pop = populate(server, "i", &shape, creds, opts, 0).await?;
     let setup_seconds = started.elapsed().as_secs_f64();
     let after = settled_rss(server).await;
@@ -436,7 +438,7 @@ pub async fn ingest(
     creds: &[Credential],
     opts: &Options,
 ) -> anyhow::Result<Ingest> {
-    let shape = Shape { rooms: senders, members: 1, publishers: 1, body_bytes };
+    let shape = Shape { rooms: senders, members: 1, publishers: 1, body_bytes, pace_ms: 1 };
     let pop = populate(server, "g", &shape, creds, opts, window).await?;
     settle_acks(&pop.stats.acks).await;
     let (a0, c0) = (pop.stats.acks.load(Ordering::Relaxed), server.cpu_seconds());

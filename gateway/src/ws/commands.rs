@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aurora_core::model::{new_message_id, Submission};
-use aurora_core::ports::{Claim, PortError, RoomEvent};
+use aurora_core::ports::{Admit, Claim, PortError, RoomEvent};
 use aurora_core::protocol::{decode, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES};
 use aurora_core::ratelimit::Decision;
 
@@ -183,40 +183,28 @@ impl Session {
         }
         let backend = self.state.backend.clone();
         let user_id = self.user.id.clone();
-        let mut id = new_message_id();
+        let id = new_message_id();
         let limit = config.rate_limit.unwrap_or(self.state.config.rate_limit);
-        let mut retry = false;
-        if let Some(n) = &nonce {
-            match backend.nonces.claim(&user_id, &room, n, &id).await {
-                Ok(Claim::New) => {}
-                Ok(Claim::Stored(first)) => {
-                    let ack = ServerFrame::Ack { reference: r, room: &room, id: &first, nonce: Some(n) };
-                    return self.send(socket, ack.encode()).await;
-                }
-                // The first attempt may never have reached the log (its gateway died):
-                // append again under the same id; the fan-out tier stores an id once.
-                Ok(Claim::Existing(first)) => {
-                    id = first;
-                    retry = true;
-                }
-                Err(e) => return self.unavailable(socket, r, &room, e).await,
+        let admitted = backend.admission.admit(&user_id, &room, nonce.as_deref(), &id, limit).await;
+        let refused = match admitted {
+            Ok(Admit::New(Decision::Allowed) | Admit::Retry(Claim::New)) => None,
+            Ok(Admit::New(Decision::Limited { retry_after })) => Some(Ok(retry_after)),
+            Ok(Admit::Retry(Claim::Stored(first))) => {
+                let ack = ServerFrame::Ack { reference: r, room: &room, id: &first, nonce: nonce.as_deref() };
+                return self.send(socket, ack.encode()).await;
             }
-        }
-        if retry {
-            let mut submission = self.submission(&room, &id, body, nonce.clone(), config.managed());
-            submission.retry = true;
-            self.await_accepted(r, room, id, nonce, submission, None);
-            return Ok(());
-        }
-        let refused = match backend.limiter.acquire(&user_id, &room, limit).await {
-            Ok(Decision::Allowed) => None,
-            Ok(Decision::Limited { retry_after }) => Some(Ok(retry_after)),
+            // The first attempt may never have reached the log (its gateway died): append
+            // again under the same id; the fan-out tier stores an id once.
+            Ok(Admit::Retry(Claim::Existing(first))) => {
+                let mut submission = self.submission(&room, &first, body, nonce.clone(), config.managed());
+                submission.retry = true;
+                self.await_accepted(r, room, first, nonce, submission, None);
+                return Ok(());
+            }
             Err(e) => Some(Err(e)),
         };
+        // A limited send's nonce claim was released by the admission.
         if let Some(outcome) = refused {
-            if let Some(n) = &nonce {
-                let _ = backend.nonces.release(&user_id, &room, n).await;
-            }
             return match outcome {
                 Ok(retry_after) => {
                     self.state.metrics.errors.with_label_values(&["rate_limited"]).inc();
