@@ -143,8 +143,13 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     std::fs::create_dir_all(&plan.programs.work)?;
     let programs = plan.programs.programs();
     let _spinners = if plan.no_spinners { None } else { Some(Spinners::start(&[0, plan.programs.client_cpu])) };
-    let shape =
-        Shape { rooms: plan.rooms, members: plan.members, publishers: plan.publishers, body_bytes: plan.body_bytes, pace_ms: plan.pace_ms };
+    let shape = Shape {
+        rooms: plan.rooms,
+        members: plan.members,
+        publishers: plan.publishers,
+        body_bytes: plan.body_bytes,
+        pace_ms: plan.pace_ms,
+    };
     let opts = Options { sources: plan.sources, users: plan.users };
     let mut results = Results {
         machine: report::machine(),
@@ -304,7 +309,8 @@ async fn measure(
     }
     for _ in 0..repeats(Scenario::Cost) {
         renew(&mut server, &mut creds).await?;
-        let alone = Shape { rooms: plan.ingest_senders, members: 1, publishers: 1, body_bytes: shape.body_bytes, pace_ms: 1 };
+        let alone =
+            Shape { rooms: plan.ingest_senders, members: 1, publishers: 1, body_bytes: shape.body_bytes, pace_ms: 1 };
         let pop = scenario::populate(&server, "c", &alone, &creds, opts, 0).await.context("cost connections")?;
         let s = scenario::step(&server, &pop, &alone, plan.cost_rate, plan.step_seconds).await;
         eprintln!(

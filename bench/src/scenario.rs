@@ -336,7 +336,8 @@ pub async fn idle(
 ) -> anyhow::Result<Idle> {
     let before = settled_rss(server).await;
     let started = std::time::Instant::now();
-    let shape = Shape { rooms: n.div_ceil(room_size), members: room_size.min(n), publishers: 0, body_bytes: 0, pace_ms: 1 };
+    let shape =
+        Shape { rooms: n.div_ceil(room_size), members: room_size.min(n), publishers: 0, body_bytes: 0, pace_ms: 1 };
     let pop = populate(server, "i", &shape, creds, opts, 0).await?;
     let setup_seconds = started.elapsed().as_secs_f64();
     let after = settled_rss(server).await;
