@@ -2,7 +2,7 @@
 // concern under /js/, no build step. User text is only ever set with textContent, never as HTML.
 import { $, state } from "./js/state.js";
 import { refreshSession, authenticate, logout, showAuth, loadRooms, createRoom, start } from "./js/session.js";
-import { sendMessage, typing, loadOlder } from "./js/compose.js";
+import { sendMessage, typing, loadOlder, composerKeys, onMessageAction, cancelCompose } from "./js/compose.js";
 
 function init() {
   $("auth-form").addEventListener("submit", (e) => { e.preventDefault(); authenticate("login"); });
@@ -13,6 +13,12 @@ function init() {
   $("new-room-form").addEventListener("submit", createRoom);
   $("composer").addEventListener("submit", sendMessage);
   $("composer-input").addEventListener("input", typing);
+  $("composer-input").addEventListener("keydown", composerKeys);
+  $("compose-cancel").addEventListener("click", () => {
+    if (state.editing) $("composer-input").value = "";
+    cancelCompose();
+  });
+  $("message-list").addEventListener("click", onMessageAction);
   $("load-older").addEventListener("click", loadOlder);
   setInterval(() => { if (state.session && !$("chat-view").hidden) loadRooms(); }, 15000);
   // A reload keeps the user signed in while the session (refresh cookie) lives.

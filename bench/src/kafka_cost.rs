@@ -113,6 +113,7 @@ async fn pace(
                         nonce: None,
                         managed: false,
                         retry: false,
+                        ..Default::default()
                     };
                     in_flight.push(log.append(submission));
                 }

@@ -120,6 +120,7 @@ async fn send_loop(
                 nonce: None,
                 managed: false,
                 retry: false,
+                ..Default::default()
             };
             in_flight.push(log.append(submission));
         }

@@ -222,6 +222,7 @@ async fn process(
                 }
                 shared.metrics.consumed.inc_by(messages.len() as u64);
                 shared.metrics.duplicates.inc_by(pipeline.take_duplicates());
+                shared.metrics.events_ignored.inc_by(pipeline.take_ignored());
                 shared.metrics.rooms_active.set(pipeline.active_rooms() as i64);
                 shared.metrics.batch_size.observe(messages.len() as f64);
                 timer.observe_duration();

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub end_to_end_seconds: Histogram,
     pub retries: IntCounter,
     pub duplicates: IntCounter,
+    pub events_ignored: IntCounter,
     pub rooms_active: IntGauge,
 }
 
@@ -48,6 +49,10 @@ impl Metrics {
                 "aurora_consumer_duplicates_total",
                 "Records skipped as already stored (redeliveries, client retries)",
             )?,
+            events_ignored: IntCounter::new(
+                "aurora_consumer_events_ignored_total",
+                "Edits, deletes and reactions that changed nothing (their message was gone, or a race made them moot): acked, given no seq",
+            )?,
             rooms_active: IntGauge::new(
                 "aurora_consumer_rooms_active",
                 "Rooms written since the last partition assignment",
@@ -64,6 +69,7 @@ impl Metrics {
         r.register(Box::new(m.end_to_end_seconds.clone()))?;
         r.register(Box::new(m.retries.clone()))?;
         r.register(Box::new(m.duplicates.clone()))?;
+        r.register(Box::new(m.events_ignored.clone()))?;
         r.register(Box::new(m.rooms_active.clone()))?;
         aurora_core::telemetry::register_shared(r, "consumer", &["kafka", "redis", "mongodb"])?;
         Ok(m)

@@ -203,6 +203,13 @@ pub struct Config {
     /// Max UTF-8 bytes of a message body.
     #[arg(long, env = "AURORA_MAX_MESSAGE_BYTES", default_value = "4096", value_parser = positive("AURORA_MAX_MESSAGE_BYTES"))]
     pub max_message_bytes: usize,
+    /// How long after sending its author may edit a message (a ChatRoom's `editWindow`
+    /// replaces it for that room).
+    #[arg(long, env = "AURORA_EDIT_WINDOW", default_value = "24h", value_parser = duration("AURORA_EDIT_WINDOW"))]
+    pub edit_window: Duration,
+    /// Distinct reactions one message may have (a ChatRoom's `maxReactions` replaces it).
+    #[arg(long, env = "AURORA_MAX_REACTIONS", default_value = "20", value_parser = positive("AURORA_MAX_REACTIONS"))]
+    pub max_reactions: usize,
     /// Comma list of allowed Origins for /ws; `*` allows all; empty: same host.
     #[arg(long, env = "AURORA_ALLOWED_ORIGINS", default_value = "", value_parser = origins)]
     pub allowed_origins: AllowedOrigins,

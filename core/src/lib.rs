@@ -24,6 +24,7 @@ pub mod control;
 pub mod distributed;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod events;
 pub mod model;
 pub mod nonces;
 pub mod pipeline;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::ratelimit::RateLimit;
 
 /// A user as other users see it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct UserRef {
     pub id: Arc<str>,
     pub name: Arc<str>,
@@ -64,6 +64,12 @@ pub struct Room {
     pub rate_limit: Option<RateLimit>,
     #[serde(default)]
     pub max_message_bytes: Option<usize>,
+    /// How long after sending its author may edit a message (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_window_ms: Option<u64>,
+    /// Distinct reactions one message may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reactions: Option<usize>,
     #[serde(default)]
     pub created_at: i64,
     /// The id of the user who created it through the API.
@@ -85,6 +91,8 @@ impl Room {
             history_size: None,
             rate_limit: None,
             max_message_bytes: None,
+            edit_window_ms: None,
+            max_reactions: None,
             created_at: crate::now_ms(),
             created_by: None,
             owner: None,
@@ -107,12 +115,57 @@ impl Room {
     }
 }
 
-/// A message accepted by a gateway, before the fan-out tier gives it a `seq`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a record on a room's stream does. Every change to a room is a record with its own
+/// `seq`: a new message, or an event on an earlier one (its `target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    #[default]
+    Message,
+    /// The author replaced the target's body.
+    Edit,
+    /// The target's body was removed (a tombstone stays).
+    Delete,
+    /// The sender added `emoji` to the target's reactions.
+    React,
+    /// The sender took `emoji` back.
+    Unreact,
+}
+
+impl Kind {
+    pub fn is_message(&self) -> bool {
+        *self == Kind::Message
+    }
+}
+
+/// Who reacted to a message with one emoji.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<UserRef>,
+}
+
+/// The message a message replies to. Stored as the id alone; the rest is filled in when
+/// the record is sent (author and opening of the target's current state).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReplyTo {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserRef>,
+    /// The first 100 characters of the target's body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// A record accepted by a gateway, before the fan-out tier gives it a `seq`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Submission {
     pub id: String,
     pub room: String,
     pub user: UserRef,
+    /// The message's body, or an edit's new body; empty for other events.
     pub body: String,
     pub ts: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,24 +177,92 @@ pub struct Submission {
     /// whether that id is stored before giving it a `seq`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retry: bool,
+    #[serde(default, skip_serializing_if = "Kind::is_message")]
+    pub kind: Kind,
+    /// The message an event changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// A message's reply target (its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
+    /// A reaction's cap on distinct emoji per message, as the gateway resolved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reactions: Option<usize>,
 }
 
-/// A stored message with its place in the room.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl Submission {
+    /// A plain message.
+    pub fn message(id: String, room: String, user: UserRef, body: String, nonce: Option<String>) -> Self {
+        Submission {
+            id,
+            room,
+            user,
+            body,
+            ts: crate::now_ms(),
+            nonce,
+            managed: false,
+            retry: false,
+            kind: Kind::Message,
+            target: None,
+            reply_to: None,
+            emoji: None,
+            max_reactions: None,
+        }
+    }
+}
+
+/// A stored record with its place in the room: a message in its current state (edited,
+/// deleted, reacted to), or an event.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Message {
     pub id: String,
     pub room: String,
     pub seq: u64,
     pub user: UserRef,
+    /// Empty for a deleted message and for events other than edits.
+    #[serde(default)]
     pub body: String,
     pub ts: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Kind::is_message")]
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyTo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
+    /// When the body was last edited (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// A message's reactions; a reaction event's emoji with who has it after the event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
 }
 
 impl Message {
     pub fn from_submission(s: Submission, seq: u64) -> Self {
-        Message { id: s.id, room: s.room, seq, user: s.user, body: s.body, ts: s.ts, nonce: s.nonce }
+        Message {
+            id: s.id,
+            room: s.room,
+            seq,
+            user: s.user,
+            body: s.body,
+            ts: s.ts,
+            nonce: s.nonce,
+            kind: s.kind,
+            target: s.target,
+            reply_to: s.reply_to.map(|id| ReplyTo { id, ..ReplyTo::default() }),
+            emoji: s.emoji,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+        }
     }
 }
 

@@ -102,11 +102,26 @@ pub trait MessageStore: Send + Sync {
     async fn last_seq(&self, room: &str) -> PortResult<u64>;
     /// Stores messages; storing one that exists (same room and seq) is a no-op.
     async fn insert(&self, messages: &[Message]) -> PortResult<()>;
-    /// The newest `limit` messages with `seq < before` (all when `None`), oldest first.
+    /// Replaces stored messages (same id, room and seq) with their state after events.
+    async fn update(&self, messages: &[Message]) -> PortResult<()>;
+    /// Stores a batch's new records and the new state of the messages its events changed.
+    /// The changes are written first: a batch redelivered after a crash between the two
+    /// applies its events again, and applying an event twice changes nothing.
+    async fn commit(&self, fresh: &[Message], changed: &[Message]) -> PortResult<()> {
+        if !changed.is_empty() {
+            self.update(changed).await?;
+        }
+        self.insert(fresh).await
+    }
+    /// The newest `limit` messages (not events) with `seq < before` (all when `None`),
+    /// oldest first, in their current state.
     async fn before(&self, room: &str, before: Option<u64>, limit: usize) -> PortResult<Vec<Message>>;
-    /// Messages with `seq > after`, oldest first: the newest `limit` of them, and
-    /// whether older ones were left out.
+    /// Records (messages and events) with `seq > after`, oldest first: the newest `limit`
+    /// of them, and whether older ones were left out.
     async fn after(&self, room: &str, after: u64, limit: usize) -> PortResult<(Vec<Message>, bool)>;
+    /// Records (messages and events) with `after < seq < before`, oldest first: the oldest
+    /// `limit` of them (a gap's backfill).
+    async fn between(&self, room: &str, after: u64, before: u64, limit: usize) -> PortResult<Vec<Message>>;
     /// Stored messages among `ids` (a log redelivers after a consumer crash, and a
     /// retried send is appended again under its first id).
     async fn existing(&self, _ids: &[String]) -> PortResult<std::collections::HashMap<String, Message>> {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::model::{Message, UserRef};
+use crate::model::{Kind, Message, UserRef};
 use crate::validate::{MAX_NONCE_CHARS, MAX_REF_CHARS};
 
 /// Largest accepted WebSocket frame/message; bigger closes with 1009.
@@ -18,12 +18,36 @@ pub const DEFAULT_HISTORY_PAGE: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Join { room: String, since: Option<u64> },
-    Leave { room: String },
-    Send { room: String, body: String, nonce: Option<String> },
-    Typing { room: String },
-    History { room: String, before: u64, limit: usize },
-    Auth { token: String },
+    Join {
+        room: String,
+        since: Option<u64>,
+    },
+    Leave {
+        room: String,
+    },
+    Send {
+        room: String,
+        body: String,
+        nonce: Option<String>,
+        reply_to: Option<String>,
+    },
+    /// `edit`, `delete`, `react` or `unreact` on the message `target`.
+    Change {
+        room: String,
+        change: Change,
+        nonce: Option<String>,
+    },
+    Typing {
+        room: String,
+    },
+    History {
+        room: String,
+        before: u64,
+        limit: usize,
+    },
+    Auth {
+        token: String,
+    },
 }
 
 impl Command {
@@ -32,6 +56,7 @@ impl Command {
             Command::Join { room, .. }
             | Command::Leave { room }
             | Command::Send { room, .. }
+            | Command::Change { room, .. }
             | Command::Typing { room }
             | Command::History { room, .. } => Some(room),
             Command::Auth { .. } => None,
@@ -43,11 +68,29 @@ impl Command {
             Command::Join { .. } => "join",
             Command::Leave { .. } => "leave",
             Command::Send { .. } => "send",
+            Command::Change { change, .. } => match change.kind {
+                Kind::Edit => "edit",
+                Kind::Delete => "delete",
+                Kind::React => "react",
+                Kind::Unreact => "unreact",
+                Kind::Message => "send",
+            },
             Command::Typing { .. } => "typing",
             Command::History { .. } => "history",
             Command::Auth { .. } => "auth",
         }
     }
+}
+
+/// An event on an earlier message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: Kind,
+    pub target: String,
+    /// An edit's new body.
+    pub body: Option<String>,
+    /// A reaction's emoji.
+    pub emoji: Option<String>,
 }
 
 /// A decoded client frame.
@@ -93,6 +136,25 @@ fn opt_u64(obj: &Map<String, Value>, key: &str, r: &Option<String>) -> Result<Op
     }
 }
 
+/// Longest message id a client may name (ids the server makes are 32 hex characters).
+pub const MAX_ID_CHARS: usize = 64;
+
+fn body(obj: &Map<String, Value>, r: &Option<String>) -> Result<String, DecodeError> {
+    let body = string(obj, "body", r)?;
+    if body.trim().is_empty() {
+        return Err(err(r, "`body` must not be empty"));
+    }
+    Ok(body)
+}
+
+fn nonce(obj: &Map<String, Value>, r: &Option<String>) -> Result<Option<String>, DecodeError> {
+    let nonce = opt_string(obj, "nonce", r)?;
+    if nonce.as_ref().is_some_and(|n| n.is_empty() || n.chars().count() > MAX_NONCE_CHARS) {
+        return Err(err(r, "`nonce` must be 1-64 characters"));
+    }
+    Ok(nonce)
+}
+
 /// Decodes one text frame. Never panics, whatever the input.
 pub fn decode(text: &str) -> Result<Request, DecodeError> {
     let none = None;
@@ -117,15 +179,38 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
         "leave" => Command::Leave { room: string(&obj, "room", r)? },
         "send" => {
             let room = string(&obj, "room", r)?;
-            let body = string(&obj, "body", r)?;
-            if body.trim().is_empty() {
-                return Err(err(r, "`body` must not be empty"));
+            let body = body(&obj, r)?;
+            let nonce = nonce(&obj, r)?;
+            let reply_to = opt_string(&obj, "reply_to", r)?;
+            if reply_to.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_ID_CHARS) {
+                return Err(err(r, "`reply_to` must be a message id"));
             }
-            let nonce = opt_string(&obj, "nonce", r)?;
-            if nonce.as_ref().is_some_and(|n| n.is_empty() || n.chars().count() > MAX_NONCE_CHARS) {
-                return Err(err(r, "`nonce` must be 1-64 characters"));
+            Command::Send { room, body, nonce, reply_to }
+        }
+        "edit" | "delete" | "react" | "unreact" => {
+            let kind = match kind {
+                "edit" => Kind::Edit,
+                "delete" => Kind::Delete,
+                "react" => Kind::React,
+                _ => Kind::Unreact,
+            };
+            let room = string(&obj, "room", r)?;
+            let target = string(&obj, "id", r)?;
+            if target.is_empty() || target.len() > MAX_ID_CHARS {
+                return Err(err(r, "`id` must be a message id"));
             }
-            Command::Send { room, body, nonce }
+            let body = if kind == Kind::Edit { Some(body(&obj, r)?) } else { None };
+            let emoji = match kind {
+                Kind::React | Kind::Unreact => {
+                    let e = string(&obj, "emoji", r)?;
+                    if !crate::events::valid_emoji(&e) {
+                        return Err(err(r, "`emoji` must be one emoji or a :name: of at most 32 characters"));
+                    }
+                    Some(e)
+                }
+                _ => None,
+            };
+            Command::Change { room, change: Change { kind, target, body, emoji }, nonce: nonce(&obj, r)? }
         }
         "typing" => Command::Typing { room: string(&obj, "room", r)? },
         "history" => {
@@ -254,6 +339,8 @@ pub enum ServerFrame<'a> {
         exp: u64,
     },
     Message(&'a Message),
+    /// A record with a `kind` (edit, delete, react, unreact): see [`ServerFrame::record`].
+    Event(&'a Message),
     Presence {
         room: &'a str,
         joins: &'a [UserRef],
@@ -275,7 +362,16 @@ pub enum ServerFrame<'a> {
     },
 }
 
-impl ServerFrame<'_> {
+impl<'a> ServerFrame<'a> {
+    /// A stored record as a push: `message` for a message, `event` for an event.
+    pub fn record(m: &'a Message) -> Self {
+        if m.kind.is_message() {
+            ServerFrame::Message(m)
+        } else {
+            ServerFrame::Event(m)
+        }
+    }
+
     /// Serializes the frame; done once per broadcast.
     pub fn encode(&self) -> String {
         // Serializing these types cannot fail: no maps with non-string keys, no custom errors.
@@ -295,7 +391,15 @@ mod tests {
         assert_eq!(r.reference.as_deref(), Some("a"));
         assert_eq!(r.command, Command::Join { room: "general".into(), since: Some(4) });
         let r = decode(r#"{"type":"send","room":"g","body":"hi","nonce":"n1"}"#).unwrap();
-        assert_eq!(r.command, Command::Send { room: "g".into(), body: "hi".into(), nonce: Some("n1".into()) });
+        assert_eq!(
+            r.command,
+            Command::Send { room: "g".into(), body: "hi".into(), nonce: Some("n1".into()), reply_to: None }
+        );
+        let r = decode(r#"{"type":"react","room":"g","id":"m1","emoji":"👍","nonce":"n2"}"#).unwrap();
+        let change = Change { kind: Kind::React, target: "m1".into(), body: None, emoji: Some("👍".into()) };
+        assert_eq!(r.command, Command::Change { room: "g".into(), change, nonce: Some("n2".into()) });
+        let r = decode(r#"{"type":"edit","room":"g","id":"m1","body":"new"}"#).unwrap();
+        assert!(matches!(r.command, Command::Change { change: Change { kind: Kind::Edit, body: Some(_), .. }, .. }));
         let r = decode(r#"{"type":"history","room":"g","before":10}"#).unwrap();
         assert_eq!(r.command, Command::History { room: "g".into(), before: 10, limit: 50 });
         assert!(matches!(decode(r#"{"type":"auth","token":"t"}"#).unwrap().command, Command::Auth { .. }));
@@ -319,6 +423,13 @@ mod tests {
         assert!(decode(r#"{"type":"join","room":"g","since":-1}"#).is_err());
         assert!(decode(r#"{"type":"history","room":"g","before":1,"limit":101}"#).is_err());
         assert!(decode(r#"{"room":"g"}"#).is_err());
+        assert!(decode(r#"{"type":"edit","room":"g","id":"m1","body":" "}"#).is_err());
+        assert!(decode(r#"{"type":"delete","room":"g"}"#).is_err());
+        assert!(decode(r#"{"type":"react","room":"g","id":"m1","emoji":"thumbs up"}"#)
+            .unwrap_err()
+            .message
+            .contains("emoji"));
+        assert!(decode(r#"{"type":"send","room":"g","body":"x","reply_to":7}"#).is_err());
         assert!(decode(r#"{"type":7}"#).is_err());
     }
 
@@ -332,6 +443,7 @@ mod tests {
             body: "<b>hi</b>".into(),
             ts: 1700000000000,
             nonce: None,
+            ..Default::default()
         };
         let v: Value = serde_json::from_str(&ServerFrame::Message(&m).encode()).unwrap();
         assert_eq!(v["type"], "message");

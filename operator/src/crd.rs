@@ -72,6 +72,23 @@ pub struct ChatRoomSpec {
     #[schemars(range(min = 1, max = 65536))]
     pub max_message_bytes: Option<i32>,
 
+    /// How long after sending a message its author may still edit it, as a duration
+    /// (`15m`, `24h`). Defaults to the gateways' AURORA_EDIT_WINDOW.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h|d))+$')")
+            .message("editWindow must be a duration such as 15m or 24h"),
+        validation = Rule::new("!self.matches('^(0+(ms|s|m|h|d))+$')").message("editWindow must be longer than zero")
+    )]
+    pub edit_window: Option<String>,
+
+    /// Different reactions one message may have (1-100). Defaults to the gateways'
+    /// AURORA_MAX_REACTIONS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_reactions: Option<i32>,
+
     /// The room's Kafka topic `aurora.room.<name>`.
     #[serde(default)]
     pub topic: TopicSpec,

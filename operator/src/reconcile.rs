@@ -266,6 +266,8 @@ async fn cleanup(room: &ChatRoom, ctx: &Context) -> Result<Action> {
                     kept.history_size = None;
                     kept.rate_limit = None;
                     kept.max_message_bytes = None;
+                    kept.edit_window_ms = None;
+                    kept.max_reactions = None;
                     ctx.store.put_room(&kept).await?;
                     ctx.announce(RoomOp::Updated, &name).await?;
                 }

@@ -44,6 +44,10 @@ pub fn desired_room(room: &ChatRoom, owner: &str) -> Result<Room> {
         RoomVisibility::Private => spec.members.iter().map(|m| m.to_lowercase()).collect(),
         RoomVisibility::Public => Vec::new(),
     };
+    let edit_window_ms = match &spec.edit_window {
+        Some(w) => Some(duration("spec.editWindow", w)?.as_millis().min(u64::MAX as u128) as u64),
+        None => None,
+    };
     Ok(Room {
         title: spec.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| name.clone()),
         name,
@@ -53,6 +57,8 @@ pub fn desired_room(room: &ChatRoom, owner: &str) -> Result<Room> {
         history_size: spec.history.as_ref().map(|h| h.size.clamp(0, 500) as usize),
         rate_limit,
         max_message_bytes: spec.max_message_bytes.map(|b| b.clamp(1, 65536) as usize),
+        edit_window_ms,
+        max_reactions: spec.max_reactions.map(|n| n.clamp(1, 100) as usize),
         created_at: aurora_core::now_ms(),
         created_by: None,
         owner: Some(owner.to_owned()),

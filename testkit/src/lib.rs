@@ -12,6 +12,7 @@ use std::time::Duration;
 mod binary;
 mod client;
 pub mod cluster;
+pub mod conversation;
 mod history;
 mod server;
 

@@ -1,6 +1,7 @@
 // Rendering the room list, the open room, its members and the composer.
 import { $, state, roomState } from "./state.js";
 import { joinRoom } from "./socket.js";
+import { messageItem, pendingItem } from "./message-view.js";
 
 // ---------- rendering ----------
 export function selectRoom(name) {
@@ -41,26 +42,6 @@ export function renderRooms() {
   }
 }
 
-export function formatTime(ts) {
-  return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
-
-export function messageItem(author, body, ts, mine, extraClass) {
-  const li = document.createElement("li");
-  if (mine) li.classList.add("mine");
-  if (extraClass) li.classList.add(extraClass);
-  const a = document.createElement("span");
-  a.className = "author";
-  a.textContent = author;
-  const b = document.createElement("span");
-  b.className = "body";
-  b.textContent = body;
-  const t = document.createElement("time");
-  t.textContent = formatTime(ts);
-  li.append(a, b, t);
-  return li;
-}
-
 export function renderRoom(scrollToEnd, keepPosition) {
   const r = state.current && state.joined.get(state.current);
   const room = state.rooms.get(state.current);
@@ -71,16 +52,9 @@ export function renderRoom(scrollToEnd, keepPosition) {
   const list = $("message-list");
   list.replaceChildren();
   if (!r) return;
-  const me = state.session.user.id;
-  for (const m of r.messages) {
-    const li = messageItem(m.user.name, m.body, m.ts, m.user.id === me);
-    li.dataset.seq = m.seq;
-    list.append(li);
-  }
+  for (const m of r.messages) list.append(messageItem(m));
   for (const p of [...r.rejected, ...r.pending.values()]) {
-    const li = messageItem(state.session.user.name, p.body, p.ts, true, p.failed ? "failed" : (p.acked ? "" : "pending"));
-    li.dataset.nonce = p.nonce;
-    list.append(li);
+    list.append(pendingItem(p, p.failed ? "failed" : (p.acked ? "" : "pending")));
   }
   $("load-older").hidden = r.noOlder || r.messages.length === 0;
   if (keepPosition) box.scrollTop = box.scrollHeight - fromBottom;
@@ -114,4 +88,13 @@ export function updateComposer() {
   const enabled = Boolean(state.connected && r && r.joined);
   $("composer-input").disabled = !enabled;
   $("send-btn").disabled = !enabled;
+  const banner = $("compose-banner");
+  const target = state.editing || state.replyTo;
+  banner.hidden = !target;
+  if (target) {
+    $("compose-banner-text").textContent = state.editing
+      ? "Editing your message (Esc to cancel)"
+      : "Replying to " + target.user.name + ": " + [...target.body].slice(0, 100).join("");
+  }
+  $("send-btn").textContent = state.editing ? "Save" : "Send";
 }

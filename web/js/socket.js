@@ -2,6 +2,7 @@
 import { $, state, roomState } from "./state.js";
 import { api, refreshSession, loadRooms } from "./session.js";
 import { pump } from "./compose.js";
+import { addMessage, applyEvent, applyRecord } from "./records.js";
 import { renderRooms, renderRoom, renderMembers, renderTyping, updateComposer } from "./render.js";
 
 // ---------- WebSocket ----------
@@ -95,6 +96,7 @@ export function handle(f) {
       break;
     case "joined": onJoined(f); break;
     case "message": onMessage(f); break;
+    case "event": onEvent(f); break;
     case "ack": onAck(f); break;
     case "history": onHistory(f); break;
     case "presence": onPresence(f); break;
@@ -109,7 +111,7 @@ export function onJoined(f) {
   const r = roomState(f.room);
   r.joined = true;
   r.members = new Map(f.members.map((m) => [m.id, m]));
-  for (const m of f.history) addMessage(r, m);
+  for (const m of f.history) applyRecord(r, m);
   if (r.oldestSeq === null && f.history.length === 0) r.noOlder = true;
   r.lastSeq = Math.max(r.lastSeq, f.last_seq);
   // The outbox resumes in typed order; a re-sent nonce is deduplicated by the server.
@@ -122,17 +124,6 @@ export function onJoined(f) {
   updateComposer();
 }
 
-export function addMessage(r, m) {
-  if (r.messages.some((x) => x.seq === m.seq)) return false;
-  r.messages.push(m);
-  r.messages.sort((a, b) => a.seq - b.seq);
-  r.lastSeq = Math.max(r.lastSeq, m.seq);
-  r.oldestSeq = r.messages[0].seq;
-  if (r.oldestSeq <= 1) r.noOlder = true;
-  if (m.nonce && m.user.id === state.session.user.id) r.pending.delete(m.nonce);
-  return true;
-}
-
 export function onMessage(m) {
   const r = roomState(m.room);
   if (!addMessage(r, m)) return;
@@ -141,7 +132,14 @@ export function onMessage(m) {
   else { r.unread += 1; renderRooms(); }
 }
 
+export function onEvent(e) {
+  const r = roomState(e.room);
+  if (!applyEvent(r, e)) return;
+  if (state.current === e.room) renderRoom();
+}
+
 export function onAck(f) {
+  if (f.ref) state.eventRefs.delete(f.ref);
   const r = roomState(f.room);
   const p = f.nonce && r.pending.get(f.nonce);
   if (p) { p.acked = true; p.inflight = false; p.id = f.id; }
@@ -184,6 +182,8 @@ export function onLeft(f) {
 }
 
 export function onError(f) {
+  // An edit, delete or reaction was refused: it changed nothing; say why.
+  if (f.ref && state.eventRefs.delete(f.ref)) { showNotice(f.message || f.code); return; }
   const r = f.room && state.joined.get(f.room);
   const sending = r && [...r.pending.values()].find((p) => p.inflight);
   if (f.code === "rate_limited" && sending) {
@@ -195,7 +195,7 @@ export function onError(f) {
   if (f.code === "token_expired") { refreshSession().catch(() => {}); return; }
   if (f.code === "unavailable" && sending) {
     pause(r, 1000);
-  } else if (sending && (f.code === "too_large" || f.code === "bad_request" || f.code === "not_joined")) {
+  } else if (sending && ["too_large", "bad_request", "not_joined", "not_found", "forbidden"].includes(f.code)) {
     // Refused for good: show it failed and let the rest go.
     sending.inflight = false;
     sending.failed = true;

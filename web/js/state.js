@@ -17,6 +17,10 @@ export const state = {
   current: null,
   refs: 0,
   rateTimer: null,
+  replyTo: null,            // the message the composer replies to
+  editing: null,            // the message of ours the composer edits
+  picker: null,             // id of the message whose reaction picker is open
+  eventRefs: new Set(),     // refs of edits, deletes and reactions awaiting their reply
 };
 
 export function roomState(name) {

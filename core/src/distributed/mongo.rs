@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::model::{Message, Room, UserRecord};
+use crate::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord};
 use crate::ports::{Dependency, FailureKind, MessageStore, PortError, PortResult, RoomStore, UserStore};
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -66,10 +66,26 @@ struct MessageDoc {
     room: String,
     seq: i64,
     user: crate::model::UserRef,
+    #[serde(default)]
     body: String,
     ts: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Kind::is_message")]
+    kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    /// The reply target's id (the summary is filled in when sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    emoji: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    edited_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reactions: Vec<Reaction>,
 }
 
 impl From<&Message> for MessageDoc {
@@ -82,6 +98,13 @@ impl From<&Message> for MessageDoc {
             body: m.body.clone(),
             ts: m.ts,
             nonce: m.nonce.clone(),
+            kind: m.kind,
+            target: m.target.clone(),
+            reply_to: m.reply_to.as_ref().map(|r| r.id.clone()),
+            emoji: m.emoji.clone(),
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+            reactions: m.reactions.clone(),
         }
     }
 }
@@ -96,6 +119,13 @@ impl From<MessageDoc> for Message {
             body: d.body,
             ts: d.ts,
             nonce: d.nonce,
+            kind: d.kind,
+            target: d.target,
+            reply_to: d.reply_to.map(|id| ReplyTo { id, ..ReplyTo::default() }),
+            emoji: d.emoji,
+            edited_at: d.edited_at,
+            deleted: d.deleted,
+            reactions: d.reactions,
         }
     }
 }
@@ -231,10 +261,20 @@ impl MessageStore for MongoStore {
         }
     }
 
+    /// Replaces each message by id (its new state after events). A delete's tombstone
+    /// replaces the whole document, so the body is gone from the store.
+    async fn update(&self, messages: &[Message]) -> PortResult<()> {
+        for m in messages {
+            self.messages.replace_one(doc! {"_id": &m.id}, MessageDoc::from(m)).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
     async fn before(&self, room: &str, before: Option<u64>, limit: usize) -> PortResult<Vec<Message>> {
+        // Messages only (events have a `kind`): they are stored in their current state.
         let filter = match before {
-            Some(b) => doc! {"room": room, "seq": {"$lt": b as i64}},
-            None => doc! {"room": room},
+            Some(b) => doc! {"room": room, "seq": {"$lt": b as i64}, "kind": {"$exists": false}},
+            None => doc! {"room": room, "kind": {"$exists": false}},
         };
         let docs: Vec<MessageDoc> = self
             .messages
@@ -247,6 +287,20 @@ impl MessageStore for MongoStore {
             .await
             .map_err(unavailable)?;
         Ok(docs.into_iter().rev().map(Message::from).collect())
+    }
+
+    async fn between(&self, room: &str, after: u64, before: u64, limit: usize) -> PortResult<Vec<Message>> {
+        let docs: Vec<MessageDoc> = self
+            .messages
+            .find(doc! {"room": room, "seq": {"$gt": after as i64, "$lt": before as i64}})
+            .sort(doc! {"seq": 1})
+            .limit(limit as i64)
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(docs.into_iter().map(Message::from).collect())
     }
 
     async fn after(&self, room: &str, after: u64, limit: usize) -> PortResult<(Vec<Message>, bool)> {

@@ -143,11 +143,17 @@ mod tests {
         async fn insert(&self, _: &[Message]) -> PortResult<()> {
             Err(PortError::unavailable(Dependency::Store, FailureKind::Error, "disk full"))
         }
+        async fn update(&self, _: &[Message]) -> PortResult<()> {
+            Err(PortError::unavailable(Dependency::Store, FailureKind::Error, "disk full"))
+        }
         async fn before(&self, _: &str, _: Option<u64>, _: usize) -> PortResult<Vec<Message>> {
             Ok(Vec::new())
         }
         async fn after(&self, _: &str, _: u64, _: usize) -> PortResult<(Vec<Message>, bool)> {
             Ok((Vec::new(), false))
+        }
+        async fn between(&self, _: &str, _: u64, _: u64, _: usize) -> PortResult<Vec<Message>> {
+            Ok(Vec::new())
         }
     }
 

@@ -227,11 +227,23 @@ impl MessageStore for FileStore {
         .await
     }
 
-    /// Stores a batch in one transaction. An id stored under another `(room, seq)`, or a
-    /// `(room, seq)` taken by another id, is a [`PortError::Conflict`] and nothing is stored.
     async fn insert(&self, batch: &[Message]) -> PortResult<()> {
+        self.commit(batch, &[]).await
+    }
+
+    async fn update(&self, changed: &[Message]) -> PortResult<()> {
+        self.commit(&[], changed).await
+    }
+
+    /// Stores a batch and its events' changes in one transaction. An id stored under
+    /// another `(room, seq)`, or a `(room, seq)` taken by another id, is a
+    /// [`PortError::Conflict`] and nothing is stored. A changed message replaces the stored
+    /// one (a deleted message's body is gone from the file once redb reuses the page).
+    async fn commit(&self, fresh: &[Message], changed: &[Message]) -> PortResult<()> {
         let encoded: Vec<(Message, Vec<u8>)> =
-            batch.iter().map(|m| Ok((m.clone(), encode(m)?))).collect::<PortResult<_>>()?;
+            fresh.iter().map(|m| Ok((m.clone(), encode(m)?))).collect::<PortResult<_>>()?;
+        let changed: Vec<(Message, Vec<u8>)> =
+            changed.iter().map(|m| Ok((m.clone(), encode(m)?))).collect::<PortResult<_>>()?;
         let prune = self.inserts.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(PRUNE_NONCES_EVERY);
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(db_err)?;
@@ -239,6 +251,10 @@ impl MessageStore for FileStore {
                 let mut messages = tx.open_table(MESSAGES).map_err(db_err)?;
                 let mut ids = tx.open_table(MESSAGE_IDS).map_err(db_err)?;
                 let mut nonces = tx.open_table(NONCES).map_err(db_err)?;
+                for (m, bytes) in &changed {
+                    let Some(at) = ids.get(m.id.as_str()).map_err(db_err)?.map(|v| v.value().1) else { continue };
+                    messages.insert((m.room.as_str(), at), bytes.as_slice()).map_err(db_err)?;
+                }
                 for (m, bytes) in &encoded {
                     let at = (m.room.as_str(), m.seq);
                     if let Some(stored) = ids.get(m.id.as_str()).map_err(db_err)? {
@@ -306,11 +322,30 @@ impl MessageStore for FileStore {
             let messages = tx.open_table(MESSAGES).map_err(db_err)?;
             let end = before.unwrap_or(u64::MAX);
             let mut out = Vec::with_capacity(limit.min(128));
-            for entry in messages.range((room.as_str(), 0)..(room.as_str(), end)).map_err(db_err)?.rev().take(limit) {
-                out.push(decode(entry.map_err(db_err)?.1.value())?);
+            for entry in messages.range((room.as_str(), 0)..(room.as_str(), end)).map_err(db_err)?.rev() {
+                if out.len() == limit {
+                    break;
+                }
+                let m: Message = decode(entry.map_err(db_err)?.1.value())?;
+                // Messages only: they are stored in their current state.
+                if m.kind.is_message() {
+                    out.push(m);
+                }
             }
             out.reverse();
             Ok(out)
+        })
+        .await
+    }
+
+    async fn between(&self, room: &str, after: u64, before: u64, limit: usize) -> PortResult<Vec<Message>> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let messages = tx.open_table(MESSAGES).map_err(db_err)?;
+            let range =
+                messages.range((room.as_str(), after.saturating_add(1))..(room.as_str(), before)).map_err(db_err)?;
+            range.take(limit).map(|entry| decode(entry.map_err(db_err)?.1.value())).collect()
         })
         .await
     }

@@ -46,6 +46,7 @@ fn message(room: &str, seq: u64) -> RoomEvent {
         body: format!("body {seq}"),
         ts: 1,
         nonce: None,
+        ..Default::default()
     };
     RoomEvent { seq: Some(seq), skip_user: None, frame: Bytes::from(ServerFrame::Message(&m).encode()) }
 }

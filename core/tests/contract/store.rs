@@ -1,7 +1,7 @@
 //! Users, rooms and messages: the redb file store and MongoDB.
 
 use aurora_core::embedded::FileStore;
-use aurora_core::model::{Message, Room, UserRecord};
+use aurora_core::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord};
 use aurora_core::ports::{MessageStore, PortError, RoomStore, UserStore};
 
 use crate::{unique, user};
@@ -47,6 +47,7 @@ fn message(room: &str, seq: u64, nonce: Option<&str>) -> Message {
         body: format!("body {seq}"),
         ts: aurora_core::now_ms(),
         nonce: nonce.map(str::to_owned),
+        ..Default::default()
     }
 }
 
@@ -80,6 +81,45 @@ async fn messages(store: &dyn MessageStore) {
     assert_eq!(store.id_by_nonce(&room, &sent.user.id, "n-1", sent.ts + 1000).await.unwrap(), None, "too old");
 }
 
+/// Events take seqs but `before` (history) skips them; `between` and `after` see them; a
+/// changed message replaces the stored one, body and all.
+async fn events(store: &dyn MessageStore) {
+    let room = unique("room");
+    let mut target = message(&room, 1, None);
+    target.body = "a secret the author deletes".into();
+    target.reply_to = None;
+    let mut reaction = message(&room, 2, None);
+    reaction.kind = Kind::React;
+    reaction.target = Some(target.id.clone());
+    reaction.emoji = Some("👍".into());
+    reaction.body.clear();
+    reaction.reactions = vec![Reaction { emoji: "👍".into(), users: vec![user("bob")] }];
+    let mut reply = message(&room, 3, None);
+    reply.reply_to = Some(ReplyTo { id: target.id.clone(), ..ReplyTo::default() });
+    store.insert(&[target.clone(), reaction.clone()]).await.unwrap();
+    let mut tombstone = target.clone();
+    tombstone.body.clear();
+    tombstone.deleted = true;
+    let mut delete = message(&room, 4, None);
+    delete.kind = Kind::Delete;
+    delete.target = Some(target.id.clone());
+    delete.body.clear();
+    store.commit(&[reply.clone(), delete.clone()], std::slice::from_ref(&tombstone)).await.unwrap();
+
+    let seqs = |v: &[Message]| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let history = store.before(&room, None, 10).await.unwrap();
+    assert_eq!(seqs(&history), [1, 3], "history holds messages only");
+    assert_eq!(history[0], tombstone, "in their current state");
+    assert_eq!(history[1].reply_to.as_ref().map(|r| r.id.as_str()), Some(target.id.as_str()));
+    assert_eq!(seqs(&store.before(&room, Some(3), 1).await.unwrap()), [1], "a page counts messages");
+    assert_eq!(store.between(&room, 0, 4, 10).await.unwrap(), [tombstone.clone(), reaction.clone(), reply]);
+    assert_eq!(seqs(&store.between(&room, 1, 5, 2).await.unwrap()), [2, 3], "the oldest of the range");
+    let (all, _) = store.after(&room, 0, 10).await.unwrap();
+    assert_eq!(seqs(&all), [1, 2, 3, 4]);
+    assert_eq!(all[1], reaction, "an event reads back as stored");
+    assert_eq!(store.existing(std::slice::from_ref(&target.id)).await.unwrap()[&target.id].body, "");
+}
+
 #[tokio::test]
 async fn embedded() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,6 +127,7 @@ async fn embedded() {
     users(&store).await;
     rooms(&store).await;
     messages(&store).await;
+    events(&store).await;
 }
 
 #[tokio::test]
@@ -95,4 +136,5 @@ async fn distributed() {
     users(&store).await;
     rooms(&store).await;
     messages(&store).await;
+    events(&store).await;
 }

@@ -108,6 +108,7 @@ pub async fn messages(
     let before = query_u64(&q, "before")?;
     let limit =
         query_u64(&q, "limit")?.map(|l| l.clamp(1, MAX_HISTORY_PAGE as u64) as usize).unwrap_or(DEFAULT_HISTORY_PAGE);
-    let messages = state.backend.messages.before(&name, before, limit).await?;
+    let mut messages = state.backend.messages.before(&name, before, limit).await?;
+    aurora_core::events::hydrate(state.backend.messages.as_ref(), &mut messages).await?;
     Ok(Json(json!({ "messages": messages })))
 }

@@ -7,12 +7,14 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!("../../../web/index.html");
 const APP_JS: &str = include_str!("../../../web/app.js");
 /// The ES modules `app.js` imports (`/js/<name>`), by concern; no build step.
-const MODULES: [(&str, &str); 5] = [
+const MODULES: [(&str, &str); 7] = [
     ("state.js", include_str!("../../../web/js/state.js")),
     ("session.js", include_str!("../../../web/js/session.js")),
     ("socket.js", include_str!("../../../web/js/socket.js")),
     ("compose.js", include_str!("../../../web/js/compose.js")),
     ("render.js", include_str!("../../../web/js/render.js")),
+    ("records.js", include_str!("../../../web/js/records.js")),
+    ("message-view.js", include_str!("../../../web/js/message-view.js")),
 ];
 const STYLE: &str = include_str!("../../../web/style.css");
 

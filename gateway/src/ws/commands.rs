@@ -5,9 +5,12 @@ use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aurora_core::model::{new_message_id, Submission};
-use aurora_core::ports::{Admit, Claim, PortError, RoomEvent};
-use aurora_core::protocol::{decode, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES};
+use aurora_core::events::{self, Refusal};
+use aurora_core::model::{new_message_id, Kind, Room, Submission};
+use aurora_core::ports::{Admit, Claim, MessageStore, PortError, RoomEvent};
+use aurora_core::protocol::{
+    decode, Change, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES,
+};
 use aurora_core::ratelimit::Decision;
 
 use super::rooms::JoinedRoom;
@@ -29,7 +32,10 @@ impl Session {
         match request.command {
             Command::Join { room, since } => self.join(socket, r, room, since).await,
             Command::Leave { room } => self.leave(socket, r, room).await,
-            Command::Send { room, body, nonce } => self.send_message(socket, r, room, body, nonce).await,
+            Command::Send { room, body, nonce, reply_to } => {
+                self.send_message(socket, r, room, body, nonce, reply_to).await
+            }
+            Command::Change { room, change, nonce } => self.change(socket, r, room, change, nonce).await,
             Command::Typing { room } => self.typing(socket, r, room).await,
             Command::History { room, before, limit } => self.history(socket, r, room, before, limit).await,
             Command::Auth { token } => self.auth(socket, r, token).await,
@@ -93,16 +99,16 @@ impl Session {
         let snapshot = async {
             let members = backend.presence.members(&room).await?;
             let k = config.history_size.unwrap_or(self.state.config.history_size);
-            // The newest K messages end at the room's last seq (none: the room is empty), so
-            // only `since` and K = 0 need the store's own answer. It is read before the
-            // history: a message stored between the two reads is then in the history, and one
-            // stored after both arrives live with a newer seq. (Read after the history, such
-            // a message was in neither: its live frame fell under `last_seq` and was dropped.)
-            let last = if since.is_none() && k > 0 { 0 } else { backend.messages.last_seq(&room).await? };
-            let (history, truncated) = match since {
+            // The room's last seq (events included: history holds messages only), read before
+            // the history: a record stored between the two reads is then in the history, and
+            // one stored after both arrives live with a newer seq. (Read after the history,
+            // such a record was in neither: its live frame fell under `last_seq` and was dropped.)
+            let last = backend.messages.last_seq(&room).await?;
+            let (mut history, truncated) = match since {
                 Some(after) => backend.messages.after(&room, after, MAX_SINCE_MESSAGES).await?,
                 None => (backend.messages.before(&room, None, k).await?, false),
             };
+            events::hydrate(backend.messages.as_ref(), &mut history).await?;
             Ok::<_, PortError>((members, last, history, truncated))
         };
         let (members, last, history, truncated) = match snapshot.await {
@@ -170,22 +176,80 @@ impl Session {
         room: String,
         body: String,
         nonce: Option<String>,
+        reply_to: Option<String>,
     ) -> Step {
-        let Some(joined) = self.rooms.get(room.as_str()) else {
+        let Some(config) = self.joined_config(&room) else {
             return self.not_joined(socket, r, &room).await;
         };
-        // The directory holds the newest configuration (a ChatRoom may change it live).
-        let config = self.state.rooms.cached(&room).unwrap_or_else(|| joined.config.clone());
-        let max = config.max_message_bytes.unwrap_or(self.state.config.max_message_bytes);
-        if body.len() > max {
-            let msg = format!("message body is over {max} bytes");
-            return self.error(socket, ErrorCode::TooLarge, &msg, r, Some(&room)).await;
+        if let Some(step) = self.too_large(socket, r, &room, &body, &config).await {
+            return step;
         }
+        let mut sub = Submission::message(new_message_id(), room, self.user.clone(), body, nonce);
+        sub.managed = config.managed();
+        sub.reply_to = reply_to;
+        self.submit(socket, r, sub, &config).await
+    }
+
+    /// An edit, delete or reaction: an event on the room's stream, admitted like a send.
+    async fn change(
+        &mut self,
+        socket: &mut Socket,
+        r: Option<&str>,
+        room: String,
+        change: Change,
+        nonce: Option<String>,
+    ) -> Step {
+        let Some(config) = self.joined_config(&room) else {
+            return self.not_joined(socket, r, &room).await;
+        };
+        if let Some(body) = &change.body {
+            if let Some(step) = self.too_large(socket, r, &room, body, &config).await {
+                return step;
+            }
+        }
+        let max_reactions = config.max_reactions.unwrap_or(self.state.config.max_reactions);
+        let body = change.body.unwrap_or_default();
+        let mut sub = Submission::message(new_message_id(), room, self.user.clone(), body, nonce);
+        sub.managed = config.managed();
+        sub.kind = change.kind;
+        sub.target = Some(change.target);
+        sub.emoji = change.emoji;
+        sub.max_reactions = (change.kind == Kind::React).then_some(max_reactions);
+        self.submit(socket, r, sub, &config).await
+    }
+
+    /// The configuration of a joined room: the directory holds the newest (a ChatRoom may
+    /// change it live).
+    fn joined_config(&self, room: &str) -> Option<Arc<Room>> {
+        let joined = self.rooms.get(room)?;
+        Some(self.state.rooms.cached(room).unwrap_or_else(|| joined.config.clone()))
+    }
+
+    async fn too_large(
+        &mut self,
+        socket: &mut Socket,
+        r: Option<&str>,
+        room: &str,
+        body: &str,
+        config: &Room,
+    ) -> Option<Step> {
+        let max = config.max_message_bytes.unwrap_or(self.state.config.max_message_bytes);
+        if body.len() <= max {
+            return None;
+        }
+        let msg = format!("message body is over {max} bytes");
+        Some(self.error(socket, ErrorCode::TooLarge, &msg, r, Some(room)).await)
+    }
+
+    /// Admits a record (its nonce claim and rate-limit token), checks what it points at,
+    /// and appends it to the log; the `ack` follows once it is durable.
+    async fn submit(&mut self, socket: &mut Socket, r: Option<&str>, mut sub: Submission, config: &Room) -> Step {
         let backend = self.state.backend.clone();
         let user_id = self.user.id.clone();
-        let id = new_message_id();
+        let room = sub.room.clone();
+        let nonce = sub.nonce.clone();
         let limit = config.rate_limit.unwrap_or(self.state.config.rate_limit);
-        let admitted = backend.admission.admit(&user_id, &room, nonce.as_deref(), &id, limit).await;
+        let admitted = backend.admission.admit(&user_id, &room, nonce.as_deref(), &sub.id, limit).await;
         let refused = match admitted {
             Ok(Admit::New(Decision::Allowed) | Admit::Retry(Claim::New)) => None,
             Ok(Admit::New(Decision::Limited { retry_after })) => Some(Ok(retry_after)),
@@ -196,9 +260,9 @@ impl Session {
             // The first attempt may never have reached the log (its gateway died): append
             // again under the same id; the fan-out tier stores an id once.
             Ok(Admit::Retry(Claim::Existing(first))) => {
-                let mut submission = self.submission(&room, &first, body, nonce.clone(), config.managed());
-                submission.retry = true;
-                self.await_accepted(r, room, first, nonce, submission, None);
+                sub.id.clone_from(&first);
+                sub.retry = true;
+                self.await_accepted(r, room, first, nonce, sub, None);
                 return Ok(());
             }
             Err(e) => Some(Err(e)),
@@ -220,27 +284,37 @@ impl Session {
                 Err(e) => self.unavailable(socket, r, &room, e).await,
             };
         }
+        if sub.target.is_some() || sub.reply_to.is_some() {
+            let window = config.edit_window_ms.map_or(self.state.config.edit_window, std::time::Duration::from_millis);
+            let checked = check_target(backend.messages.as_ref(), &sub, window).await;
+            if checked.is_err() {
+                // Refused: the claim and the token go back, as for a limited send.
+                if let Some(n) = &nonce {
+                    let _ = backend.nonces.release(&user_id, &room, n).await;
+                }
+                let _ = backend.limiter.refund(&user_id, &room, limit).await;
+            }
+            match checked {
+                Ok(()) => {}
+                Err(Err(e)) => return self.unavailable(socket, r, &room, e).await,
+                Err(Ok(refusal)) => {
+                    let code = match refusal {
+                        Refusal::NoSuchMessage | Refusal::Deleted => ErrorCode::NotFound,
+                        Refusal::BadEmoji | Refusal::NoChange => ErrorCode::BadRequest,
+                        Refusal::NotAuthor | Refusal::WindowPassed | Refusal::TooManyReactions => ErrorCode::Forbidden,
+                    };
+                    return self.error(socket, code, &refusal.to_string(), r, Some(&room)).await;
+                }
+            }
+        }
         // A failed append may still have reached the log (Kafka times out a request the
         // broker wrote before it died): a send with a nonce keeps its claim and its token,
         // so the retry re-appends under the same id and is stored once. Without a nonce the
         // client's retry is a new message anyway, and the token comes back.
         let refund = nonce.is_none().then_some(limit);
-        let submission = self.submission(&room, &id, body, nonce.clone(), config.managed());
-        self.await_accepted(r, room, id, nonce, submission, refund);
+        let id = sub.id.clone();
+        self.await_accepted(r, room, id, nonce, sub, refund);
         Ok(())
-    }
-
-    fn submission(&self, room: &str, id: &str, body: String, nonce: Option<String>, managed: bool) -> Submission {
-        Submission {
-            id: id.to_owned(),
-            room: room.to_owned(),
-            user: self.user.clone(),
-            body,
-            ts: aurora_core::now_ms(),
-            nonce,
-            managed,
-            retry: false,
-        }
     }
 
     /// Appends to the log and queues the `ack` (or `unavailable`) for when it is durable.
@@ -314,7 +388,13 @@ impl Session {
         if !self.rooms.contains_key(room.as_str()) {
             return self.not_joined(socket, r, &room).await;
         }
-        match self.state.backend.messages.before(&room, Some(before), limit).await {
+        let messages = self.state.backend.messages.clone();
+        let page = async {
+            let mut page = messages.before(&room, Some(before), limit).await?;
+            events::hydrate(messages.as_ref(), &mut page).await?;
+            Ok::<_, PortError>(page)
+        };
+        match page.await {
             Ok(messages) => {
                 let frame = ServerFrame::History { reference: r, room: &room, messages: &messages };
                 self.send(socket, frame.encode()).await
@@ -340,4 +420,17 @@ impl Session {
             }
         }
     }
+}
+
+/// Checks an event's target (or a reply's) as stored now; the fan-out tier checks again
+/// when it applies the event.
+async fn check_target(
+    messages: &dyn MessageStore,
+    sub: &Submission,
+    edit_window: std::time::Duration,
+) -> Result<(), Result<Refusal, PortError>> {
+    let Some(id) = sub.target.as_deref().or(sub.reply_to.as_deref()) else { return Ok(()) };
+    let mut found = messages.existing(&[id.to_owned()]).await.map_err(Err)?;
+    let window_ms = i64::try_from(edit_window.as_millis()).unwrap_or(i64::MAX);
+    events::check(found.remove(id).as_ref(), sub, window_ms).map_err(Ok)
 }

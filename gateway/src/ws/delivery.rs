@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use aurora_core::events;
 use aurora_core::protocol::{ServerFrame, MAX_SINCE_MESSAGES};
 
 use super::session::{End, Session, Socket, MAX_BATCH};
@@ -70,10 +71,15 @@ impl Session {
             } else {
                 let wanted = (missing as usize).min(MAX_SINCE_MESSAGES);
                 tracing::warn!(room = %d.room, from = joined.last_seq, to = seq, "gap in room stream; backfilling");
-                let backfill = self.state.backend.messages.before(&d.room, Some(seq), wanted).await;
                 let last = joined.last_seq;
-                for m in backfill.unwrap_or_default().into_iter().filter(|m| m.seq > last && m.seq < seq) {
-                    socket.text(ServerFrame::Message(&m).encode().into());
+                let backfill = self.state.backend.messages.between(&d.room, last, seq, wanted).await;
+                let mut backfill = backfill.unwrap_or_default();
+                let store = self.state.backend.messages.clone();
+                if let Err(e) = events::hydrate(store.as_ref(), &mut backfill).await {
+                    tracing::warn!(room = %d.room, error = %e, "reply summaries not filled in");
+                }
+                for m in backfill {
+                    socket.text(ServerFrame::record(&m).encode().into());
                     written += 1;
                 }
                 if let Some(joined) = self.rooms.get_mut(&d.room) {
@@ -89,8 +95,14 @@ impl Session {
     async fn catch_up(&mut self, socket: &mut Socket, room: &Arc<str>) -> Result<u64, End> {
         let Some(last) = self.rooms.get(room).map(|j| j.last_seq) else { return Ok(0) };
         self.state.metrics.resyncs.inc();
-        let missed = match self.state.backend.messages.after(room, last, MAX_SINCE_MESSAGES).await {
-            Ok((missed, _)) => missed,
+        let backend = &self.state.backend;
+        let missed = match backend.messages.after(room, last, MAX_SINCE_MESSAGES).await {
+            Ok((mut missed, _)) => {
+                if let Err(e) = events::hydrate(backend.messages.as_ref(), &mut missed).await {
+                    tracing::warn!(room = %room, error = %e, "reply summaries not filled in");
+                }
+                missed
+            }
             Err(e) => {
                 tracing::warn!(room = %room, error = %e, "resync failed");
                 return Ok(0);
@@ -104,7 +116,7 @@ impl Session {
                 }
                 joined.last_seq = m.seq;
             }
-            socket.text(ServerFrame::Message(&m).encode().into());
+            socket.text(ServerFrame::record(&m).encode().into());
             written += 1;
         }
         Ok(written)

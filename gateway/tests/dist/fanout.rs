@@ -120,6 +120,7 @@ async fn consumers_pick_up_new_room_topics_without_restart() {
         nonce: None,
         managed: false,
         retry: false,
+        ..Default::default()
     };
     aurora_core::ports::MessageLog::append(&log, sub).await.expect("produced");
     let m = tokio::time::timeout(std::time::Duration::from_secs(30), c.recv_type("message")).await.expect("picked up");

@@ -5,6 +5,7 @@
 use aurora_testkit as harness;
 use aurora_testkit::cluster;
 
+mod conversations;
 mod drain;
 
 mod failures;

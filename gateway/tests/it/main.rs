@@ -4,6 +4,7 @@ use aurora_testkit as harness;
 
 mod abuse;
 mod chat;
+mod conversations;
 mod errors;
 mod http_api;
 mod lifecycle;

@@ -1,0 +1,101 @@
+//! Replies, edits, deletes and reactions across two gateways, through Kafka, the fan-out
+//! tier and MongoDB: the same guarantees as messages (docs/protocol.md §3).
+
+use serde_json::json;
+
+use crate::cluster::Proc;
+use crate::harness::conversation::{mixed_events, order, Member, RoomView};
+use crate::harness::{register_at, unique, Client};
+
+async fn member(g: &Proc, token: &str, room: &str) -> Member {
+    let mut c = Client::connect(g.addr, token).await;
+    c.recv_type("hello").await;
+    c.join(room).await;
+    Member::new(c)
+}
+
+#[tokio::test]
+async fn events_reach_the_other_gateway_in_order_and_a_resumed_member_catches_up() {
+    let _one_at_a_time = crate::cluster::exclusive().await;
+    let _c = Proc::consumer().await;
+    let env = [("AURORA_RATE_LIMIT", "1000/1s")];
+    let g1 = Proc::gateway(&env).await;
+    let g2 = Proc::gateway(&env).await;
+    let http = reqwest::Client::new();
+    let ann = register_at(&http, &g1.base(), &unique("ann")).await;
+    let bob = register_at(&http, &g2.base(), &unique("bob")).await;
+    let cat = register_at(&http, &g1.base(), &unique("cat")).await;
+    let room = crate::cluster::room(&g1.base(), &ann.token).await;
+    let mut a = member(&g1, &ann.token, &room).await;
+    let mut b = member(&g2, &bob.token, &room).await;
+    let mut old = Vec::new();
+    for body in ["one", "two", "three"] {
+        old.push(a.acked(json!({"type":"send","room":room,"body":body})).await);
+    }
+    a.records_until(3).await;
+    b.records_until(3).await;
+    // Cat reads the first three on gateway 1, then goes offline.
+    let mut c = Client::connect(g1.addr, &cat.token).await;
+    let joined = c.join(&room).await;
+    let mut offline = RoomView::from_records(joined["history"].as_array().unwrap());
+    assert_eq!(joined["last_seq"], 3);
+    drop(c);
+
+    mixed_events(&mut a, &mut b, &room, &old).await;
+    a.records_until(23).await;
+    b.records_until(23).await;
+    assert_eq!(order(&a.records), order(&b.records), "one order on both gateways");
+    let seqs: Vec<u64> = b.records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=23).collect::<Vec<_>>());
+    let live = RoomView::from_records(&b.records);
+    assert_eq!(live, RoomView::from_records(&a.records));
+
+    // Cat resumes on the other gateway.
+    let mut c = Client::connect(g2.addr, &cat.token).await;
+    c.recv_type("hello").await;
+    let resumed = c.request(json!({"type":"join","room":room,"since":3})).await;
+    offline.apply_all(resumed["history"].as_array().unwrap());
+    assert_eq!(offline, live, "resumed with since = stayed online");
+    let fresh = c.request(json!({"type":"history","room":room,"before":24,"limit":100})).await;
+    assert_eq!(RoomView::from_records(fresh["messages"].as_array().unwrap()), live, "history in its current state");
+
+    // The deleted bodies are gone from MongoDB itself.
+    let uri = std::env::var("AURORA_MONGODB_URI").unwrap();
+    let store = aurora_core::distributed::MongoStore::connect(&uri).await.unwrap();
+    let (stored, _) = aurora_core::ports::MessageStore::after(&store, &room, 0, 500).await.unwrap();
+    assert_eq!(stored.len(), 23);
+    for gone in ["three", "two, edited", "two, edited twice", "five"] {
+        assert!(stored.iter().all(|m| m.body != gone), "{gone:?} is still stored");
+    }
+    assert!(stored.iter().filter(|m| m.kind.is_message()).all(|m| m.deleted == m.body.is_empty()));
+}
+
+/// An edit acked by a gateway that is then killed, retried with its nonce on the other
+/// gateway behind a later edit: stored once, and the later edit stays.
+#[tokio::test]
+async fn an_event_retried_on_another_gateway_after_a_kill_changes_nothing_twice() {
+    let _one_at_a_time = crate::cluster::exclusive().await;
+    let _c = Proc::consumer().await;
+    let mut g1 = Proc::gateway(&[]).await;
+    let g2 = Proc::gateway(&[]).await;
+    let http = reqwest::Client::new();
+    let u = register_at(&http, &g1.base(), &unique("rt")).await;
+    let room = crate::cluster::room(&g1.base(), &u.token).await;
+    let mut a = member(&g1, &u.token, &room).await;
+    let id = a.acked(json!({"type":"send","room":room,"body":"v1"})).await;
+    let first = json!({"type":"edit","room":room,"id":id,"body":"v2","nonce":"edit-1"});
+    let edit_id = a.acked(first.clone()).await;
+    a.acked(json!({"type":"edit","room":room,"id":id,"body":"v3","nonce":"edit-2"})).await;
+    a.records_until(3).await;
+    g1.kill9().await;
+
+    let mut b = member(&g2, &u.token, &room).await;
+    assert_eq!(b.acked(first).await, edit_id, "the retry gets the first id");
+    b.acked(json!({"type":"send","room":room,"body":"after"})).await;
+    b.records_until(1).await;
+    let after = b.records.iter().find(|r| r["body"] == "after").unwrap_or_else(|| panic!("{:?}", b.records));
+    assert_eq!(after["seq"], 4, "the retry added no record: {:?}", b.records);
+    let page = b.act(json!({"type":"history","room":room,"before":10})).await;
+    let view = RoomView::from_records(page["messages"].as_array().unwrap());
+    assert_eq!(view.0[&id].body, "v3", "the retried edit did not undo the later one");
+}
