@@ -266,7 +266,24 @@ impl Message {
     }
 }
 
+/// When a message id made by [`new_message_id`] was made (unix ms): its first 48 bits.
+pub fn message_id_time_ms(id: &str) -> Option<i64> {
+    let hex = id.get(..12)?;
+    i64::from_str_radix(hex, 16).ok()
+}
+
 /// A new, time-ordered message id.
 pub fn new_message_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_message_id_tells_when_it_was_made() {
+        let before = crate::now_ms();
+        let made = super::message_id_time_ms(&super::new_message_id()).unwrap();
+        assert!((before..=crate::now_ms()).contains(&made));
+        assert_eq!(super::message_id_time_ms("not hex at all"), None);
+    }
 }

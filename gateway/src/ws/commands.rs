@@ -423,14 +423,32 @@ impl Session {
 }
 
 /// Checks an event's target (or a reply's) as stored now; the fan-out tier checks again
-/// when it applies the event.
+/// when it applies the event. In distributed mode a message is acked once Kafka has it and
+/// stored a few milliseconds later, so a target made in the last seconds that is not stored
+/// yet is looked up again, with backoff, for up to [`FRESH_TARGET_WAIT`].
 async fn check_target(
     messages: &dyn MessageStore,
     sub: &Submission,
     edit_window: std::time::Duration,
 ) -> Result<(), Result<Refusal, PortError>> {
     let Some(id) = sub.target.as_deref().or(sub.reply_to.as_deref()) else { return Ok(()) };
-    let mut found = messages.existing(&[id.to_owned()]).await.map_err(Err)?;
+    let made = aurora_core::model::message_id_time_ms(id);
+    let fresh = made.is_some_and(|t| (aurora_core::now_ms() - t).abs() < FRESH_TARGET_AGE_MS);
+    let deadline = Instant::now() + FRESH_TARGET_WAIT;
+    let mut pause = std::time::Duration::from_millis(5);
+    let target = loop {
+        let found = messages.existing(&[id.to_owned()]).await.map_err(Err)?.remove(id);
+        if found.is_some() || !fresh || Instant::now() + pause > deadline {
+            break found;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+    };
     let window_ms = i64::try_from(edit_window.as_millis()).unwrap_or(i64::MAX);
-    events::check(found.remove(id).as_ref(), sub, window_ms).map_err(Ok)
+    events::check(target.as_ref(), sub, window_ms).map_err(Ok)
 }
+
+/// How long a just-made target that is not stored yet is waited for.
+const FRESH_TARGET_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Targets made this recently (by their id's clock) may still be on their way to the store.
+const FRESH_TARGET_AGE_MS: i64 = 30_000;
