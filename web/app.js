@@ -1,7 +1,7 @@
 // AuroraChat web client: REST for auth and rooms, one WebSocket for chat; ES modules by
 // concern under /js/, no build step. User text is only ever set with textContent, never as HTML.
 import { $, state } from "./js/state.js";
-import { refreshSession, authenticate, logout, showAuth, loadRooms, createRoom, start } from "./js/session.js";
+import { refreshSession, authenticate, logout, showAuth, loadRooms, createRoom, openDm, start } from "./js/session.js";
 import { sendMessage, typing, loadOlder, composerKeys, onMessageAction, cancelCompose } from "./js/compose.js";
 
 function init() {
@@ -11,6 +11,7 @@ function init() {
   });
   $("logout-btn").addEventListener("click", logout);
   $("new-room-form").addEventListener("submit", createRoom);
+  $("new-dm-form").addEventListener("submit", openDm);
   $("composer").addEventListener("submit", sendMessage);
   $("composer-input").addEventListener("input", typing);
   $("composer-input").addEventListener("keydown", composerKeys);

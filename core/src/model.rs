@@ -78,6 +78,10 @@ pub struct Room {
     /// The ChatRoom that manages the room (`namespace/name`), for operator rooms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// A direct conversation (`POST /api/dms`): private to `members`; `title` lists their
+    /// names, and each member sees the others'.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dm: bool,
 }
 
 impl Room {
@@ -96,6 +100,33 @@ impl Room {
             created_at: crate::now_ms(),
             created_by: None,
             owner: None,
+            dm: false,
+        }
+    }
+
+    /// A direct conversation between `names` (display names, the opener's included).
+    pub fn new_dm(names: &[String]) -> Self {
+        let mut sorted: Vec<String> = names.to_vec();
+        sorted.sort_by_key(|n| n.to_lowercase());
+        let members: Vec<String> = sorted.iter().map(|n| n.to_lowercase()).collect();
+        let mut room = Room::new_api(&dm_name(&members), Some(&sorted.join(", ")));
+        room.visibility = Visibility::Private;
+        room.members = members;
+        room.dm = true;
+        room
+    }
+
+    /// What `username` sees as the room's title: a DM is titled by its other members.
+    pub fn title_for(&self, username: &str) -> String {
+        if !self.dm {
+            return self.title.clone();
+        }
+        let me = username.to_lowercase();
+        let others: Vec<&str> = self.title.split(", ").filter(|n| n.to_lowercase() != me).collect();
+        if others.is_empty() {
+            self.title.clone()
+        } else {
+            others.join(", ")
         }
     }
 
@@ -266,6 +297,23 @@ impl Message {
     }
 }
 
+/// Room names starting with this are direct conversations'.
+pub const DM_PREFIX: &str = "dm-";
+/// Other users one direct conversation may have.
+pub const MAX_DM_OTHERS: usize = 9;
+
+/// The room name of the direct conversation of `members` (lower-cased usernames): the same
+/// people always get the same conversation.
+pub fn dm_name(members: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&str> = members.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let digest = Sha256::digest(sorted.join("\n").as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("{DM_PREFIX}{hex}")
+}
+
 /// When a message id made by [`new_message_id`] was made (unix ms): its first 48 bits.
 pub fn message_id_time_ms(id: &str) -> Option<i64> {
     let hex = id.get(..12)?;
@@ -279,6 +327,18 @@ pub fn new_message_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_same_people_get_the_same_conversation_titled_by_the_others() {
+        let a = super::Room::new_dm(&["Cat".into(), "ann".into(), "Bob".into()]);
+        let b = super::Room::new_dm(&["bob".into(), "CAT".into(), "Ann".into()]);
+        assert_eq!(a.name, b.name);
+        assert!(a.name.starts_with(super::DM_PREFIX) && crate::validate::room_name(&a.name).is_ok());
+        assert_eq!(a.members, ["ann", "bob", "cat"]);
+        assert_eq!(a.title_for("BOB"), "ann, Cat");
+        assert!(!a.admits("dan") && a.admits("Ann"));
+        assert_ne!(a.name, super::Room::new_dm(&["ann".into(), "bob".into()]).name);
+    }
+
     #[test]
     fn a_message_id_tells_when_it_was_made() {
         let before = crate::now_ms();

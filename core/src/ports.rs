@@ -84,6 +84,11 @@ pub trait UserStore: Send + Sync {
     /// Case-insensitive lookup.
     async fn user_by_name(&self, name: &str) -> PortResult<Option<UserRecord>>;
     async fn user_by_id(&self, id: &str) -> PortResult<Option<UserRecord>>;
+    /// Records that `user_id` blocks (or no longer blocks) `other_id`: the blocked user's
+    /// sends to the conversations they share are refused.
+    async fn set_blocked(&self, user_id: &str, other_id: &str, blocked: bool) -> PortResult<()>;
+    /// The ids of the users `user_id` blocks.
+    async fn blocked(&self, user_id: &str) -> PortResult<Vec<String>>;
 }
 
 #[async_trait]

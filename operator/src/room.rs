@@ -62,6 +62,7 @@ pub fn desired_room(room: &ChatRoom, owner: &str) -> Result<Room> {
         created_at: aurora_core::now_ms(),
         created_by: None,
         owner: Some(owner.to_owned()),
+        dm: false,
     })
 }
 

@@ -14,17 +14,24 @@ export function selectRoom(name) {
   updateComposer();
 }
 
+// "# general" for a room, "@ bob, cat" for a conversation (titled by its other members).
+export function roomLabel(room) {
+  return (room.dm ? "@ " : "# ") + room.title;
+}
+
 export function renderRooms() {
   const list = $("room-list");
   list.replaceChildren();
-  for (const room of [...state.rooms.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+  // Rooms by name, then conversations by who is in them.
+  const order = (a, b) => (a.dm === b.dm ? (a.dm ? a.title : a.name).localeCompare(b.dm ? b.title : b.name) : a.dm ? 1 : -1);
+  for (const room of [...state.rooms.values()].sort(order)) {
     const li = document.createElement("li");
     const btn = document.createElement("button");
     btn.type = "button";
     btn.dataset.room = room.name;
     if (room.name === state.current) btn.classList.add("active");
     const label = document.createElement("span");
-    label.textContent = "# " + room.title;
+    label.textContent = roomLabel(room);
     const count = document.createElement("span");
     count.className = "count";
     const r = state.joined.get(room.name);
@@ -45,7 +52,7 @@ export function renderRooms() {
 export function renderRoom(scrollToEnd, keepPosition) {
   const r = state.current && state.joined.get(state.current);
   const room = state.rooms.get(state.current);
-  $("room-title").textContent = room ? "# " + room.title : "Pick a room";
+  $("room-title").textContent = room ? roomLabel(room) : "Pick a room";
   const box = $("messages");
   const fromBottom = box.scrollHeight - box.scrollTop;
   const atEnd = fromBottom - box.clientHeight < 40;

@@ -139,6 +139,24 @@ export async function createRoom(ev) {
   }
 }
 
+// "New message to…": the conversation with those users (the same people always get the
+// same one, so opening it again just selects it).
+export async function openDm(ev) {
+  ev.preventDefault();
+  $("room-error").textContent = "";
+  const users = $("new-dm-users").value.split(",").map((u) => u.trim()).filter(Boolean);
+  if (!users.length) return;
+  try {
+    const room = await api("POST", "/api/dms", { users });
+    state.rooms.set(room.name, room);
+    $("new-dm-users").value = "";
+    renderRooms();
+    selectRoom(room.name);
+  } catch (e) {
+    $("room-error").textContent = e.message;
+  }
+}
+
 // Shows the chat of a signed-in user and connects.
 export function start() {
   $("auth-view").hidden = true;

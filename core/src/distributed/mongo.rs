@@ -51,6 +51,16 @@ struct UserDoc {
     created_at: i64,
 }
 
+/// `blocks`: one document per (user, blocked user), `_id` = `user:blocked`.
+#[derive(Debug, Serialize, Deserialize)]
+struct BlockDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    user: String,
+    blocked: String,
+    at: i64,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct RoomDoc {
     #[serde(rename = "_id")]
@@ -135,6 +145,7 @@ impl From<MessageDoc> for Message {
 pub struct MongoStore {
     db: Database,
     users: Collection<UserDoc>,
+    blocks: Collection<BlockDoc>,
     rooms: Collection<RoomDoc>,
     messages: Collection<MessageDoc>,
 }
@@ -150,6 +161,7 @@ impl MongoStore {
         let db = client.database("aurora");
         let store = MongoStore {
             users: db.collection("users"),
+            blocks: db.collection("blocks"),
             rooms: db.collection("rooms"),
             messages: db.collection("messages"),
             db,
@@ -205,6 +217,29 @@ impl UserStore for MongoStore {
     async fn user_by_id(&self, id: &str) -> PortResult<Option<UserRecord>> {
         let found = self.users.find_one(doc! {"_id": id}).await.map_err(unavailable)?;
         Ok(found.map(user_record))
+    }
+
+    async fn set_blocked(&self, user_id: &str, other_id: &str, blocked: bool) -> PortResult<()> {
+        let id = format!("{user_id}:{other_id}");
+        if blocked {
+            let doc = BlockDoc { id: id.clone(), user: user_id.into(), blocked: other_id.into(), at: crate::now_ms() };
+            self.blocks.replace_one(doc! {"_id": &id}, doc).upsert(true).await.map_err(unavailable)?;
+        } else {
+            self.blocks.delete_one(doc! {"_id": &id}).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn blocked(&self, user_id: &str) -> PortResult<Vec<String>> {
+        let docs: Vec<BlockDoc> = self
+            .blocks
+            .find(doc! {"user": user_id})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(docs.into_iter().map(|d| d.blocked).collect())
     }
 }
 

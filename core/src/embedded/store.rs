@@ -17,6 +17,8 @@ const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("mess
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Message id → (room, seq): an id is stored once.
 const MESSAGE_IDS: TableDefinition<&str, (&str, u64)> = TableDefinition::new("message_ids");
+/// `user id \0 blocked user id` → when: who blocks whom.
+const BLOCKS: TableDefinition<&str, i64> = TableDefinition::new("blocks");
 /// `room \0 user id \0 nonce` → (message id, ts): dedupe that survives a restart.
 const NONCES: TableDefinition<&str, (&str, i64)> = TableDefinition::new("nonces");
 
@@ -70,6 +72,7 @@ impl FileStore {
             tx.open_table(MESSAGES).map_err(db_err)?;
             tx.open_table(META).map_err(db_err)?;
             tx.open_table(MESSAGE_IDS).map_err(db_err)?;
+            tx.open_table(BLOCKS).map_err(db_err)?;
             let mut nonces = tx.open_table(NONCES).map_err(db_err)?;
             prune_nonces(&mut nonces)?;
             let mut sessions = tx.open_table(super::sessions::SESSIONS).map_err(db_err)?;
@@ -136,6 +139,38 @@ impl UserStore for FileStore {
             let users = tx.open_table(USERS).map_err(db_err)?;
             let found = users.get(key.as_str()).map_err(db_err)?;
             found.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn set_blocked(&self, user_id: &str, other_id: &str, blocked: bool) -> PortResult<()> {
+        let key = format!("{user_id}\0{other_id}");
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+                if blocked {
+                    blocks.insert(key.as_str(), crate::now_ms()).map_err(db_err)?;
+                } else {
+                    blocks.remove(key.as_str()).map_err(db_err)?;
+                }
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn blocked(&self, user_id: &str) -> PortResult<Vec<String>> {
+        let (from, to) = (format!("{user_id}\0"), format!("{user_id}\u{1}"));
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(db_err)?;
+            let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+            let mut out = Vec::new();
+            for entry in blocks.range(from.as_str()..to.as_str()).map_err(db_err)? {
+                let (key, _) = entry.map_err(db_err)?;
+                out.extend(key.value().split_once('\0').map(|(_, other)| other.to_owned()));
+            }
+            Ok(out)
         })
         .await
     }

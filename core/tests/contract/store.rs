@@ -16,6 +16,23 @@ async fn users(store: &dyn UserStore) {
     let taken = UserRecord { id: unique("id"), name: name.to_lowercase(), ..record };
     assert_eq!(store.create_user(taken).await.unwrap_err(), PortError::Conflict, "names are case-insensitive");
     assert!(store.user_by_name(&unique("nobody")).await.unwrap().is_none());
+
+    // Blocks: per user, set and unset, idempotent.
+    let (me, x, y) = (unique("me"), unique("x"), unique("y"));
+    assert!(store.blocked(&me).await.unwrap().is_empty());
+    store.set_blocked(&me, &x, true).await.unwrap();
+    store.set_blocked(&me, &x, true).await.unwrap();
+    store.set_blocked(&me, &y, true).await.unwrap();
+    store.set_blocked(&x, &me, true).await.unwrap();
+    let mut mine = store.blocked(&me).await.unwrap();
+    mine.sort();
+    let mut want = vec![x.clone(), y.clone()];
+    want.sort();
+    assert_eq!(mine, want);
+    store.set_blocked(&me, &x, false).await.unwrap();
+    store.set_blocked(&me, &x, false).await.unwrap();
+    assert_eq!(store.blocked(&me).await.unwrap(), [y]);
+    assert_eq!(store.blocked(&x).await.unwrap(), [me]);
 }
 
 fn room(name: &str, title: &str) -> Room {

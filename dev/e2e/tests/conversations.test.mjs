@@ -1,4 +1,5 @@
-// Replies, edits, reactions and deletes in the web client: two users, both screens match.
+// A direct conversation in the web client: two users open it ("New message to…"), reply,
+// edit, react and delete; both screens match.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -44,13 +45,29 @@ function row(page, text) {
   return page.locator("#message-list li[data-seq]", { has: page.locator(".body", { hasText: text }) });
 }
 
-test("two users reply, edit, react and delete; both screens match", async () => {
+async function openDm(page, user) {
+  await page.fill("#new-dm-users", user);
+  await page.press("#new-dm-users", "Enter");
+  await page.waitForSelector("#room-list button.active[data-room^='dm-']");
+  await page.waitForSelector("#composer-input:not([disabled])");
+}
+
+test("two users open a conversation, reply, edit, react and delete; both screens match", async () => {
   const suffix = String(Date.now() % 100000);
   const ctxA = await browser.newContext({ viewport: { width: 1100, height: 640 } });
   const ctxB = await browser.newContext({ viewport: { width: 1100, height: 640 } });
   const alice = await registerIn(ctxA, gateway.base, "alice" + suffix);
   const bob = await registerIn(ctxB, gateway.base, "bob" + suffix);
   alice.on("dialog", (d) => d.accept());
+
+  // Each opens the conversation with the other: the same one, titled by the other's name.
+  await openDm(alice, "bob" + suffix);
+  await openDm(bob, "alice" + suffix);
+  assert.equal(await alice.locator("#room-title").textContent(), "@ bob" + suffix);
+  assert.equal(await bob.locator("#room-title").textContent(), "@ alice" + suffix);
+  const dm = await alice.locator("#room-list button.active").getAttribute("data-room");
+  assert.equal(await bob.locator("#room-list button.active").getAttribute("data-room"), dm);
+  assert.match(dm, /^dm-/);
 
   await say(alice, "Lunch at noon?");
   await bob.waitForSelector("#message-list li[data-seq] >> text=Lunch at noon?");
@@ -97,6 +114,8 @@ test("two users reply, edit, react and delete; both screens match", async () => 
   mkdirSync(dirname(screenshot), { recursive: true });
   await bob.screenshot({ path: screenshot });
   await bob.reload();
+  await bob.waitForSelector("#conn-status.online");
+  await bob.locator(`#room-list button[data-room="${dm}"]`).click();
   await bob.waitForSelector("#message-list li.deleted");
   await bob.waitForFunction(() => document.querySelectorAll("#message-list button.reaction").length === 1);
   assert.deepEqual(await screen(bob), shown);

@@ -24,9 +24,16 @@ pub async fn me(State(state): State<Arc<AppState>>, AuthUser(claims): AuthUser) 
     Ok(Json(json!({ "id": user.id, "name": user.name })))
 }
 
-async fn room_json(state: &AppState, room: &Room) -> Result<Value, ApiError> {
+/// A room as `viewer` (a username) sees it: a conversation is titled by its other members.
+pub(super) async fn room_json(state: &AppState, room: &Room, viewer: &str) -> Result<Value, ApiError> {
     let online = state.backend.presence.online(&room.name).await?;
-    Ok(json!({ "name": room.name, "title": room.title, "online": online, "managed": room.managed() }))
+    let mut v =
+        json!({ "name": room.name, "title": room.title_for(viewer), "online": online, "managed": room.managed() });
+    if room.dm {
+        v["dm"] = Value::Bool(true);
+        v["members"] = json!(room.members);
+    }
+    Ok(v)
 }
 
 /// One page of rooms.
@@ -49,7 +56,7 @@ pub async fn list_rooms(
     rooms.truncate(limit);
     let mut out = Vec::with_capacity(rooms.len());
     for room in &rooms {
-        out.push(room_json(&state, room).await?);
+        out.push(room_json(&state, room, &claims.name).await?);
     }
     Ok(Json(json!({ "rooms": out, "next": next })))
 }
@@ -66,6 +73,9 @@ pub async fn create_room(
     JsonBody(body): JsonBody<NewRoom>,
 ) -> Result<impl IntoResponse, ApiError> {
     validate::room_name(&body.name).map_err(ApiError::bad_request)?;
+    if body.name.starts_with(aurora_core::model::DM_PREFIX) {
+        return Err(ApiError::bad_request("room names starting with dm- are kept for conversations (POST /api/dms)"));
+    }
     if body.title.as_ref().is_some_and(|t| t.chars().count() > validate::MAX_TITLE_CHARS) {
         return Err(ApiError::bad_request("title must be at most 200 characters"));
     }
@@ -86,7 +96,7 @@ pub async fn create_room(
     }
     tracing::info!(room = %room.name, user_id = %claims.sub, "room created");
     state.rooms.remember(room.clone());
-    Ok((StatusCode::CREATED, Json(room_json(&state, &room).await?)))
+    Ok((StatusCode::CREATED, Json(room_json(&state, &room, &claims.name).await?)))
 }
 
 fn query_u64(q: &HashMap<String, String>, key: &str) -> Result<Option<u64>, ApiError> {

@@ -4,6 +4,7 @@ mod abuse;
 pub mod api;
 pub mod auth;
 pub mod client;
+mod dms;
 pub mod error;
 mod web;
 
@@ -35,6 +36,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/me", get(api::me))
         .route("/api/rooms", get(api::list_rooms).post(api::create_room))
         .route("/api/rooms/{name}/messages", get(api::messages))
+        .route("/api/dms", post(dms::open))
+        .route("/api/blocks", get(dms::blocked).post(dms::block))
+        .route("/api/blocks/{username}", axum::routing::delete(dms::unblock))
         .route("/ws", get(crate::ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

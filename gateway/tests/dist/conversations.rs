@@ -99,3 +99,43 @@ async fn an_event_retried_on_another_gateway_after_a_kill_changes_nothing_twice(
     let view = RoomView::from_records(page["messages"].as_array().unwrap());
     assert_eq!(view.0[&id].body, "v3", "the retried edit did not undo the later one");
 }
+
+/// Twenty clients, half on each gateway, open the conversation of the same two users at
+/// once: one conversation, and it works across the gateways.
+#[tokio::test]
+async fn twenty_clients_on_two_gateways_opening_one_conversation_get_one() {
+    let _one_at_a_time = crate::cluster::exclusive().await;
+    let _c = Proc::consumer().await;
+    let g1 = Proc::gateway(&[]).await;
+    let g2 = Proc::gateway(&[]).await;
+    let http = reqwest::Client::new();
+    let ann = register_at(&http, &g1.base(), &unique("ann")).await;
+    let bob = register_at(&http, &g2.base(), &unique("bob")).await;
+    let mut opening = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (me, other) = if i % 2 == 0 { (ann.clone(), bob.name.clone()) } else { (bob.clone(), ann.name.clone()) };
+        let base = if i % 4 < 2 { g1.base() } else { g2.base() };
+        let http = http.clone();
+        opening.spawn(async move {
+            let r = http
+                .post(format!("{base}/api/dms"))
+                .bearer_auth(&me.token)
+                .json(&json!({"users":[other]}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap()["name"].as_str().unwrap_or_default().to_owned())
+        });
+    }
+    let answers = opening.join_all().await;
+    let names: std::collections::HashSet<&str> = answers.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names.len(), 1, "{answers:?}");
+    assert_eq!(answers.iter().filter(|(status, _)| *status == 201).count(), 1, "{answers:?}");
+    let name = answers[0].1.clone();
+    let mut a = member(&g1, &ann.token, &name).await;
+    let mut b = member(&g2, &bob.token, &name).await;
+    a.acked(json!({"type":"send","room":name,"body":"hello across gateways"})).await;
+    b.records_until(1).await;
+    assert_eq!(b.records[0]["body"], "hello across gateways");
+}

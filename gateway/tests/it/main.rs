@@ -5,6 +5,7 @@ use aurora_testkit as harness;
 mod abuse;
 mod chat;
 mod conversations;
+mod dms;
 mod errors;
 mod http_api;
 mod lifecycle;
