@@ -123,20 +123,25 @@ export async function loadRooms() {
   }
 }
 
-export async function createRoom(ev) {
-  ev.preventDefault();
-  $("room-error").textContent = "";
-  const name = $("new-room-name").value.trim();
-  if (!name) return;
+// Creates (or, for a conversation, finds) a room with POST `path`, then opens it; `input`
+// is the form field to clear. Errors show under the room list.
+async function openRoom(path, body, input) {
   try {
-    const room = await api("POST", "/api/rooms", { name });
+    const room = await api("POST", path, body);
     state.rooms.set(room.name, room);
-    $("new-room-name").value = "";
+    $(input).value = "";
     renderRooms();
     selectRoom(room.name);
   } catch (e) {
     $("room-error").textContent = e.message;
   }
+}
+
+export async function createRoom(ev) {
+  ev.preventDefault();
+  $("room-error").textContent = "";
+  const name = $("new-room-name").value.trim();
+  if (name) await openRoom("/api/rooms", { name }, "new-room-name");
 }
 
 // "New message to…": the conversation with those users (the same people always get the
@@ -145,16 +150,7 @@ export async function openDm(ev) {
   ev.preventDefault();
   $("room-error").textContent = "";
   const users = $("new-dm-users").value.split(",").map((u) => u.trim()).filter(Boolean);
-  if (!users.length) return;
-  try {
-    const room = await api("POST", "/api/dms", { users });
-    state.rooms.set(room.name, room);
-    $("new-dm-users").value = "";
-    renderRooms();
-    selectRoom(room.name);
-  } catch (e) {
-    $("room-error").textContent = e.message;
-  }
+  if (users.length) await openRoom("/api/dms", { users }, "new-dm-users");
 }
 
 // Shows the chat of a signed-in user and connects.
