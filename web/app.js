@@ -3,6 +3,7 @@
 import { $, state } from "./js/state.js";
 import { refreshSession, authenticate, logout, showAuth, loadRooms, createRoom, openDm, start } from "./js/session.js";
 import { sendMessage, typing, loadOlder, composerKeys, onMessageAction, cancelCompose } from "./js/compose.js";
+import { toggleBlock, leaveConversation } from "./js/conversation.js";
 
 function init() {
   $("auth-form").addEventListener("submit", (e) => { e.preventDefault(); authenticate("login"); });
@@ -21,6 +22,8 @@ function init() {
   });
   $("message-list").addEventListener("click", onMessageAction);
   $("load-older").addEventListener("click", loadOlder);
+  $("block-btn").addEventListener("click", toggleBlock);
+  $("leave-btn").addEventListener("click", leaveConversation);
   setInterval(() => { if (state.session && !$("chat-view").hidden) loadRooms(); }, 15000);
   // A reload keeps the user signed in while the session (refresh cookie) lives.
   refreshSession().then(start, () => showAuth());

@@ -116,18 +116,32 @@ impl Room {
         room
     }
 
-    /// What `username` sees as the room's title: a DM is titled by its other members.
+    /// What `username` sees as the room's title: a DM is titled by its other (current)
+    /// members.
     pub fn title_for(&self, username: &str) -> String {
         if !self.dm {
             return self.title.clone();
         }
         let me = username.to_lowercase();
-        let others: Vec<&str> = self.title.split(", ").filter(|n| n.to_lowercase() != me).collect();
+        let others: Vec<&str> = self
+            .title
+            .split(", ")
+            .filter(|n| {
+                let lower = n.to_lowercase();
+                lower != me && self.members.contains(&lower)
+            })
+            .collect();
         if others.is_empty() {
             self.title.clone()
         } else {
             others.join(", ")
         }
+    }
+
+    /// A conversation opened by three or more people: members may leave it. (`title` keeps
+    /// the names it was opened with.)
+    pub fn group_dm(&self) -> bool {
+        self.dm && self.title.split(", ").count() > 2
     }
 
     pub fn managed(&self) -> bool {
@@ -337,6 +351,15 @@ mod tests {
         assert_eq!(a.title_for("BOB"), "ann, Cat");
         assert!(!a.admits("dan") && a.admits("Ann"));
         assert_ne!(a.name, super::Room::new_dm(&["ann".into(), "bob".into()]).name);
+        assert!(a.group_dm() && !super::Room::new_dm(&["ann".into(), "bob".into()]).group_dm());
+    }
+
+    #[test]
+    fn a_member_who_left_drops_out_of_the_title() {
+        let mut a = super::Room::new_dm(&["Cat".into(), "ann".into(), "Bob".into()]);
+        a.members.retain(|m| m != "cat");
+        assert_eq!(a.title_for("bob"), "ann");
+        assert!(!a.admits("cat") && a.group_dm());
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub trait RoomStore: Send + Sync {
     async fn ensure_room(&self, room: Room) -> PortResult<()>;
     async fn room(&self, name: &str) -> PortResult<Option<Room>>;
     async fn rooms(&self) -> PortResult<Vec<Room>>;
+    /// Takes `username` (lower-cased) out of a private room's members, atomically;
+    /// false when the room is unknown or the user was not a member.
+    async fn remove_member(&self, room: &str, username: &str) -> PortResult<bool>;
 }
 
 #[async_trait]
@@ -376,4 +379,6 @@ pub struct Backend {
     pub sessions: Arc<dyn crate::sessions::SessionStore>,
     pub tickets: Arc<dyn crate::sessions::TicketStore>,
     pub readiness: Arc<dyn Readiness>,
+    /// Tells every gateway (this one included) of a room or user change.
+    pub announcer: Arc<dyn crate::control::Announcer>,
 }

@@ -350,6 +350,9 @@ pub enum ServerFrame<'a> {
         room: &'a str,
         user: &'a UserRef,
     },
+    /// The rooms the user may see changed (a conversation was opened with them, a member
+    /// left one): re-read `GET /api/rooms`.
+    RoomsChanged,
     Error {
         code: ErrorCode,
         message: &'a str,

@@ -1,5 +1,5 @@
-//! The local room hub: which connections of this gateway are in which room,
-//! and delivery of bus traffic to them without blocking.
+//! The local hub: which connections of this gateway are in which room and whose they
+//! are, and delivery of bus traffic and user notices to them without blocking.
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -11,14 +11,24 @@ use aurora_core::ports::{Bus, BusSink, ConnId, PortResult, RoomEvent};
 use crate::metrics::SentKind;
 use crate::outbox::{Offer, Outbox};
 
-/// One frame for one room, shared by every local recipient.
+/// What a [`Delivery`] asks of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carries {
+    /// Room traffic: write the frame if the connection is in the room.
+    Room,
+    /// No frame: traffic may have been lost; compare `last_seq` with the store.
+    Resync,
+    /// No frame: the room's configuration changed; check access and apply it.
+    Recheck,
+    /// A frame for the user, not of a room (`room` is empty): write it.
+    User,
+}
+
+/// One frame for one room (or one user), shared by every local recipient.
 #[derive(Debug)]
 pub struct Delivery {
     pub room: Arc<str>,
-    /// No frame: traffic may have been lost; compare `last_seq` with the store.
-    pub resync: bool,
-    /// No frame: the room's configuration changed; check access and apply it.
-    pub recheck: bool,
+    pub carries: Carries,
     pub seq: Option<u64>,
     pub skip_user: Option<Arc<str>>,
     /// The serialized frame (UTF-8 JSON), shared by every recipient.
@@ -34,13 +44,15 @@ pub type ConnHandle = Arc<Outbox>;
 
 pub struct Hub {
     rooms: DashMap<Arc<str>, HashMap<ConnId, ConnHandle>>,
+    /// Connections by user id.
+    users: DashMap<Arc<str>, HashMap<ConnId, ConnHandle>>,
     bus: Arc<dyn Bus>,
     overflows: prometheus::IntCounter,
 }
 
 impl Hub {
     pub fn new(bus: Arc<dyn Bus>, overflows: prometheus::IntCounter) -> Arc<Self> {
-        let hub = Arc::new(Hub { rooms: DashMap::new(), bus: bus.clone(), overflows });
+        let hub = Arc::new(Hub { rooms: DashMap::new(), users: DashMap::new(), bus: bus.clone(), overflows });
         bus.attach(hub.clone());
         hub
     }
@@ -91,25 +103,55 @@ impl Hub {
 
     /// Tells every local member of `room` that its configuration changed.
     pub fn recheck(&self, room: &str) {
-        self.signal(room, false, true);
+        self.signal(room, Carries::Recheck);
     }
 
     /// Queues a frameless notice (resync or recheck) to every local member of `room`.
-    fn signal(&self, room: &str, resync: bool, recheck: bool) {
+    fn signal(&self, room: &str, carries: Carries) {
         let Some(members) = self.rooms.get(room) else { return };
+        let kind = if carries == Carries::Resync { SentKind::Message } else { SentKind::Reply };
         let delivery = Arc::new(Delivery {
             room: members.key().clone(),
-            resync,
-            recheck,
+            carries,
             seq: None,
             skip_user: None,
             frame: Bytes::new(),
-            kind: if resync { SentKind::Message } else { SentKind::Reply },
+            kind,
             arrived: std::time::Instant::now(),
         });
         for handle in members.values() {
             self.offer(handle, &delivery);
         }
+    }
+
+    /// Registers a connection of `user` (a user id) for [`Hub::to_user`].
+    pub fn attach_user(&self, user: &str, conn: ConnId, handle: ConnHandle) {
+        self.users.entry(user.into()).or_default().insert(conn, handle);
+    }
+
+    pub fn detach_user(&self, user: &str, conn: ConnId) {
+        if let Some(mut conns) = self.users.get_mut(user) {
+            conns.remove(&conn);
+        }
+        self.users.remove_if(user, |_, conns| conns.is_empty());
+    }
+
+    /// Queues `frame` to every local connection of `user`; returns how many.
+    pub fn to_user(&self, user: &str, frame: Bytes) -> usize {
+        let Some(conns) = self.users.get(user) else { return 0 };
+        let delivery = Arc::new(Delivery {
+            room: Arc::from(""),
+            carries: Carries::User,
+            seq: None,
+            skip_user: None,
+            frame,
+            kind: SentKind::Reply,
+            arrived: std::time::Instant::now(),
+        });
+        for handle in conns.values() {
+            self.offer(handle, &delivery);
+        }
+        conns.len()
     }
 }
 
@@ -123,7 +165,7 @@ impl Hub {
 
 impl BusSink for Hub {
     fn resync(&self, room: &str) {
-        self.signal(room, true, false);
+        self.signal(room, Carries::Resync);
     }
 
     fn deliver(&self, room: &str, event: RoomEvent) {
@@ -142,8 +184,7 @@ impl BusSink for Hub {
         };
         let delivery = Arc::new(Delivery {
             room: members.key().clone(),
-            resync: false,
-            recheck: false,
+            carries: Carries::Room,
             seq: event.seq,
             skip_user: event.skip_user,
             frame,

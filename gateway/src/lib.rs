@@ -3,6 +3,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod blocks;
 pub mod check;
 pub mod http;
 pub mod hub;
@@ -35,8 +36,8 @@ pub struct Wiring {
     pub background: Vec<JoinHandle<()>>,
     /// Tasks that run until aborted at shutdown (pub/sub subscriber, presence lease).
     pub daemons: Vec<JoinHandle<()>>,
-    /// Room announcements (distributed mode); every room is also re-read periodically.
-    pub control: Option<tokio::sync::mpsc::Receiver<aurora_core::control::ControlSignal>>,
+    /// Room and user announcements; every room is also re-read periodically.
+    pub control: tokio::sync::mpsc::Receiver<aurora_core::control::ControlSignal>,
 }
 
 /// Opens storage and wires every port for `config.mode`.
@@ -44,7 +45,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
     if config.mode == Mode::Distributed {
         return wire_distributed(config).await;
     }
-    let (backend, store, pipeline) =
+    let aurora_core::embedded::Embedded { backend, store, pipeline, control } =
         aurora_core::embedded::open(&config.data_dir).context("AURORA_DATA_DIR: cannot open the embedded store")?;
     let jwt_secret = match config.configured_secret()? {
         Some(s) => s,
@@ -58,7 +59,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         .spawn(move || handle.block_on(pipeline.commit))
         .context("cannot start the commit thread")?;
     let background = vec![tokio::spawn(pipeline.fan_out)];
-    Ok(Wiring { backend, jwt_secret, background, daemons: Vec::new(), control: None })
+    Ok(Wiring { backend, jwt_secret, background, daemons: Vec::new(), control })
 }
 
 #[cfg(feature = "distributed")]
@@ -70,8 +71,7 @@ async fn wire_distributed(config: &Config) -> anyhow::Result<Wiring> {
         .context("cannot reach Kafka, Redis or MongoDB (AURORA_KAFKA_BROKERS, AURORA_REDIS_URL, AURORA_MONGODB_URI)")?;
     tracing::info!(gateway_id, "distributed mode");
     let daemons = wired.tasks.into_iter().map(tokio::spawn).collect();
-    let control = Some(wired.control);
-    Ok(Wiring { backend: wired.backend, jwt_secret, background: Vec::new(), daemons, control })
+    Ok(Wiring { backend: wired.backend, jwt_secret, background: Vec::new(), daemons, control: wired.control })
 }
 
 #[cfg(not(feature = "distributed"))]
@@ -101,9 +101,8 @@ pub async fn serve_wired(
     let timeout = config.shutdown_timeout;
     let refresh = config.room_refresh;
     let state = Arc::new(AppState::new(config, backend, jwt, shutdown.clone())?);
-    if let Some(control) = control {
-        daemons.push(tokio::spawn(rooms::watch(state.rooms.clone(), control, refresh, shutdown.clone())));
-    }
+    let watched = (state.rooms.clone(), state.blocks.clone());
+    daemons.push(tokio::spawn(rooms::watch(watched, control, refresh, shutdown.clone())));
     // `aurora_dependency_up` has a sample from the start, not only after the first probe.
     let first_check = state.clone();
     tokio::spawn(async move { http::check_dependencies(&first_check).await });

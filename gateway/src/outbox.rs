@@ -163,8 +163,7 @@ mod tests {
     pub(super) fn delivery(seq: u64) -> Arc<Delivery> {
         Arc::new(Delivery {
             room: "r".into(),
-            resync: false,
-            recheck: false,
+            carries: crate::hub::Carries::Room,
             seq: Some(seq),
             skip_user: None,
             frame: bytes::Bytes::new(),

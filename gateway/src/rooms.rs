@@ -8,10 +8,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use aurora_core::control::ControlSignal;
+use aurora_core::control::{ControlSignal, UserChange, UserOp};
 use aurora_core::model::Room;
 use aurora_core::ports::{Backend, PortResult};
+use aurora_core::protocol::ServerFrame;
 
+use crate::blocks::Blocks;
 use crate::hub::Hub;
 
 pub struct RoomDirectory {
@@ -70,6 +72,16 @@ impl RoomDirectory {
         Ok(())
     }
 
+    /// Tells this gateway's connections of the user.
+    fn notify(&self, change: &UserChange) {
+        let frame = match change.op {
+            UserOp::Rooms => ServerFrame::RoomsChanged.encode(),
+            UserOp::Blocks => return,
+        };
+        let told = self.hub.to_user(&change.user, frame.into());
+        tracing::debug!(user_id = %change.user, op = ?change.op, connections = told, "user notice");
+    }
+
     /// Re-reads every room; rooms gone from the store are dropped.
     pub async fn reload_all(&self) -> PortResult<()> {
         let rooms = self.backend.rooms.rooms().await?;
@@ -89,9 +101,10 @@ impl RoomDirectory {
     }
 }
 
-/// Applies announcements as they come and re-reads every room each `every`, until `stop`.
+/// Applies announcements as they come (room changes, user notices, block list changes)
+/// and re-reads every room each `every`, until `stop`.
 pub async fn watch(
-    rooms: Arc<RoomDirectory>,
+    (rooms, blocks): (Arc<RoomDirectory>, Arc<Blocks>),
     mut control: mpsc::Receiver<ControlSignal>,
     every: Duration,
     stop: CancellationToken,
@@ -105,6 +118,13 @@ pub async fn watch(
             signal = control.recv() => match signal {
                 None => return,
                 Some(ControlSignal::Resync) => rooms.reload_all().await,
+                Some(ControlSignal::User(change)) => {
+                    if change.op == UserOp::Blocks {
+                        blocks.forget(&change.user);
+                    }
+                    rooms.notify(&change);
+                    Ok(())
+                }
                 Some(ControlSignal::Room(change)) => {
                     tracing::debug!(room = %change.room, op = ?change.op, "room announcement");
                     rooms.reload(&change.room).await

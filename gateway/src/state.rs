@@ -19,6 +19,7 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub hub: Arc<Hub>,
     pub rooms: Arc<RoomDirectory>,
+    pub blocks: Arc<crate::blocks::Blocks>,
     pub metrics: Metrics,
     /// Cancelled on SIGTERM: sessions close with 1001.
     pub shutdown: CancellationToken,
@@ -55,6 +56,7 @@ impl AppState {
         let upgrades = aurora_core::ratelimit::Bucket::full(config.upgrade_rate, 0.0);
         Ok(AppState {
             rooms: Arc::new(RoomDirectory::new(backend.clone(), hub.clone())),
+            blocks: Arc::default(),
             hub,
             metrics,
             config,

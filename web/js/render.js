@@ -2,6 +2,7 @@
 import { $, state, roomState } from "./state.js";
 import { joinRoom } from "./socket.js";
 import { messageItem, pendingItem } from "./message-view.js";
+import { renderRoomActions } from "./conversation.js";
 
 // ---------- rendering ----------
 export function selectRoom(name) {
@@ -49,10 +50,16 @@ export function renderRooms() {
   }
 }
 
-export function renderRoom(scrollToEnd, keepPosition) {
-  const r = state.current && state.joined.get(state.current);
+// The open room's title and what its member can do to it.
+export function renderHeader() {
   const room = state.rooms.get(state.current);
   $("room-title").textContent = room ? roomLabel(room) : "Pick a room";
+  renderRoomActions();
+}
+
+export function renderRoom(scrollToEnd, keepPosition) {
+  const r = state.current && state.joined.get(state.current);
+  renderHeader();
   const box = $("messages");
   const fromBottom = box.scrollHeight - box.scrollTop;
   const atEnd = fromBottom - box.clientHeight < 40;

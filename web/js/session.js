@@ -1,7 +1,8 @@
 // REST calls, the sign-in session (access token in memory, refresh cookie), and the room list.
 import { $, state } from "./state.js";
 import { connect, send, nextRef } from "./socket.js";
-import { selectRoom, renderRooms } from "./render.js";
+import { selectRoom, renderRooms, renderHeader } from "./render.js";
+import { loadBlocks } from "./conversation.js";
 
 // ---------- REST ----------
 export async function request(method, path, body) {
@@ -117,6 +118,7 @@ export async function loadRooms() {
     }
     state.rooms = new Map(rooms.map((r) => [r.name, r]));
     renderRooms();
+    renderHeader();
     if (!state.current && rooms.length) selectRoom(rooms[0].name);
   } catch (e) {
     if (e.status === 401 && state.session) endSession("Your session ended; please log in again.");
@@ -159,5 +161,6 @@ export function start() {
   $("chat-view").hidden = false;
   $("me-name").textContent = state.session.user.name;
   loadRooms();
+  loadBlocks();
   connect();
 }

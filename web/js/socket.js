@@ -3,7 +3,7 @@ import { $, state, roomState } from "./state.js";
 import { api, refreshSession, loadRooms } from "./session.js";
 import { pump } from "./compose.js";
 import { addMessage, applyEvent, applyRecord } from "./records.js";
-import { renderRooms, renderRoom, renderMembers, renderTyping, updateComposer } from "./render.js";
+import { renderRooms, renderRoom, renderMembers, renderTyping, updateComposer, roomLabel } from "./render.js";
 
 // ---------- WebSocket ----------
 export function setStatus(text, cls) {
@@ -103,6 +103,8 @@ export function handle(f) {
     case "typing": onTyping(f); break;
     case "error": onError(f); break;
     case "left": onLeft(f); break;
+    // A conversation was opened with us, or someone left one: the list is re-read.
+    case "rooms_changed": loadRooms(); break;
     default: break;
   }
 }
@@ -175,8 +177,12 @@ export function onTyping(f) {
 export function onLeft(f) {
   if (!f.reason) return;
   state.joined.delete(f.room);
+  const room = state.rooms.get(f.room);
+  const label = room ? roomLabel(room) : f.room;
   if (f.reason === "deleted") state.rooms.delete(f.room);
-  showNotice(f.reason === "deleted" ? "Room " + f.room + " was deleted." : "You are no longer a member of " + f.room + ".");
+  if (state.leaving !== f.room) {
+    showNotice(f.reason === "deleted" ? label + " was deleted." : "You are no longer a member of " + label + ".");
+  }
   if (state.current === f.room) state.current = null;
   loadRooms();
 }
@@ -202,6 +208,7 @@ export function onError(f) {
     r.pending.delete(sending.nonce);
     r.rejected.push(sending);
     pump(r);
+    if (state.current === r.name) renderRoom();
   }
   showNotice(f.message || f.code);
 }

@@ -21,6 +21,8 @@ export const state = {
   editing: null,            // the message of ours the composer edits
   picker: null,             // id of the message whose reaction picker is open
   eventRefs: new Set(),     // refs of edits, deletes and reactions awaiting their reply
+  blocked: new Set(),       // lower-cased names of the users we block
+  leaving: null,            // the conversation we just left (its `left` push needs no notice)
 };
 
 export function roomState(name) {

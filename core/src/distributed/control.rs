@@ -1,21 +1,20 @@
-//! Room configuration announcements on the Redis channel `aurora:control`.
-//!
-//! The operator announces that a room was created, updated or deleted; gateways
-//! re-read that room from the store. Announcements are hints, not the source of
-//! truth: a gateway also re-reads every room after (re)connecting and periodically,
-//! so a missed announcement heals.
+//! Announcements (`crate::control`) on the Redis channel `aurora:control`.
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 
 use super::redis_bus::redis_err;
-use crate::control::{ControlSignal, RoomChange, CONTROL_CHANNEL};
+use crate::control::{Announcement, Announcer, ControlSignal, RoomChange, CONTROL_CHANNEL};
 use crate::ports::PortResult;
 
 /// Publishes `change` on the control channel.
 pub async fn announce(conn: &ConnectionManager, change: &RoomChange) -> PortResult<()> {
-    let payload = serde_json::to_string(change).map_err(crate::ports::PortError::corrupt)?;
+    publish(conn, &Announcement::Room(change.clone())).await
+}
+
+async fn publish(conn: &ConnectionManager, announcement: &Announcement) -> PortResult<()> {
+    let payload = serde_json::to_string(announcement).map_err(crate::ports::PortError::corrupt)?;
     let mut conn = conn.clone();
     redis::cmd("PUBLISH")
         .arg(CONTROL_CHANNEL)
@@ -24,6 +23,24 @@ pub async fn announce(conn: &ConnectionManager, change: &RoomChange) -> PortResu
         .await
         .map(|_| ())
         .map_err(redis_err)
+}
+
+/// A gateway's announcements, heard by every gateway subscribed to the channel.
+pub struct RedisAnnouncer {
+    conn: ConnectionManager,
+}
+
+impl RedisAnnouncer {
+    pub fn new(conn: ConnectionManager) -> Self {
+        RedisAnnouncer { conn }
+    }
+}
+
+#[async_trait::async_trait]
+impl Announcer for RedisAnnouncer {
+    async fn announce(&self, announcement: Announcement) -> PortResult<()> {
+        publish(&self.conn, &announcement).await
+    }
 }
 
 /// Subscribes to the control channel until `tx` is closed, reconnecting with backoff.
@@ -50,9 +67,9 @@ pub async fn listen(client: redis::Client, tx: mpsc::Sender<ControlSignal>) {
         }
         let mut stream = pubsub.on_message();
         while let Some(msg) = stream.next().await {
-            match serde_json::from_slice::<RoomChange>(msg.get_payload_bytes()) {
-                Ok(change) => {
-                    if tx.send(ControlSignal::Room(change)).await.is_err() {
+            match serde_json::from_slice::<Announcement>(msg.get_payload_bytes()) {
+                Ok(announcement) => {
+                    if tx.send(announcement.into()).await.is_err() {
                         return;
                     }
                 }
@@ -60,19 +77,5 @@ pub async fn listen(client: redis::Client, tx: mpsc::Sender<ControlSignal>) {
             }
         }
         tracing::warn!("control channel connection lost; reconnecting");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::control::RoomOp;
-
-    #[test]
-    fn announcements_have_a_stable_wire_form() {
-        let change = RoomChange { op: RoomOp::Deleted, room: "ops".into() };
-        let text = serde_json::to_string(&change).unwrap();
-        assert_eq!(text, r#"{"op":"deleted","room":"ops"}"#);
-        assert_eq!(serde_json::from_str::<RoomChange>(&text).unwrap(), change);
     }
 }

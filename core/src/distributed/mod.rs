@@ -136,6 +136,7 @@ pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) 
         admission: Arc::new(RedisAdmission::new(redis.clone())),
         sessions: Arc::new(MongoSessions::new(&mongo)),
         tickets: Arc::new(RedisTickets::new(redis.clone())),
+        announcer: Arc::new(control::RedisAnnouncer::new(redis.clone())),
         readiness: Arc::new(Ready { kafka: log, redis, mongo }),
     };
     let (control_tx, control) = tokio::sync::mpsc::channel(256);

@@ -274,6 +274,13 @@ impl RoomStore for MongoStore {
             self.rooms.find(doc! {}).await.map_err(unavailable)?.try_collect().await.map_err(unavailable)?;
         Ok(docs.into_iter().map(|d| d.room).collect())
     }
+
+    async fn remove_member(&self, room: &str, username: &str) -> PortResult<bool> {
+        let user = username.to_lowercase();
+        let filter = doc! {"_id": room, "members": &user};
+        let result = self.rooms.update_one(filter, doc! {"$pull": {"members": &user}}).await.map_err(unavailable)?;
+        Ok(result.modified_count > 0)
+    }
 }
 
 #[async_trait]

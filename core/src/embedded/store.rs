@@ -238,6 +238,28 @@ impl RoomStore for FileStore {
         })
         .await
     }
+
+    async fn remove_member(&self, room: &str, username: &str) -> PortResult<bool> {
+        let (name, user) = (room.to_owned(), username.to_lowercase());
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            let removed = {
+                let mut rooms = tx.open_table(ROOMS).map_err(db_err)?;
+                let found = rooms.get(name.as_str()).map_err(db_err)?.map(|v| decode::<Room>(v.value())).transpose()?;
+                let Some(mut room) = found else { return Ok(false) };
+                let before = room.members.len();
+                room.members.retain(|m| *m != user);
+                if room.members.len() == before {
+                    return Ok(false);
+                }
+                rooms.insert(name.as_str(), encode(&room)?.as_slice()).map_err(db_err)?;
+                true
+            };
+            tx.commit().map_err(db_err)?;
+            Ok(removed)
+        })
+        .await
+    }
 }
 
 /// Drops nonce entries older than the dedupe window.

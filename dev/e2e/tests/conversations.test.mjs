@@ -122,3 +122,53 @@ test("two users open a conversation, reply, edit, react and delete; both screens
   await ctxA.close();
   await ctxB.close();
 });
+
+test("a conversation appears live, a member leaves a group one, and blocking stops the other's messages", async () => {
+  const suffix = String(Date.now() % 100000);
+  const [ctxA, ctxB, ctxC] = await Promise.all([1, 2, 3].map(() => browser.newContext()));
+  const alice = await registerIn(ctxA, gateway.base, "amy" + suffix);
+  const bob = await registerIn(ctxB, gateway.base, "ben" + suffix);
+  const carol = await registerIn(ctxC, gateway.base, "cal" + suffix);
+  for (const page of [alice, bob, carol]) {
+    page.on("dialog", (d) => d.accept());
+    await page.waitForSelector("#conn-status.online");
+  }
+
+  // Amy opens a group conversation: it shows in Ben's and Cal's lists at once (not at the
+  // next 15 s list refresh).
+  await openDm(alice, `ben${suffix}, cal${suffix}`);
+  const group = await alice.locator("#room-list button.active").getAttribute("data-room");
+  const live = { timeout: 5000 };
+  await bob.waitForSelector(`#room-list button[data-room="${group}"]`, live);
+  await carol.waitForSelector(`#room-list button[data-room="${group}"]`, live);
+  await carol.locator(`#room-list button[data-room="${group}"]`).click();
+  await carol.waitForSelector("#composer-input:not([disabled])");
+  assert.equal(await carol.locator("#block-btn").isHidden(), true, "no block button in a group");
+
+  // Cal leaves it: it goes from her list, and Ben sees it titled without her.
+  await carol.getByRole("button", { name: "Leave conversation" }).click();
+  await carol.waitForSelector(`#room-list button[data-room="${group}"]`, { state: "detached" });
+  await bob.waitForSelector(`#room-list button[data-room="${group}"] >> text=@ amy${suffix}`, live);
+
+  // Ben blocks Amy in their conversation of two: her messages are refused, then allowed again.
+  await openDm(bob, "amy" + suffix);
+  const pair = await bob.locator("#room-list button.active").getAttribute("data-room");
+  await alice.locator(`#room-list button[data-room="${pair}"]`).click();
+  await alice.waitForSelector("#composer-input:not([disabled])");
+  await bob.getByRole("button", { name: "Block amy" + suffix }).click();
+  await bob.waitForSelector(`#block-btn[aria-pressed="true"] >> text=Unblock amy${suffix}`);
+  await say(alice, "can you hear me?");
+  await alice.waitForSelector("#notice:not([hidden]) >> text=you cannot send to this conversation");
+  await alice.waitForSelector("#message-list li.failed");
+  await bob.getByRole("button", { name: "Unblock amy" + suffix }).click();
+  await bob.waitForSelector(`#block-btn[aria-pressed="false"]`);
+  await say(alice, "and now?");
+  await bob.waitForSelector("#message-list li[data-seq] >> text=and now?");
+  assert.equal(await bob.locator("#message-list li[data-seq] >> text=can you hear me?").count(), 0);
+  // The choice survives a reload.
+  await bob.getByRole("button", { name: "Block amy" + suffix }).click();
+  await bob.reload();
+  await bob.locator(`#room-list button[data-room="${pair}"]`).click();
+  await bob.waitForSelector(`#block-btn[aria-pressed="true"]`);
+  await Promise.all([ctxA.close(), ctxB.close(), ctxC.close()]);
+});

@@ -32,6 +32,8 @@ pub(super) async fn room_json(state: &AppState, room: &Room, viewer: &str) -> Re
     if room.dm {
         v["dm"] = Value::Bool(true);
         v["members"] = json!(room.members);
+        // Opened by three or more: members may leave it.
+        v["group"] = Value::Bool(room.group_dm());
     }
     Ok(v)
 }

@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/rooms", get(api::list_rooms).post(api::create_room))
         .route("/api/rooms/{name}/messages", get(api::messages))
         .route("/api/dms", post(dms::open))
+        .route("/api/dms/{name}/leave", post(dms::leave))
         .route("/api/blocks", get(dms::blocked).post(dms::block))
         .route("/api/blocks/{username}", axum::routing::delete(dms::unblock))
         .route("/ws", get(crate::ws::upgrade))

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use aurora_core::events::{self, Refusal};
 use aurora_core::model::{new_message_id, Kind, Room, Submission};
-use aurora_core::ports::{Admit, Claim, MessageStore, PortError, RoomEvent, UserStore};
+use aurora_core::ports::{Admit, Claim, MessageStore, PortError, RoomEvent};
 use aurora_core::protocol::{
     decode, Change, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES,
 };
@@ -250,7 +250,7 @@ impl Session {
         let nonce = sub.nonce.clone();
         let limit = config.rate_limit.unwrap_or(self.state.config.rate_limit);
         if config.dm {
-            match blocked_in(backend.users.as_ref(), config, &self.user.id).await {
+            match self.state.blocks.blocked_in(backend.users.as_ref(), config, &self.user.id).await {
                 Ok(false) => {}
                 Ok(true) => {
                     let msg = "you cannot send to this conversation";
@@ -456,17 +456,6 @@ async fn check_target(
     };
     let window_ms = i64::try_from(edit_window.as_millis()).unwrap_or(i64::MAX);
     events::check(target.as_ref(), sub, window_ms).map_err(Ok)
-}
-
-/// Whether another member of the conversation `room` blocks `user_id`.
-async fn blocked_in(users: &dyn UserStore, room: &Room, user_id: &str) -> Result<bool, PortError> {
-    for name in &room.members {
-        let Some(member) = users.user_by_name(name).await? else { continue };
-        if member.id != user_id && users.blocked(&member.id).await?.iter().any(|b| b == user_id) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// How long a just-made target that is not stored yet is waited for.

@@ -7,7 +7,7 @@ use aurora_core::events;
 use aurora_core::protocol::{ServerFrame, MAX_SINCE_MESSAGES};
 
 use super::session::{End, Session, Socket, MAX_BATCH};
-use crate::hub::Delivery;
+use crate::hub::{Carries, Delivery};
 use crate::metrics::SentKind;
 use crate::outbox::Outbox;
 
@@ -53,12 +53,15 @@ impl Session {
         if d.skip_user.as_ref().is_some_and(|u| *u == self.user.id) {
             return Ok(0);
         }
-        let Some(joined) = self.rooms.get_mut(&d.room) else { return Ok(0) };
-        if d.resync {
-            return Box::pin(self.catch_up(socket, &d.room)).await;
+        if d.carries == Carries::User {
+            socket.text(d.frame.clone());
+            return Ok(1);
         }
-        if d.recheck {
-            return Box::pin(self.recheck(socket, &d.room)).await;
+        let Some(joined) = self.rooms.get_mut(&d.room) else { return Ok(0) };
+        match d.carries {
+            Carries::Resync => return Box::pin(self.catch_up(socket, &d.room)).await,
+            Carries::Recheck => return Box::pin(self.recheck(socket, &d.room)).await,
+            Carries::Room | Carries::User => {}
         }
         let mut written = 0;
         if let Some(seq) = d.seq {

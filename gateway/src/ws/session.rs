@@ -114,12 +114,14 @@ pub async fn run(state: Arc<AppState>, stream: Stream, mut socket: Writer, claim
         throttles: HashMap::new(),
         state,
     };
+    session.state.hub.attach_user(&session.user.id, session.conn, outbox.clone());
     let metrics = &session.state.metrics;
     metrics.connections.inc();
     metrics.connections_total.inc();
     tracing::debug!(conn = session.conn, user_id = %session.user.id, "session started");
 
     let end = session.serve(&mut socket, stream, &outbox).await;
+    session.state.hub.detach_user(&session.user.id, session.conn);
     outbox.close();
     let reason = match &end {
         End::Close(code, _) if *code == close::GOING_AWAY => "shutdown",

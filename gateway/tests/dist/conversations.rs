@@ -14,6 +14,22 @@ async fn member(g: &Proc, token: &str, room: &str) -> Member {
     Member::new(c)
 }
 
+/// One consumer and two gateways, the cluster to themselves.
+struct TwoGateways {
+    g1: Proc,
+    g2: Proc,
+    http: reqwest::Client,
+    _consumer: Proc,
+    _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
+}
+
+async fn two_gateways() -> TwoGateways {
+    let one_at_a_time = crate::cluster::exclusive().await;
+    let consumer = Proc::consumer().await;
+    let (g1, g2) = (Proc::gateway(&[]).await, Proc::gateway(&[]).await);
+    TwoGateways { g1, g2, http: reqwest::Client::new(), _consumer: consumer, _one_at_a_time: one_at_a_time }
+}
+
 #[tokio::test]
 async fn events_reach_the_other_gateway_in_order_and_a_resumed_member_catches_up() {
     let _one_at_a_time = crate::cluster::exclusive().await;
@@ -104,13 +120,9 @@ async fn an_event_retried_on_another_gateway_after_a_kill_changes_nothing_twice(
 /// once: one conversation, and it works across the gateways.
 #[tokio::test]
 async fn twenty_clients_on_two_gateways_opening_one_conversation_get_one() {
-    let _one_at_a_time = crate::cluster::exclusive().await;
-    let _c = Proc::consumer().await;
-    let g1 = Proc::gateway(&[]).await;
-    let g2 = Proc::gateway(&[]).await;
-    let http = reqwest::Client::new();
-    let ann = register_at(&http, &g1.base(), &unique("ann")).await;
-    let bob = register_at(&http, &g2.base(), &unique("bob")).await;
+    let TwoGateways { g1, g2, http, .. } = &two_gateways().await;
+    let ann = register_at(http, &g1.base(), &unique("ann")).await;
+    let bob = register_at(http, &g2.base(), &unique("bob")).await;
     let mut opening = tokio::task::JoinSet::new();
     for i in 0..20 {
         let (me, other) = if i % 2 == 0 { (ann.clone(), bob.name.clone()) } else { (bob.clone(), ann.name.clone()) };
@@ -133,9 +145,70 @@ async fn twenty_clients_on_two_gateways_opening_one_conversation_get_one() {
     assert_eq!(names.len(), 1, "{answers:?}");
     assert_eq!(answers.iter().filter(|(status, _)| *status == 201).count(), 1, "{answers:?}");
     let name = answers[0].1.clone();
-    let mut a = member(&g1, &ann.token, &name).await;
-    let mut b = member(&g2, &bob.token, &name).await;
+    let mut a = member(g1, &ann.token, &name).await;
+    let mut b = member(g2, &bob.token, &name).await;
     a.acked(json!({"type":"send","room":name,"body":"hello across gateways"})).await;
     b.records_until(1).await;
     assert_eq!(b.records[0]["body"], "hello across gateways");
+}
+
+#[tokio::test]
+async fn conversation_lists_follow_live_across_gateways_and_a_member_who_leaves_is_taken_out_everywhere() {
+    let TwoGateways { g1, g2, http, .. } = &two_gateways().await;
+    let ann = register_at(http, &g1.base(), &unique("ann")).await;
+    let bob = register_at(http, &g2.base(), &unique("bob")).await;
+    let cat = register_at(http, &g2.base(), &unique("cat")).await;
+    let mut b = Client::connect(g2.addr, &bob.token).await;
+    b.recv_type("hello").await;
+    let mut c = Client::connect(g2.addr, &cat.token).await;
+    c.recv_type("hello").await;
+
+    let r = http
+        .post(format!("{}/api/dms", g1.base()))
+        .bearer_auth(&ann.token)
+        .json(&json!({"users":[bob.name, cat.name]}))
+        .send()
+        .await
+        .expect("open");
+    assert_eq!(r.status(), 201);
+    let name = r.json::<serde_json::Value>().await.expect("json")["name"].as_str().expect("name").to_owned();
+    b.recv_type("rooms_changed").await;
+    c.recv_type("rooms_changed").await;
+
+    c.join(&name).await;
+    let mut a = member(g1, &ann.token, &name).await;
+    a.acked(json!({"type":"send","room":name,"body":"hello both"})).await;
+    assert_eq!(c.recv_type("message").await["body"], "hello both");
+    // Cat leaves through the other gateway: her connection here leaves the room.
+    let r =
+        http.post(format!("{}/api/dms/{name}/leave", g1.base())).bearer_auth(&cat.token).send().await.expect("leave");
+    assert_eq!(r.status(), 204);
+    let left = c.recv_type("left").await;
+    assert_eq!(left["reason"], "removed", "{left}");
+    b.recv_type("rooms_changed").await;
+    let refused = c.request(json!({"type":"join","room":name})).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let r = http.get(format!("{}/api/rooms", g2.base())).bearer_auth(&bob.token).send().await.expect("list");
+    let listed: serde_json::Value = r.json().await.expect("json");
+    let dm = listed["rooms"].as_array().expect("rooms").iter().find(|r| r["name"] == name.as_str()).cloned();
+    assert_eq!(dm.expect("listed")["title"], ann.name.as_str());
+
+    // Bob writes from gateway 2 (which now holds Ann's block list: empty); Ann blocks him on
+    // gateway 1: gateway 2 refuses him long before its cached list would expire.
+    let mut b = Member::new(b);
+    b.client.join(&name).await;
+    b.acked(json!({"type":"send","room":name,"body":"before"})).await;
+    let r = http.post(format!("{}/api/blocks", g1.base())).bearer_auth(&ann.token).json(&json!({"username": bob.name}));
+    assert_eq!(r.send().await.expect("block").status(), 204);
+    let blocked_at = std::time::Instant::now();
+    loop {
+        let reply = b.act(json!({"type":"send","room":name,"body":"are you there?"})).await;
+        if reply["code"] == "forbidden" {
+            break;
+        }
+        assert_eq!(reply["type"], "ack", "{reply}");
+        let waited = blocked_at.elapsed();
+        assert!(waited < aurora_gateway::blocks::LIST_TTL / 10, "still admitted after {waited:?}: not announced");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -149,3 +149,60 @@ async fn a_blocked_user_cannot_send_to_the_conversation_and_is_told_nothing_more
     assert_eq!(status, 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_member_leaves_a_group_conversation_and_every_list_follows_live() {
+    let s = Server::start().await;
+    let (ann, bob, cat) =
+        (s.register(&unique("ann")).await, s.register(&unique("bob")).await, s.register(&unique("cat")).await);
+    let mut b = s.ws(&bob.token).await;
+    b.recv_type("hello").await;
+    let mut c = s.ws(&cat.token).await;
+    c.recv_type("hello").await;
+
+    // Opening a conversation tells the others' connections to re-read their room lists.
+    let (status, group) = s.post("/api/dms", Some(&ann.token), json!({"users":[bob.name, cat.name]})).await;
+    assert_eq!(status, 201);
+    let name = group["name"].as_str().unwrap().to_owned();
+    b.recv_type("rooms_changed").await;
+    c.recv_type("rooms_changed").await;
+    let (_, listed) = s.get("/api/rooms", &bob.token).await;
+    assert_eq!(dms(&listed).len(), 1, "{listed}");
+
+    c.join(&name).await;
+    b.join(&name).await;
+    let (status, _) = s.post(&format!("/api/dms/{name}/leave"), Some(&cat.token), json!({})).await;
+    assert_eq!(status, 204);
+    let left = c.recv_type("left").await;
+    assert_eq!((left["room"].as_str(), left["reason"].as_str()), (Some(name.as_str()), Some("removed")));
+    b.recv_type("rooms_changed").await;
+    let (_, listed) = s.get("/api/rooms", &bob.token).await;
+    assert_eq!(dms(&listed)[0]["title"], ann.name.as_str(), "titled without the one who left");
+    let (_, theirs) = s.get("/api/rooms", &cat.token).await;
+    assert!(dms(&theirs).is_empty(), "{theirs}");
+
+    // Gone for good: no join, no history, no way back by opening it again.
+    let refused = c.request(json!({"type":"join","room":name})).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let (status, _) = s.get(&format!("/api/rooms/{name}/messages"), &cat.token).await;
+    assert_eq!(status, 403);
+    let (status, again) = s.post("/api/dms", Some(&cat.token), json!({"users":[ann.name, bob.name]})).await;
+    assert_eq!((status, again["error"]["message"].as_str()), (403, Some("you left this conversation")));
+    let (status, _) = s.post(&format!("/api/dms/{name}/leave"), Some(&cat.token), json!({})).await;
+    assert_eq!(status, 404, "leaving twice");
+
+    // The others go on talking.
+    let mut a = s.ws(&ann.token).await;
+    a.join(&name).await;
+    a.say(&name, "just us now").await;
+    assert_eq!(b.recv_type("message").await["body"], "just us now");
+
+    // A conversation of two cannot be left; other rooms are not conversations.
+    let (_, two) = s.post("/api/dms", Some(&ann.token), json!({"users":[bob.name]})).await;
+    let (status, err) =
+        s.post(&format!("/api/dms/{}/leave", two["name"].as_str().unwrap()), Some(&ann.token), json!({})).await;
+    assert_eq!(status, 409, "{err}");
+    let (status, _) = s.post("/api/dms/general/leave", Some(&ann.token), json!({})).await;
+    assert_eq!(status, 404);
+    s.stop().await;
+}
