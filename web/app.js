@@ -4,6 +4,7 @@ import { $, state } from "./js/state.js";
 import { refreshSession, authenticate, logout, showAuth, loadRooms, createRoom, openDm, start } from "./js/session.js";
 import { sendMessage, typing, loadOlder, composerKeys, onMessageAction, cancelCompose } from "./js/compose.js";
 import { toggleBlock, leaveConversation } from "./js/conversation.js";
+import { markRead } from "./js/reads.js";
 
 function init() {
   $("auth-form").addEventListener("submit", (e) => { e.preventDefault(); authenticate("login"); });
@@ -24,6 +25,8 @@ function init() {
   $("load-older").addEventListener("click", loadOlder);
   $("block-btn").addEventListener("click", toggleBlock);
   $("leave-btn").addEventListener("click", leaveConversation);
+  // Coming back to the tab reads what arrived meanwhile.
+  document.addEventListener("visibilitychange", () => markRead(state.joined.get(state.current)));
   setInterval(() => { if (state.session && !$("chat-view").hidden) loadRooms(); }, 15000);
   // A reload keeps the user signed in while the session (refresh cookie) lives.
   refreshSession().then(start, () => showAuth());

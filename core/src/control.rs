@@ -43,13 +43,26 @@ pub enum UserOp {
     Rooms,
     /// The user's block list changed: gateways read it again.
     Blocks,
+    /// The user's read pointer in `room` rose to `seq`: their connections get `read`.
+    Read,
 }
 
-/// One user notice: `{"op":"rooms","user":"<user id>"}`.
+/// One user notice: `{"op":"rooms","user":"<user id>"}`,
+/// `{"op":"read","user":"<user id>","room":"general","seq":42}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserChange {
     pub op: UserOp,
     pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+impl UserChange {
+    pub fn new(op: UserOp, user: impl Into<String>) -> Self {
+        UserChange { op, user: user.into(), room: None, seq: None }
+    }
 }
 
 /// Anything on the channel.
@@ -117,10 +130,18 @@ mod tests {
         let text = serde_json::to_string(&room).unwrap();
         assert_eq!(text, r#"{"op":"deleted","room":"ops"}"#);
         assert_eq!(serde_json::from_str::<Announcement>(&text).unwrap(), room);
-        let user = Announcement::User(UserChange { op: UserOp::Rooms, user: "u1".into() });
+        let user = Announcement::User(UserChange::new(UserOp::Rooms, "u1"));
         let text = serde_json::to_string(&user).unwrap();
         assert_eq!(text, r#"{"op":"rooms","user":"u1"}"#);
         assert_eq!(serde_json::from_str::<Announcement>(&text).unwrap(), user);
+        let read = Announcement::User(UserChange {
+            room: Some("g".into()),
+            seq: Some(4),
+            ..UserChange::new(UserOp::Read, "u1")
+        });
+        let text = serde_json::to_string(&read).unwrap();
+        assert_eq!(text, r#"{"op":"read","user":"u1","room":"g","seq":4}"#);
+        assert_eq!(serde_json::from_str::<Announcement>(&text).unwrap(), read);
         // An operator of this version still speaks the room form only.
         assert!(serde_json::from_str::<Announcement>(r#"{"op":"rooms","room":"x"}"#).is_err());
     }

@@ -34,6 +34,7 @@ pub mod probes;
 pub mod process;
 pub mod protocol;
 pub mod ratelimit;
+pub mod reads;
 pub mod sessions;
 pub mod telemetry;
 pub mod validate;

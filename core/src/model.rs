@@ -82,6 +82,9 @@ pub struct Room {
     /// names, and each member sees the others'.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dm: bool,
+    /// Whether members see who has read what (`receipts`); `None`: on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_receipts: Option<bool>,
 }
 
 impl Room {
@@ -101,6 +104,7 @@ impl Room {
             created_by: None,
             owner: None,
             dm: false,
+            read_receipts: None,
         }
     }
 
@@ -142,6 +146,11 @@ impl Room {
     /// the names it was opened with.)
     pub fn group_dm(&self) -> bool {
         self.dm && self.title.split(", ").count() > 2
+    }
+
+    /// Whether members see read receipts (conversations always do).
+    pub fn receipts(&self) -> bool {
+        self.dm || self.read_receipts.unwrap_or(true)
     }
 
     pub fn managed(&self) -> bool {

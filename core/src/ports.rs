@@ -377,6 +377,8 @@ pub struct Backend {
     pub nonces: Arc<dyn NonceCache>,
     pub admission: Arc<dyn Admission>,
     pub sessions: Arc<dyn crate::sessions::SessionStore>,
+    /// Read pointers (docs/protocol.md §3 `read`).
+    pub reads: Arc<dyn crate::reads::ReadStore>,
     pub tickets: Arc<dyn crate::sessions::TicketStore>,
     pub readiness: Arc<dyn Readiness>,
     /// Tells every gateway (this one included) of a room or user change.

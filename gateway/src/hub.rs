@@ -46,13 +46,20 @@ pub struct Hub {
     rooms: DashMap<Arc<str>, HashMap<ConnId, ConnHandle>>,
     /// Connections by user id.
     users: DashMap<Arc<str>, HashMap<ConnId, ConnHandle>>,
+    receipts: crate::receipts::Pending,
     bus: Arc<dyn Bus>,
     overflows: prometheus::IntCounter,
 }
 
 impl Hub {
     pub fn new(bus: Arc<dyn Bus>, overflows: prometheus::IntCounter) -> Arc<Self> {
-        let hub = Arc::new(Hub { rooms: DashMap::new(), users: DashMap::new(), bus: bus.clone(), overflows });
+        let hub = Arc::new(Hub {
+            rooms: DashMap::new(),
+            users: DashMap::new(),
+            receipts: Default::default(),
+            bus: bus.clone(),
+            overflows,
+        });
         bus.attach(hub.clone());
         hub
     }
@@ -136,6 +143,39 @@ impl Hub {
         self.users.remove_if(user, |_, conns| conns.is_empty());
     }
 
+    /// Sends each room's receipts heard since the last flush to its local members, one frame
+    /// per room, every `every`, until `stop`.
+    pub async fn flush_receipts(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for (room, readers) in self.receipts.take() {
+                let Some(members) = self.rooms.get(&room) else { continue };
+                let frame = aurora_core::protocol::ServerFrame::Receipts { room: &room, readers: &readers }.encode();
+                let delivery = Arc::new(Delivery {
+                    room: members.key().clone(),
+                    carries: Carries::Room,
+                    seq: None,
+                    skip_user: None,
+                    frame: frame.into(),
+                    kind: SentKind::Presence,
+                    arrived: std::time::Instant::now(),
+                });
+                for handle in members.values() {
+                    self.offer(handle, &delivery);
+                }
+            }
+        }
+    }
+
     /// Queues `frame` to every local connection of `user`; returns how many.
     pub fn to_user(&self, user: &str, frame: Bytes) -> usize {
         let Some(conns) = self.users.get(user) else { return 0 };
@@ -175,6 +215,10 @@ impl BusSink for Hub {
             return;
         }
         let frame = event.frame;
+        if event.seq.is_none() && frame.starts_with(br#"{"type":"receipt""#) {
+            self.receipts.add(members.key(), &frame);
+            return;
+        }
         let kind = if event.seq.is_some() {
             SentKind::Message
         } else if frame.starts_with(br#"{"type":"typing""#) {

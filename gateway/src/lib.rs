@@ -9,6 +9,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod outbox;
+pub mod receipts;
 pub mod rooms;
 pub mod server;
 pub mod state;
@@ -101,6 +102,7 @@ pub async fn serve_wired(
     let timeout = config.shutdown_timeout;
     let refresh = config.room_refresh;
     let state = Arc::new(AppState::new(config, backend, jwt, shutdown.clone())?);
+    daemons.push(tokio::spawn(state.hub.clone().flush_receipts(receipts::FLUSH_EVERY, shutdown.clone())));
     let watched = (state.rooms.clone(), state.blocks.clone());
     daemons.push(tokio::spawn(rooms::watch(watched, control, refresh, shutdown.clone())));
     // `aurora_dependency_up` has a sample from the start, not only after the first probe.

@@ -225,7 +225,7 @@ impl Metrics {
         for reason in reasons {
             self.disconnects.with_label_values(&[reason]);
         }
-        for kind in ["join", "leave", "send", "typing", "history", "auth", "invalid"] {
+        for kind in ["join", "leave", "send", "typing", "history", "auth", "read", "invalid"] {
             self.frames_received.with_label_values(&[kind]);
         }
         for code in aurora_core::protocol::ErrorCode::ALL {

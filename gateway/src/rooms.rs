@@ -74,9 +74,10 @@ impl RoomDirectory {
 
     /// Tells this gateway's connections of the user.
     fn notify(&self, change: &UserChange) {
-        let frame = match change.op {
-            UserOp::Rooms => ServerFrame::RoomsChanged.encode(),
-            UserOp::Blocks => return,
+        let frame = match (change.op, &change.room, change.seq) {
+            (UserOp::Rooms, _, _) => ServerFrame::RoomsChanged.encode(),
+            (UserOp::Read, Some(room), Some(seq)) => ServerFrame::Read { reference: None, room, seq }.encode(),
+            (UserOp::Read, _, _) | (UserOp::Blocks, _, _) => return,
         };
         let told = self.hub.to_user(&change.user, frame.into());
         tracing::debug!(user_id = %change.user, op = ?change.op, connections = told, "user notice");

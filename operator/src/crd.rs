@@ -89,6 +89,11 @@ pub struct ChatRoomSpec {
     #[schemars(range(min = 1, max = 100))]
     pub max_reactions: Option<i32>,
 
+    /// Whether members see who has read up to which message ("seen by"). Default true;
+    /// large public rooms may turn it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_receipts: Option<bool>,
+
     /// The room's Kafka topic `aurora.room.<name>`.
     #[serde(default)]
     pub topic: TopicSpec,

@@ -268,6 +268,7 @@ async fn cleanup(room: &ChatRoom, ctx: &Context) -> Result<Action> {
                     kept.max_message_bytes = None;
                     kept.edit_window_ms = None;
                     kept.max_reactions = None;
+                    kept.read_receipts = None;
                     ctx.store.put_room(&kept).await?;
                     ctx.announce(RoomOp::Updated, &name).await?;
                 }

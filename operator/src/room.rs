@@ -63,6 +63,7 @@ pub fn desired_room(room: &ChatRoom, owner: &str) -> Result<Room> {
         created_by: None,
         owner: Some(owner.to_owned()),
         dm: false,
+        read_receipts: spec.read_receipts,
     })
 }
 

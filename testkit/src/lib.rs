@@ -14,6 +14,7 @@ mod client;
 pub mod cluster;
 pub mod conversation;
 mod history;
+pub mod reads;
 mod server;
 
 pub use binary::{sibling_binary, Binary};

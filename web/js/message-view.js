@@ -1,6 +1,7 @@
 // One message in the list: its reply quote, body or tombstone, "(edited)", reactions and
 // actions. Buttons carry data-action; app.js handles them in one listener on the list.
 import { state } from "./state.js";
+import { mentionsMe } from "./reads.js";
 
 export const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 
@@ -60,6 +61,7 @@ export function messageItem(m) {
   li.dataset.seq = m.seq;
   li.dataset.id = m.id;
   if (m.user.id === me) li.classList.add("mine");
+  else if (!m.deleted && mentionsMe(m.body)) li.classList.add("mention");
   if (m.reply_to) li.append(quote(m.reply_to));
   li.append(el("span", "author", m.user.name));
   if (m.deleted) {

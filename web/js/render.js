@@ -3,12 +3,14 @@ import { $, state, roomState } from "./state.js";
 import { joinRoom } from "./socket.js";
 import { messageItem, pendingItem } from "./message-view.js";
 import { renderRoomActions } from "./conversation.js";
+import { markRead, placeDivider, seenBy } from "./reads.js";
 
 // ---------- rendering ----------
 export function selectRoom(name) {
   state.current = name;
   const r = roomState(name);
-  r.unread = 0;
+  placeDivider(r);
+  markRead(r);
   if (!r.joined) joinRoom(name);
   renderRooms();
   renderRoom(true);
@@ -35,12 +37,13 @@ export function renderRooms() {
     label.textContent = roomLabel(room);
     const count = document.createElement("span");
     count.className = "count";
-    const r = state.joined.get(room.name);
     count.textContent = room.online + " online";
-    if (r && r.unread) {
+    if (room.unread && room.name !== state.current) {
       const unread = document.createElement("span");
-      unread.className = "unread";
-      unread.textContent = " " + r.unread;
+      unread.className = room.mentions ? "unread mention" : "unread";
+      const n = room.unread > 999 ? "999+" : String(room.unread);
+      unread.textContent = room.mentions ? " @" + n : " " + n;
+      unread.setAttribute("aria-label", n + " unread" + (room.mentions ? ", " + room.mentions + " mentioning you" : ""));
       label.append(unread);
     }
     btn.append(label, count);
@@ -66,7 +69,26 @@ export function renderRoom(scrollToEnd, keepPosition) {
   const list = $("message-list");
   list.replaceChildren();
   if (!r) return;
-  for (const m of r.messages) list.append(messageItem(m));
+  const seen = seenBy(r);
+  for (const m of r.messages) {
+    if (m.seq === r.divider) {
+      const line = document.createElement("li");
+      line.className = "divider";
+      line.setAttribute("role", "separator");
+      line.textContent = "New messages";
+      list.append(line);
+    }
+    list.append(messageItem(m));
+    const names = seen.get(m.seq);
+    if (names) {
+      const line = document.createElement("li");
+      line.className = "seen";
+      names.sort((a, b) => a.localeCompare(b));
+      const shown = names.slice(0, 5).join(", ");
+      line.textContent = "Seen by " + shown + (names.length > 5 ? " and " + (names.length - 5) + " more" : "");
+      list.append(line);
+    }
+  }
   for (const p of [...r.rejected, ...r.pending.values()]) {
     list.append(pendingItem(p, p.failed ? "failed" : (p.acked ? "" : "pending")));
   }

@@ -1,6 +1,6 @@
 // REST calls, the sign-in session (access token in memory, refresh cookie), and the room list.
 import { $, state } from "./state.js";
-import { connect, send, nextRef } from "./socket.js";
+import { connect, send, nextRef, joinRoom } from "./socket.js";
 import { selectRoom, renderRooms, renderHeader } from "./render.js";
 import { loadBlocks } from "./conversation.js";
 
@@ -117,12 +117,21 @@ export async function loadRooms() {
       after = data.next;
     }
     state.rooms = new Map(rooms.map((r) => [r.name, r]));
+    joinConversations();
     renderRooms();
     renderHeader();
     if (!state.current && rooms.length) selectRoom(rooms[0].name);
   } catch (e) {
     if (e.status === 401 && state.session) endSession("Your session ended; please log in again.");
   }
+}
+
+// Conversations are joined in the background, so their badges count live (a connection
+// joins at most 100 rooms; keep room for the ones the user opens).
+export function joinConversations() {
+  if (!state.connected) return;
+  const waiting = [...state.rooms.values()].filter((r) => r.dm && !state.joined.has(r.name));
+  for (const room of waiting.slice(0, Math.max(0, 80 - state.joined.size))) joinRoom(room.name);
 }
 
 // Creates (or, for a conversation, finds) a room with POST `path`, then opens it; `input`

@@ -1,8 +1,9 @@
 // The WebSocket: a ticket to connect, reconnects with backoff, and every server frame.
 import { $, state, roomState } from "./state.js";
-import { api, refreshSession, loadRooms } from "./session.js";
+import { api, refreshSession, loadRooms, joinConversations } from "./session.js";
 import { pump } from "./compose.js";
 import { addMessage, applyEvent, applyRecord } from "./records.js";
+import { applyRead, applyReceipts, countArrival, markRead, placeDivider, recount } from "./reads.js";
 import { renderRooms, renderRoom, renderMembers, renderTyping, updateComposer, roomLabel } from "./render.js";
 
 // ---------- WebSocket ----------
@@ -93,6 +94,7 @@ export function handle(f) {
       setStatus("online", "online");
       for (const name of state.joined.keys()) joinRoom(name);
       if (state.current && !state.joined.has(state.current)) joinRoom(state.current);
+      joinConversations();
       break;
     case "joined": onJoined(f); break;
     case "message": onMessage(f); break;
@@ -105,25 +107,34 @@ export function handle(f) {
     case "left": onLeft(f); break;
     // A conversation was opened with us, or someone left one: the list is re-read.
     case "rooms_changed": loadRooms(); break;
+    case "read": onRead(f); break;
+    case "receipts": onReceipts(f); break;
     default: break;
   }
 }
 
 export function onJoined(f) {
   const r = roomState(f.room);
-  r.joined = true;
   r.members = new Map(f.members.map((m) => [m.id, m]));
   for (const m of f.history) applyRecord(r, m);
   if (r.oldestSeq === null && f.history.length === 0) r.noOlder = true;
   r.lastSeq = Math.max(r.lastSeq, f.last_seq);
+  const firstJoin = !r.joined;
+  applyReceipts(r, f.receipts);
+  r.read = Math.max(r.read, f.read || 0);
+  // Every message after the pointer is held: count them here from now on.
+  if (r.oldestSeq === null || r.oldestSeq <= r.read + 1) recount(r);
+  if (firstJoin && state.current === f.room) placeDivider(r);
   // The outbox resumes in typed order; a re-sent nonce is deduplicated by the server.
   for (const p of r.pending.values()) p.inflight = false;
   pump(r);
+  r.joined = true;
   const room = state.rooms.get(f.room);
   if (room) room.online = r.members.size;
   renderRooms();
   if (state.current === f.room) renderRoom();
   updateComposer();
+  markRead(r);
 }
 
 export function onMessage(m) {
@@ -131,7 +142,23 @@ export function onMessage(m) {
   if (!addMessage(r, m)) return;
   r.typing.delete(m.user.id);
   if (state.current === m.room) renderRoom(true);
-  else { r.unread += 1; renderRooms(); }
+  countArrival(r, m);
+  renderRooms();
+  markRead(r);
+}
+
+export function onReceipts(f) {
+  const r = state.joined.get(f.room);
+  if (!r) return;
+  applyReceipts(r, f.readers);
+  if (state.current === f.room) renderRoom();
+}
+
+// The read pointer rose, here or on another device: badges follow.
+export function onRead(f) {
+  const r = state.joined.get(f.room);
+  if (!r || !r.joined) { loadRooms(); return; }
+  if (applyRead(r, f.seq)) renderRooms();
 }
 
 export function onEvent(e) {

@@ -12,7 +12,7 @@ export const state = {
   connected: false,
   backoff: 0,               // reconnect attempt number
   reconnectTimer: null,
-  rooms: new Map(),         // name -> {name,title,online,managed}
+  rooms: new Map(),         // name -> {name,title,online,managed,dm,read,unread,mentions}
   joined: new Map(),        // name -> room view state, kept across reconnects
   current: null,
   refs: 0,
@@ -29,7 +29,8 @@ export function roomState(name) {
   let r = state.joined.get(name);
   if (!r) {
     r = { name, messages: [], pending: new Map(), rejected: [], pausedUntil: 0, resumeTimer: null, members: new Map(), lastSeq: 0, oldestSeq: null,
-          noOlder: false, typing: new Map(), unread: 0, joined: false };
+          noOlder: false, typing: new Map(), joined: false,
+          read: 0, readTimer: null, divider: null, receipts: new Map() };  // read pointer; seq the "new messages" line sits above
     state.joined.set(name, r);
   }
   return r;

@@ -4,6 +4,7 @@
 pub mod control;
 pub mod kafka;
 pub mod mongo;
+pub mod reads;
 pub mod redis_bus;
 pub mod redis_state;
 pub mod sessions;
@@ -135,6 +136,7 @@ pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) 
         nonces: Arc::new(RedisNonces::new(redis.clone())),
         admission: Arc::new(RedisAdmission::new(redis.clone())),
         sessions: Arc::new(MongoSessions::new(&mongo)),
+        reads: Arc::new(reads::MongoReads::new(&mongo).await?),
         tickets: Arc::new(RedisTickets::new(redis.clone())),
         announcer: Arc::new(control::RedisAnnouncer::new(redis.clone())),
         readiness: Arc::new(Ready { kafka: log, redis, mongo }),

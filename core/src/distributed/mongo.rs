@@ -17,7 +17,7 @@ use crate::ports::{Dependency, FailureKind, MessageStore, PortError, PortResult,
 
 const DUPLICATE_KEY: i32 = 11000;
 
-fn is_duplicate(e: &mongodb::error::Error) -> bool {
+pub(super) fn is_duplicate(e: &mongodb::error::Error) -> bool {
     match e.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == DUPLICATE_KEY,
         ErrorKind::InsertMany(im) => {

@@ -2,6 +2,7 @@
 
 mod log;
 mod memory;
+mod reads;
 mod sessions;
 mod store;
 
@@ -46,6 +47,7 @@ pub fn open(data_dir: &Path) -> PortResult<Embedded> {
         limiter,
         nonces,
         sessions: Arc::new(store.clone()),
+        reads: Arc::new(store.clone()),
         tickets: Arc::new(MemoryTickets::default()),
         readiness: Arc::new(store.clone()),
         announcer: Arc::new(announcer),

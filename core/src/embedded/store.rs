@@ -73,6 +73,8 @@ impl FileStore {
             tx.open_table(META).map_err(db_err)?;
             tx.open_table(MESSAGE_IDS).map_err(db_err)?;
             tx.open_table(BLOCKS).map_err(db_err)?;
+            tx.open_table(super::reads::READS).map_err(db_err)?;
+            tx.open_table(super::reads::READERS).map_err(db_err)?;
             let mut nonces = tx.open_table(NONCES).map_err(db_err)?;
             prune_nonces(&mut nonces)?;
             let mut sessions = tx.open_table(super::sessions::SESSIONS).map_err(db_err)?;

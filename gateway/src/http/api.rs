@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aurora_core::model::Room;
+use aurora_core::model::{Room, Visibility};
 use aurora_core::ports::PortError;
 use aurora_core::protocol::{DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
+use aurora_core::reads::{self, Unread};
 use aurora_core::validate;
 
 use super::abuse;
@@ -27,8 +28,13 @@ pub async fn me(State(state): State<Arc<AppState>>, AuthUser(claims): AuthUser) 
 /// A room as `viewer` (a username) sees it: a conversation is titled by its other members.
 pub(super) async fn room_json(state: &AppState, room: &Room, viewer: &str) -> Result<Value, ApiError> {
     let online = state.backend.presence.online(&room.name).await?;
-    let mut v =
-        json!({ "name": room.name, "title": room.title_for(viewer), "online": online, "managed": room.managed() });
+    let mut v = json!({
+        "name": room.name,
+        "title": room.title_for(viewer),
+        "online": online,
+        "managed": room.managed(),
+        "receipts": room.receipts(),
+    });
     if room.dm {
         v["dm"] = Value::Bool(true);
         v["members"] = json!(room.members);
@@ -56,9 +62,24 @@ pub async fn list_rooms(
     rooms.sort_by(|a, b| a.name.cmp(&b.name));
     let next = (rooms.len() > limit).then(|| rooms[limit - 1].name.clone());
     rooms.truncate(limit);
+    let pointers = state.backend.reads.read_pointers(&claims.sub).await?;
     let mut out = Vec::with_capacity(rooms.len());
     for room in &rooms {
-        out.push(room_json(&state, room, &claims.name).await?);
+        let mut v = room_json(&state, room, &claims.name).await?;
+        // Counted from the read pointer; a public room never read counts nothing (only rooms
+        // one is a member of start unread).
+        let read = pointers.get(&room.name).copied();
+        let counts = match (read, room.visibility) {
+            (None, Visibility::Public) => Unread::default(),
+            (read, _) => {
+                let messages = state.backend.messages.as_ref();
+                reads::unread(messages, &room.name, read.unwrap_or(0), &claims.sub, &claims.name).await?
+            }
+        };
+        v["read"] = json!(read.unwrap_or(0));
+        v["unread"] = json!(counts.unread);
+        v["mentions"] = json!(counts.mentions);
+        out.push(v);
     }
     Ok(Json(json!({ "rooms": out, "next": next })))
 }
@@ -67,6 +88,8 @@ pub async fn list_rooms(
 pub struct NewRoom {
     name: String,
     title: Option<String>,
+    /// Whether members see read receipts (default true).
+    receipts: Option<bool>,
 }
 
 pub async fn create_room(
@@ -91,6 +114,7 @@ pub async fn create_room(
     }
     let mut room = Room::new_api(&body.name, body.title.as_deref().map(str::trim));
     room.created_by = Some(claims.sub.clone());
+    room.read_receipts = body.receipts;
     match state.backend.rooms.create_room(room.clone()).await {
         Ok(()) => {}
         Err(PortError::Conflict) => return Err(ApiError::conflict("room exists")),

@@ -93,7 +93,7 @@ async fn existing_dm(
 /// that does not go out is not an error: clients re-read the list when they reconnect.
 async fn rooms_changed(state: &AppState, user_ids: Vec<String>) {
     for user in user_ids {
-        let notice = Announcement::User(UserChange { op: UserOp::Rooms, user });
+        let notice = Announcement::User(UserChange::new(UserOp::Rooms, user));
         if let Err(e) = state.backend.announcer.announce(notice).await {
             tracing::warn!(error = %e, "room list notice not announced");
         }
@@ -104,7 +104,7 @@ async fn rooms_changed(state: &AppState, user_ids: Vec<String>) {
 /// (or within `blocks::LIST_TTL` when that is lost).
 async fn blocks_changed(state: &AppState, user: &str) {
     state.blocks.forget(user);
-    let notice = Announcement::User(UserChange { op: UserOp::Blocks, user: user.to_owned() });
+    let notice = Announcement::User(UserChange::new(UserOp::Blocks, user));
     if let Err(e) = state.backend.announcer.announce(notice).await {
         tracing::warn!(error = %e, "block list change not announced");
     }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aurora_core::events::{self, Refusal};
-use aurora_core::model::{new_message_id, Kind, Room, Submission};
+use aurora_core::model::{new_message_id, Kind, Room, Submission, Visibility};
 use aurora_core::ports::{Admit, Claim, MessageStore, PortError, RoomEvent};
 use aurora_core::protocol::{
     decode, Change, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES,
 };
 use aurora_core::ratelimit::Decision;
+use aurora_core::reads::MAX_JOIN_READERS;
 
 use super::rooms::JoinedRoom;
 use super::session::{End, Session, Socket, Throttle};
@@ -39,10 +40,11 @@ impl Session {
             Command::Typing { room } => self.typing(socket, r, room).await,
             Command::History { room, before, limit } => self.history(socket, r, room, before, limit).await,
             Command::Auth { token } => self.auth(socket, r, token).await,
+            Command::Read { room, seq } => self.read(socket, r, room, seq).await,
         }
     }
 
-    async fn unavailable(&mut self, socket: &mut Socket, r: Option<&str>, room: &str, e: PortError) -> Step {
+    pub(super) async fn unavailable(&mut self, socket: &mut Socket, r: Option<&str>, room: &str, e: PortError) -> Step {
         if let PortError::Corrupt(_) = e {
             tracing::error!(room, error = %e, "corrupt record");
             return self.error(socket, ErrorCode::Internal, "internal error", r, Some(room)).await;
@@ -53,7 +55,7 @@ impl Session {
     }
 
     /// `not_joined` for an existing room, `not_found` otherwise.
-    async fn not_joined(&mut self, socket: &mut Socket, r: Option<&str>, room: &str) -> Step {
+    pub(super) async fn not_joined(&mut self, socket: &mut Socket, r: Option<&str>, room: &str) -> Step {
         match self.state.rooms.get(room).await {
             Ok(Some(_)) => self.error(socket, ErrorCode::NotJoined, "join the room first", r, Some(room)).await,
             Ok(None) => self.error(socket, ErrorCode::NotFound, "no such room", r, Some(room)).await,
@@ -93,7 +95,7 @@ impl Session {
             };
             // Track the room now: from here on live frames for it are accepted,
             // and anything already in history is filtered by `last_seq` below.
-            self.rooms.insert(name, JoinedRoom { config: config.clone(), last_seq: u64::MAX });
+            self.rooms.insert(name, JoinedRoom { config: config.clone(), last_seq: u64::MAX, read: 0 });
         }
         let backend = &self.state.backend;
         let snapshot = async {
@@ -104,14 +106,20 @@ impl Session {
             // one stored after both arrives live with a newer seq. (Read after the history,
             // such a record was in neither: its live frame fell under `last_seq` and was dropped.)
             let last = backend.messages.last_seq(&room).await?;
+            // A public room's pointer starts where one first joined; a private room's or a
+            // conversation's at its start (all of it was meant for its members).
+            let start = if config.visibility == Visibility::Public { last } else { 0 };
+            let read = backend.reads.joined(&self.user, &room, start).await?;
+            let receipts =
+                if config.receipts() { Some(backend.reads.readers(&room, MAX_JOIN_READERS).await?) } else { None };
             let (mut history, truncated) = match since {
                 Some(after) => backend.messages.after(&room, after, MAX_SINCE_MESSAGES).await?,
                 None => (backend.messages.before(&room, None, k).await?, false),
             };
             events::hydrate(backend.messages.as_ref(), &mut history).await?;
-            Ok::<_, PortError>((members, last, history, truncated))
+            Ok::<_, PortError>((members, last, read, receipts, history, truncated))
         };
-        let (members, last, history, truncated) = match snapshot.await {
+        let (members, last, read, receipts, history, truncated) = match snapshot.await {
             Ok(s) => s,
             Err(e) => {
                 if !already {
@@ -124,6 +132,7 @@ impl Session {
         let last_seq = history.last().map_or(last, |m| m.seq.max(last));
         if let Some(joined) = self.rooms.get_mut(room.as_str()) {
             joined.last_seq = last_seq;
+            joined.read = joined.read.max(read);
             joined.config = config;
         }
         let frame = ServerFrame::Joined {
@@ -132,6 +141,8 @@ impl Session {
             members: &members,
             history: &history,
             last_seq,
+            read,
+            receipts: receipts.as_deref(),
             truncated,
         };
         self.send(socket, frame.encode()).await

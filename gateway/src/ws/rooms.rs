@@ -11,6 +11,8 @@ pub(super) struct JoinedRoom {
     pub config: Arc<Room>,
     /// Highest `seq` this client has been sent for the room.
     pub last_seq: u64,
+    /// The user's read pointer as this connection last stored or learned it.
+    pub read: u64,
 }
 
 #[derive(Default)]
@@ -78,7 +80,7 @@ mod tests {
     use super::*;
 
     fn joined(last_seq: u64) -> JoinedRoom {
-        JoinedRoom { config: Arc::new(Room::new_api("r", None)), last_seq }
+        JoinedRoom { config: Arc::new(Room::new_api("r", None)), last_seq, read: 0 }
     }
 
     #[test]

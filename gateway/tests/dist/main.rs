@@ -10,5 +10,6 @@ mod drain;
 
 mod failures;
 mod fanout;
+mod reads;
 mod restarts;
 mod sessions;

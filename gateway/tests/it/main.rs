@@ -14,6 +14,8 @@ mod metrics_doc;
 mod outage;
 mod presence;
 mod proxies;
+mod reads;
+mod receipts;
 mod resend;
 mod rfc6455;
 mod sessions;

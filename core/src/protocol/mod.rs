@@ -1,9 +1,8 @@
 //! The WebSocket protocol (docs/protocol.md): client frame decoding and server frame encoding.
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::model::{Kind, Message, UserRef};
+use crate::model::Kind;
 use crate::validate::{MAX_NONCE_CHARS, MAX_REF_CHARS};
 
 /// Largest accepted WebSocket frame/message; bigger closes with 1009.
@@ -48,6 +47,11 @@ pub enum Command {
     Auth {
         token: String,
     },
+    /// The user has read the room up to `seq`.
+    Read {
+        room: String,
+        seq: u64,
+    },
 }
 
 impl Command {
@@ -58,7 +62,8 @@ impl Command {
             | Command::Send { room, .. }
             | Command::Change { room, .. }
             | Command::Typing { room }
-            | Command::History { room, .. } => Some(room),
+            | Command::History { room, .. }
+            | Command::Read { room, .. } => Some(room),
             Command::Auth { .. } => None,
         }
     }
@@ -78,6 +83,7 @@ impl Command {
             Command::Typing { .. } => "typing",
             Command::History { .. } => "history",
             Command::Auth { .. } => "auth",
+            Command::Read { .. } => "read",
         }
     }
 }
@@ -223,6 +229,11 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
             Command::History { room, before, limit: limit as usize }
         }
         "auth" => Command::Auth { token: string(&obj, "token", r)? },
+        "read" => {
+            let room = string(&obj, "room", r)?;
+            let seq = opt_u64(&obj, "seq", r)?.ok_or_else(|| err(r, "missing field `seq`"))?;
+            Command::Read { room, seq }
+        }
         other => {
             let shown: String = other.chars().take(32).collect();
             return Err(err(r, format!("unknown frame type `{shown}`")));
@@ -231,161 +242,13 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
     Ok(Request { reference, command })
 }
 
-/// Error codes (docs/protocol.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadRequest,
-    Unauthorized,
-    NotFound,
-    NotJoined,
-    TooLarge,
-    RateLimited,
-    Forbidden,
-    Unavailable,
-    TokenExpired,
-    Internal,
-}
-
-impl ErrorCode {
-    pub const ALL: [ErrorCode; 10] = [
-        ErrorCode::BadRequest,
-        ErrorCode::Unauthorized,
-        ErrorCode::NotFound,
-        ErrorCode::NotJoined,
-        ErrorCode::TooLarge,
-        ErrorCode::RateLimited,
-        ErrorCode::Forbidden,
-        ErrorCode::Unavailable,
-        ErrorCode::TokenExpired,
-        ErrorCode::Internal,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::NotJoined => "not_joined",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::TokenExpired => "token_expired",
-            ErrorCode::Internal => "internal",
-        }
-    }
-}
-
-/// WebSocket close codes (docs/protocol.md §6).
-pub mod close {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    pub const TOO_BIG: u16 = 1009;
-    pub const TOKEN_EXPIRED: u16 = 4001;
-    pub const POLICY: u16 = 4008;
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// Every frame the server sends.
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerFrame<'a> {
-    Hello {
-        user: &'a UserRef,
-        heartbeat_ms: u64,
-    },
-    Joined {
-        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<&'a str>,
-        room: &'a str,
-        members: &'a [UserRef],
-        history: &'a [Message],
-        last_seq: u64,
-        #[serde(skip_serializing_if = "is_false")]
-        truncated: bool,
-    },
-    Left {
-        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<&'a str>,
-        room: &'a str,
-        /// Set on a push the client did not ask for: `removed` (no longer a member of a
-        /// private room) or `deleted` (the room was deleted).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<&'a str>,
-    },
-    Ack {
-        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<&'a str>,
-        room: &'a str,
-        id: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        nonce: Option<&'a str>,
-    },
-    History {
-        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<&'a str>,
-        room: &'a str,
-        messages: &'a [Message],
-    },
-    Authed {
-        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<&'a str>,
-        exp: u64,
-    },
-    Message(&'a Message),
-    /// A record with a `kind` (edit, delete, react, unreact): see [`ServerFrame::record`].
-    Event(&'a Message),
-    Presence {
-        room: &'a str,
-        joins: &'a [UserRef],
-        leaves: &'a [UserRef],
-    },
-    Typing {
-        room: &'a str,
-        user: &'a UserRef,
-    },
-    /// The rooms the user may see changed (a conversation was opened with them, a member
-    /// left one): re-read `GET /api/rooms`.
-    RoomsChanged,
-    Error {
-        code: ErrorCode,
-        message: &'a str,
-        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-        reference: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        room: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        retry_after_ms: Option<u64>,
-    },
-}
-
-impl<'a> ServerFrame<'a> {
-    /// A stored record as a push: `message` for a message, `event` for an event.
-    pub fn record(m: &'a Message) -> Self {
-        if m.kind.is_message() {
-            ServerFrame::Message(m)
-        } else {
-            ServerFrame::Event(m)
-        }
-    }
-
-    /// Serializes the frame; done once per broadcast.
-    pub fn encode(&self) -> String {
-        // Serializing these types cannot fail: no maps with non-string keys, no custom errors.
-        serde_json::to_string(self)
-            .unwrap_or_else(|_| String::from(r#"{"type":"error","code":"internal","message":"encoding failed"}"#))
-    }
-}
+mod frames;
+pub use frames::{close, ErrorCode, ServerFrame};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Message, UserRef};
     use proptest::prelude::*;
 
     #[test]
@@ -408,6 +271,10 @@ mod tests {
         assert!(matches!(decode(r#"{"type":"auth","token":"t"}"#).unwrap().command, Command::Auth { .. }));
         assert!(matches!(decode(r#"{"type":"typing","room":"g"}"#).unwrap().command, Command::Typing { .. }));
         assert!(matches!(decode(r#"{"type":"leave","room":"g"}"#).unwrap().command, Command::Leave { .. }));
+        let r = decode(r#"{"type":"read","room":"g","seq":7}"#).unwrap();
+        assert_eq!(r.command, Command::Read { room: "g".into(), seq: 7 });
+        assert!(decode(r#"{"type":"read","room":"g","seq":-1}"#).is_err());
+        assert!(decode(r#"{"type":"read","room":"g"}"#).is_err());
     }
 
     #[test]
