@@ -5,6 +5,7 @@ import { refreshSession, authenticate, logout, showAuth, loadRooms, createRoom, 
 import { sendMessage, typing, loadOlder, composerKeys, onMessageAction, cancelCompose } from "./js/compose.js";
 import { toggleBlock, leaveConversation } from "./js/conversation.js";
 import { markRead } from "./js/reads.js";
+import { onMemberAction } from "./js/moderation.js";
 
 function init() {
   $("auth-form").addEventListener("submit", (e) => { e.preventDefault(); authenticate("login"); });
@@ -22,6 +23,7 @@ function init() {
     cancelCompose();
   });
   $("message-list").addEventListener("click", onMessageAction);
+  $("member-list").addEventListener("click", onMemberAction);
   $("load-older").addEventListener("click", loadOlder);
   $("block-btn").addEventListener("click", toggleBlock);
   $("leave-btn").addEventListener("click", leaveConversation);

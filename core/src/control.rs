@@ -45,6 +45,8 @@ pub enum UserOp {
     Blocks,
     /// The user's read pointer in `room` rose to `seq`: their connections get `read`.
     Read,
+    /// A moderator kicked the user out of `room`: their connections leave it.
+    Kick,
 }
 
 /// One user notice: `{"op":"rooms","user":"<user id>"}`,

@@ -70,6 +70,13 @@ pub fn check(target: Option<&Message>, sub: &Submission, edit_window_ms: i64) ->
     }
     match sub.kind {
         Kind::Message => Ok(()),
+        Kind::Delete if target.user.id != sub.user.id && sub.moderator => {
+            if sub.shielded.as_ref().is_some_and(|owner| *owner == *target.user.id) {
+                Err(Refusal::NotAuthor)
+            } else {
+                Ok(())
+            }
+        }
         Kind::Edit | Kind::Delete if target.user.id != sub.user.id => Err(Refusal::NotAuthor),
         Kind::Edit if sub.ts - target.ts > edit_window_ms => Err(Refusal::WindowPassed),
         Kind::Edit | Kind::Delete => Ok(()),
@@ -102,6 +109,7 @@ pub fn apply(target: &mut Message, event: &mut Message, sub: &Submission) -> Res
             event.edited_at = Some(sub.ts);
         }
         Kind::Delete => {
+            event.moderator = target.user.id != sub.user.id;
             target.body.clear();
             target.deleted = true;
             target.edited_at = None;

@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 #[cfg(feature = "auth")]
 pub mod auth;
 pub mod backoff;
@@ -26,6 +27,7 @@ pub mod distributed;
 pub mod embedded;
 pub mod events;
 pub mod model;
+pub mod moderation;
 pub mod nonces;
 pub mod pipeline;
 pub mod ports;

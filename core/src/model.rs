@@ -85,6 +85,12 @@ pub struct Room {
     /// Whether members see who has read what (`receipts`); `None`: on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_receipts: Option<bool>,
+    /// Lower-cased usernames of moderators named by the ChatRoom (`spec.moderators`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moderators: Vec<String>,
+    /// Moderators granted by the owner, sanctions and settings (API only).
+    #[serde(default, skip_serializing_if = "crate::moderation::Moderation::is_empty")]
+    pub moderation: crate::moderation::Moderation,
 }
 
 impl Room {
@@ -105,6 +111,8 @@ impl Room {
             owner: None,
             dm: false,
             read_receipts: None,
+            moderators: Vec::new(),
+            moderation: Default::default(),
         }
     }
 
@@ -157,8 +165,12 @@ impl Room {
         self.source == RoomSource::Operator
     }
 
-    /// Whether `username` may join.
+    /// Whether `username` may join (and read, and stay): a member of a private room, not
+    /// banned.
     pub fn admits(&self, username: &str) -> bool {
+        if self.banned(username, crate::now_ms()).is_some() {
+            return false;
+        }
         match self.visibility {
             Visibility::Public => true,
             Visibility::Private => {
@@ -244,6 +256,13 @@ pub struct Submission {
     /// A reaction's cap on distinct emoji per message, as the gateway resolved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_reactions: Option<usize>,
+    /// A delete by a moderator of the room (the gateway checked the role): any author's
+    /// message may go.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderator: bool,
+    /// Whose messages a moderator may not delete (the room's owner), for the gateway's check.
+    #[serde(skip)]
+    pub shielded: Option<String>,
 }
 
 impl Submission {
@@ -263,6 +282,8 @@ impl Submission {
             reply_to: None,
             emoji: None,
             max_reactions: None,
+            moderator: false,
+            shielded: None,
         }
     }
 }
@@ -297,6 +318,9 @@ pub struct Message {
     /// A message's reactions; a reaction event's emoji with who has it after the event.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    /// A delete event by a moderator, not the author.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderator: bool,
 }
 
 impl Message {
@@ -316,6 +340,7 @@ impl Message {
             edited_at: None,
             deleted: false,
             reactions: Vec::new(),
+            moderator: false,
         }
     }
 }

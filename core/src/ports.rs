@@ -102,6 +102,14 @@ pub trait RoomStore: Send + Sync {
     /// Takes `username` (lower-cased) out of a private room's members, atomically;
     /// false when the room is unknown or the user was not a member.
     async fn remove_member(&self, room: &str, username: &str) -> PortResult<bool>;
+    /// Stores `moderation` (with `rev` = `expected_rev + 1`) if the room's is still at
+    /// `expected_rev`; false when the room is unknown or someone changed it meanwhile.
+    async fn set_moderation(
+        &self,
+        room: &str,
+        moderation: &crate::moderation::Moderation,
+        expected_rev: u64,
+    ) -> PortResult<bool>;
 }
 
 #[async_trait]
@@ -379,6 +387,8 @@ pub struct Backend {
     pub sessions: Arc<dyn crate::sessions::SessionStore>,
     /// Read pointers (docs/protocol.md §3 `read`).
     pub reads: Arc<dyn crate::reads::ReadStore>,
+    /// The moderation audit log.
+    pub audit: Arc<dyn crate::audit::AuditLog>,
     pub tickets: Arc<dyn crate::sessions::TicketStore>,
     pub readiness: Arc<dyn Readiness>,
     /// Tells every gateway (this one included) of a room or user change.

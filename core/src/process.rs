@@ -40,6 +40,24 @@ pub fn on_signal(token: CancellationToken) {
     });
 }
 
+/// Runs `work` to its end, or, once `shutdown` is cancelled, for at most `grace` more: a
+/// shutdown step stuck on an unreachable dependency (an API server gone, a broker down)
+/// must not keep the process alive. Returns `None` when the grace ran out.
+pub async fn within_grace<T>(
+    work: impl std::future::Future<Output = T>,
+    shutdown: CancellationToken,
+    grace: std::time::Duration,
+) -> Option<T> {
+    let deadline = async move {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        done = work => Some(done),
+        _ = deadline => None,
+    }
+}
+
 /// Binds a listening socket. With `reuse_port` (`SO_REUSEPORT`) a replacement process can
 /// listen on the same address while the old one drains (host-network pods in a rolling
 /// update); each process closes its listener when it starts to drain, so new connections

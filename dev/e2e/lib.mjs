@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { before, after } from "node:test";
 import { chromium } from "playwright-core";
 
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
@@ -64,4 +65,19 @@ export async function registerIn(context, base, name) {
   await page.waitForSelector('#room-list button.active[data-room="general"]');
   await page.waitForSelector("#composer-input:not([disabled])");
   return page;
+}
+
+// One gateway (with `env`) and one browser for a test file: started before its tests,
+// stopped after. Read `.gateway` and `.browser` inside the tests.
+export function gatewayAndBrowser(env = {}) {
+  const shared = { gateway: null, browser: null };
+  before(async () => {
+    shared.gateway = await startGateway(env);
+    shared.browser = await launchBrowser();
+  });
+  after(async () => {
+    if (shared.browser) await shared.browser.close();
+    if (shared.gateway) shared.gateway.stop();
+  });
+  return shared;
 }

@@ -22,6 +22,8 @@ pub enum Carries {
     Recheck,
     /// A frame for the user, not of a room (`room` is empty): write it.
     User,
+    /// No frame: a moderator kicked the user out of `room`.
+    Kick,
 }
 
 /// One frame for one room (or one user), shared by every local recipient.
@@ -174,6 +176,24 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Takes every local connection of `user` out of `room`; returns how many were told.
+    pub fn kick(&self, user: &str, room: &str) -> usize {
+        let Some(conns) = self.users.get(user) else { return 0 };
+        let delivery = Arc::new(Delivery {
+            room: Arc::from(room),
+            carries: Carries::Kick,
+            seq: None,
+            skip_user: None,
+            frame: Bytes::new(),
+            kind: SentKind::Reply,
+            arrived: std::time::Instant::now(),
+        });
+        for handle in conns.values() {
+            self.offer(handle, &delivery);
+        }
+        conns.len()
     }
 
     /// Queues `frame` to every local connection of `user`; returns how many.

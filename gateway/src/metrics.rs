@@ -55,6 +55,8 @@ pub struct Metrics {
     pub disconnects: IntCounterVec,
     pub frames_received: IntCounterVec,
     pub errors: IntCounterVec,
+    /// Moderator actions applied, by `action`.
+    pub moderation_actions: IntCounterVec,
     pub messages_accepted: IntCounter,
     pub frames_delivered: IntCounter,
     pub ack_seconds: Histogram,
@@ -115,6 +117,13 @@ impl Metrics {
             errors: register(
                 &r,
                 IntCounterVec::new(Opts::new("aurora_ws_errors_total", "Error frames sent, by code"), &["code"])?,
+            ),
+            moderation_actions: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("aurora_moderation_actions_total", "Moderator actions applied, by action"),
+                    &["action"],
+                )?,
             ),
             messages_accepted: register(
                 &r,
@@ -227,6 +236,9 @@ impl Metrics {
         }
         for kind in ["join", "leave", "send", "typing", "history", "auth", "read", "invalid"] {
             self.frames_received.with_label_values(&[kind]);
+        }
+        for action in aurora_core::audit::Action::ALL {
+            self.moderation_actions.with_label_values(&[action.as_str()]);
         }
         for code in aurora_core::protocol::ErrorCode::ALL {
             self.errors.with_label_values(&[code.as_str()]);

@@ -77,7 +77,12 @@ impl RoomDirectory {
         let frame = match (change.op, &change.room, change.seq) {
             (UserOp::Rooms, _, _) => ServerFrame::RoomsChanged.encode(),
             (UserOp::Read, Some(room), Some(seq)) => ServerFrame::Read { reference: None, room, seq }.encode(),
-            (UserOp::Read, _, _) | (UserOp::Blocks, _, _) => return,
+            (UserOp::Kick, Some(room), _) => {
+                let told = self.hub.kick(&change.user, room);
+                tracing::info!(user_id = %change.user, room = %room, connections = told, "kicked");
+                return;
+            }
+            (UserOp::Read | UserOp::Kick | UserOp::Blocks, _, _) => return,
         };
         let told = self.hub.to_user(&change.user, frame.into());
         tracing::debug!(user_id = %change.user, op = ?change.op, connections = told, "user notice");

@@ -94,6 +94,13 @@ pub struct ChatRoomSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_receipts: Option<bool>,
 
+    /// Usernames who moderate the room: they may delete anyone's message, kick, ban and
+    /// mute members, and set slow mode and freeze. Applied on every gateway within a
+    /// second of a change, without a restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub moderators: Vec<String>,
+
     /// The room's Kafka topic `aurora.room.<name>`.
     #[serde(default)]
     pub topic: TopicSpec,

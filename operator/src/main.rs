@@ -5,6 +5,10 @@ use tokio_util::sync::CancellationToken;
 
 use aurora_operator::config::{Cli, Command};
 
+/// How long shutdown may take before the process exits anyway (the Lease release alone
+/// gives up after 5 s).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -22,5 +26,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
     aurora_core::process::on_signal(shutdown.clone());
-    aurora_operator::run(cli.config, shutdown).await
+    let work = aurora_operator::run(cli.config, shutdown.clone());
+    match aurora_core::process::within_grace(work, shutdown, SHUTDOWN_GRACE).await {
+        Some(done) => done,
+        None => anyhow::bail!("shutdown took longer than {SHUTDOWN_GRACE:?}; exiting"),
+    }
 }

@@ -64,6 +64,8 @@ pub fn desired_room(room: &ChatRoom, owner: &str) -> Result<Room> {
         owner: Some(owner.to_owned()),
         dm: false,
         read_receipts: spec.read_receipts,
+        moderators: spec.moderators.iter().map(|m| m.to_lowercase()).collect(),
+        moderation: Default::default(),
     })
 }
 

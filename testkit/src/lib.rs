@@ -14,6 +14,7 @@ mod client;
 pub mod cluster;
 pub mod conversation;
 mod history;
+pub mod moderation;
 pub mod reads;
 mod server;
 

@@ -74,6 +74,13 @@ export function deleteMessage(id) {
   act({ type: "delete", room: state.current, id });
 }
 
+// A moderator removes someone else's message (everyone sees who removed it).
+export function removeMessage(id) {
+  const m = messageById(id);
+  if (!m || !window.confirm("Remove " + m.user.name + "'s message for everyone?")) return;
+  act({ type: "delete", room: state.current, id });
+}
+
 export function toggleReaction(id, emoji) {
   const m = messageById(id);
   if (!m) return;
@@ -105,6 +112,7 @@ export function onMessageAction(ev) {
     case "reply": startReply(id); break;
     case "edit": startEdit(id); break;
     case "delete": deleteMessage(id); break;
+    case "remove": removeMessage(id); break;
     case "react": state.picker = state.picker === id ? null : id; renderRoom(); break;
     case "pick":
     case "toggle-reaction": toggleReaction(id, b.dataset.emoji); renderRoom(); break;

@@ -2,6 +2,7 @@
 // actions. Buttons carry data-action; app.js handles them in one listener on the list.
 import { state } from "./state.js";
 import { mentionsMe } from "./reads.js";
+import { canModerate } from "./moderation.js";
 
 export const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 
@@ -66,7 +67,7 @@ export function messageItem(m) {
   li.append(el("span", "author", m.user.name));
   if (m.deleted) {
     li.classList.add("deleted");
-    li.append(el("span", "body tombstone", "message deleted"));
+    li.append(el("span", "body tombstone", m.removed_by ? "message removed by " + m.removed_by.name : "message deleted"));
   } else {
     li.append(el("span", "body", m.body));
     if (m.edited_at) li.append(el("span", "edited", "(edited)"));
@@ -78,6 +79,7 @@ export function messageItem(m) {
   const acts = el("div", "actions");
   acts.append(action("reply", "Reply to " + m.user.name, "Reply"), action("react", "Add a reaction", "React"));
   if (m.user.id === me) acts.append(action("edit", "Edit your message", "Edit"), action("delete", "Delete your message", "Delete"));
+  else if (canModerate()) acts.append(action("remove", "Remove " + m.user.name + "'s message", "Remove"));
   li.append(acts);
   return li;
 }

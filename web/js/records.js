@@ -36,6 +36,7 @@ export function applyEvent(r, e) {
       break;
     case "delete":
       m.deleted = true;
+      if (e.moderator) m.removed_by = e.user;
       m.body = "";
       m.reactions = [];
       delete m.edited_at;

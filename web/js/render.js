@@ -4,6 +4,7 @@ import { joinRoom } from "./socket.js";
 import { messageItem, pendingItem } from "./message-view.js";
 import { renderRoomActions } from "./conversation.js";
 import { markRead, placeDivider, seenBy } from "./reads.js";
+import { canModerate, memberActions } from "./moderation.js";
 
 // ---------- rendering ----------
 export function selectRoom(name) {
@@ -108,6 +109,7 @@ export function renderMembers() {
     const li = document.createElement("li");
     li.textContent = m.name;
     li.dataset.user = m.id;
+    if (canModerate() && m.id !== state.session.user.id) li.append(memberActions(m));
     list.append(li);
   }
 }

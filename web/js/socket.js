@@ -3,6 +3,7 @@ import { $, state, roomState } from "./state.js";
 import { api, refreshSession, loadRooms, joinConversations } from "./session.js";
 import { pump } from "./compose.js";
 import { addMessage, applyEvent, applyRecord } from "./records.js";
+import { leftNotice } from "./moderation.js";
 import { applyRead, applyReceipts, countArrival, markRead, placeDivider, recount } from "./reads.js";
 import { renderRooms, renderRoom, renderMembers, renderTyping, updateComposer, roomLabel } from "./render.js";
 
@@ -207,9 +208,7 @@ export function onLeft(f) {
   const room = state.rooms.get(f.room);
   const label = room ? roomLabel(room) : f.room;
   if (f.reason === "deleted") state.rooms.delete(f.room);
-  if (state.leaving !== f.room) {
-    showNotice(f.reason === "deleted" ? label + " was deleted." : "You are no longer a member of " + label + ".");
-  }
+  if (state.leaving !== f.room) showNotice(leftNotice(f.reason, label));
   if (state.current === f.room) state.current = null;
   loadRooms();
 }

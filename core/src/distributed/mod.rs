@@ -1,6 +1,7 @@
 //! Distributed mode: Kafka (message log), Redis (bus, presence, rate limits,
 //! nonces) and MongoDB (users, rooms, messages) behind the same ports.
 
+pub mod audit;
 pub mod control;
 pub mod kafka;
 pub mod mongo;
@@ -137,6 +138,7 @@ pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) 
         admission: Arc::new(RedisAdmission::new(redis.clone())),
         sessions: Arc::new(MongoSessions::new(&mongo)),
         reads: Arc::new(reads::MongoReads::new(&mongo).await?),
+        audit: Arc::new(audit::MongoAudit::new(&mongo).await?),
         tickets: Arc::new(RedisTickets::new(redis.clone())),
         announcer: Arc::new(control::RedisAnnouncer::new(redis.clone())),
         readiness: Arc::new(Ready { kafka: log, redis, mongo }),

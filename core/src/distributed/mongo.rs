@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord};
+use crate::moderation::Moderation;
 use crate::ports::{Dependency, FailureKind, MessageStore, PortError, PortResult, RoomStore, UserStore};
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -96,6 +97,8 @@ struct MessageDoc {
     deleted: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     reactions: Vec<Reaction>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    moderator: bool,
 }
 
 impl From<&Message> for MessageDoc {
@@ -115,6 +118,7 @@ impl From<&Message> for MessageDoc {
             edited_at: m.edited_at,
             deleted: m.deleted,
             reactions: m.reactions.clone(),
+            moderator: m.moderator,
         }
     }
 }
@@ -136,6 +140,7 @@ impl From<MessageDoc> for Message {
             edited_at: d.edited_at,
             deleted: d.deleted,
             reactions: d.reactions,
+            moderator: d.moderator,
         }
     }
 }
@@ -275,6 +280,18 @@ impl RoomStore for MongoStore {
         Ok(docs.into_iter().map(|d| d.room).collect())
     }
 
+    async fn set_moderation(&self, room: &str, moderation: &Moderation, expected_rev: u64) -> PortResult<bool> {
+        let mut moderation = moderation.clone();
+        moderation.rev = expected_rev + 1;
+        let value = mongodb::bson::to_bson(&moderation).map_err(PortError::corrupt)?;
+        let result = self
+            .rooms
+            .update_one(at_rev(room, expected_rev), doc! {"$set": {"moderation": value}})
+            .await
+            .map_err(unavailable)?;
+        Ok(result.matched_count > 0)
+    }
+
     async fn remove_member(&self, room: &str, username: &str) -> PortResult<bool> {
         let user = username.to_lowercase();
         let filter = doc! {"_id": room, "members": &user};
@@ -382,11 +399,39 @@ impl MessageStore for MongoStore {
     }
 }
 
+/// The room `name` while its moderation is at revision `rev` (0: never changed).
+fn at_rev(name: &str, rev: u64) -> mongodb::bson::Document {
+    let rev = i64::try_from(rev).unwrap_or(i64::MAX);
+    if rev == 0 {
+        doc! {"_id": name, "$or": [{"moderation.rev": 0_i64}, {"moderation.rev": {"$exists": false}}]}
+    } else {
+        doc! {"_id": name, "moderation.rev": rev}
+    }
+}
+
 impl MongoStore {
-    /// Creates or replaces the registration of a room (the operator's copy of a ChatRoom).
+    /// Creates or replaces the registration of a room (the operator's copy of a ChatRoom),
+    /// keeping the room's [`Moderation`] (the API's): a replace applies only over the
+    /// moderation revision it read, and is tried again when a moderator acted meanwhile.
     pub async fn put_room(&self, room: &Room) -> PortResult<()> {
-        let doc = RoomDoc { id: room.name.clone(), room: room.clone() };
-        self.rooms.replace_one(doc! {"_id": &room.name}, doc).upsert(true).await.map(|_| ()).map_err(unavailable)
+        loop {
+            let existing = self.room(&room.name).await?;
+            let mut desired = room.clone();
+            let filter = match &existing {
+                Some(e) => {
+                    desired.moderation = e.moderation.clone();
+                    at_rev(&room.name, e.moderation.rev)
+                }
+                None => doc! {"_id": &room.name},
+            };
+            let doc = RoomDoc { id: room.name.clone(), room: desired };
+            match self.rooms.replace_one(filter, doc).upsert(existing.is_none()).await {
+                Ok(r) if existing.is_none() || r.matched_count > 0 => return Ok(()),
+                Ok(_) => {}
+                Err(e) if is_duplicate(&e) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
     }
 
     /// Deletes a room and every stored message of it; returns how many messages went.

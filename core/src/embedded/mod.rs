@@ -1,5 +1,6 @@
 //! Embedded mode: every port in one process, storage in a redb file.
 
+mod audit;
 mod log;
 mod memory;
 mod reads;
@@ -48,6 +49,7 @@ pub fn open(data_dir: &Path) -> PortResult<Embedded> {
         nonces,
         sessions: Arc::new(store.clone()),
         reads: Arc::new(store.clone()),
+        audit: Arc::new(store.clone()),
         tickets: Arc::new(MemoryTickets::default()),
         readiness: Arc::new(store.clone()),
         announcer: Arc::new(announcer),

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::model::{Message, Room, UserRecord};
+use crate::moderation::Moderation;
 use crate::ports::{
     Dependency, FailureKind, MessageStore, NotReady, PortError, PortResult, Readiness, RoomStore, UserStore,
 };
@@ -75,6 +76,7 @@ impl FileStore {
             tx.open_table(BLOCKS).map_err(db_err)?;
             tx.open_table(super::reads::READS).map_err(db_err)?;
             tx.open_table(super::reads::READERS).map_err(db_err)?;
+            tx.open_table(super::audit::AUDIT).map_err(db_err)?;
             let mut nonces = tx.open_table(NONCES).map_err(db_err)?;
             prune_nonces(&mut nonces)?;
             let mut sessions = tx.open_table(super::sessions::SESSIONS).map_err(db_err)?;
@@ -237,6 +239,24 @@ impl RoomStore for FileStore {
                 out.push(decode(v.value())?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn set_moderation(&self, room: &str, moderation: &Moderation, expected_rev: u64) -> PortResult<bool> {
+        let (name, mut moderation) = (room.to_owned(), moderation.clone());
+        moderation.rev = expected_rev + 1;
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let mut rooms = tx.open_table(ROOMS).map_err(db_err)?;
+                let found = rooms.get(name.as_str()).map_err(db_err)?.map(|v| decode::<Room>(v.value())).transpose()?;
+                let Some(mut room) = found.filter(|r| r.moderation.rev == expected_rev) else { return Ok(false) };
+                room.moderation = moderation;
+                rooms.insert(name.as_str(), encode(&room)?.as_slice()).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(true)
         })
         .await
     }

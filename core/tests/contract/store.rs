@@ -1,8 +1,11 @@
 //! Users, rooms and messages: the redb file store and MongoDB.
 
+use aurora_core::audit::{Action, AuditLog, AuditRecord};
 use aurora_core::embedded::FileStore;
-use aurora_core::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord};
+use aurora_core::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord, UserRef};
+use aurora_core::moderation::Moderation;
 use aurora_core::ports::{MessageStore, PortError, RoomStore, UserStore};
+use aurora_core::reads::ReadStore;
 
 use crate::{unique, user};
 
@@ -52,6 +55,59 @@ async fn rooms(store: &dyn RoomStore) {
     let all: Vec<String> = store.rooms().await.unwrap().into_iter().map(|r| r.name).collect();
     assert!(all.contains(&name) && all.contains(&other), "{all:?}");
     assert!(store.room(&unique("none")).await.unwrap().is_none());
+
+    // Members leave atomically; moderation changes only over the revision they read.
+    let private = unique("room");
+    let mut r = room(&private, "p");
+    r.members = vec!["ann".into(), "bob".into()];
+    store.create_room(r).await.unwrap();
+    assert!(store.remove_member(&private, "BOB").await.unwrap());
+    assert!(!store.remove_member(&private, "bob").await.unwrap(), "not a member any more");
+    assert!(!store.remove_member(&unique("none"), "ann").await.unwrap());
+    assert_eq!(store.room(&private).await.unwrap().unwrap().members, ["ann"]);
+    let mut m = Moderation { frozen: true, ..Moderation::default() };
+    assert!(store.set_moderation(&private, &m, 0).await.unwrap());
+    assert!(!store.set_moderation(&private, &m, 0).await.unwrap(), "revision 0 is gone");
+    m.slow_mode_ms = Some(5000);
+    assert!(store.set_moderation(&private, &m, 1).await.unwrap());
+    let stored = store.room(&private).await.unwrap().unwrap().moderation;
+    assert_eq!((stored.rev, stored.frozen, stored.slow_mode_ms), (2, true, Some(5000)));
+    assert!(!store.set_moderation(&unique("none"), &m, 0).await.unwrap());
+}
+
+async fn reads(store: &dyn ReadStore) {
+    let (ann, room) = (UserRef { id: unique("id").into(), name: "ann".into() }, unique("room"));
+    assert_eq!(store.joined(&ann, &room, 7).await.unwrap(), 7, "a first join starts the pointer");
+    assert_eq!(store.joined(&ann, &room, 9).await.unwrap(), 7, "later joins leave it");
+    assert_eq!(store.mark_read(&ann, &room, 12).await.unwrap(), 12);
+    assert_eq!(store.mark_read(&ann, &room, 3).await.unwrap(), 12, "never lowered");
+    let bob = UserRef { id: unique("id").into(), name: "bob".into() };
+    store.mark_read(&bob, &room, 20).await.unwrap();
+    let readers = store.readers(&room, 10).await.unwrap();
+    let seen: Vec<(&str, u64)> = readers.iter().map(|r| (&*r.user.name, r.seq)).collect();
+    assert_eq!(seen, [("bob", 20), ("ann", 12)], "furthest first");
+    assert_eq!(store.readers(&room, 1).await.unwrap().len(), 1);
+    assert_eq!(store.read_pointers(&ann.id).await.unwrap().get(&room), Some(&12));
+}
+
+async fn audit(log: &dyn AuditLog) {
+    let room = unique("room");
+    for (i, action) in [Action::Grant, Action::Ban, Action::Kick].into_iter().enumerate() {
+        let entry = AuditRecord {
+            id: unique("a"),
+            room: room.clone(),
+            at: 1_000 + i as i64,
+            actor: "ann".into(),
+            action,
+            target: Some("bob".into()),
+            reason: None,
+            until: None,
+            interval_ms: None,
+        };
+        log.record(entry).await.unwrap();
+    }
+    let got: Vec<Action> = log.audit(&room, 2).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(got, [Action::Kick, Action::Ban], "newest first, limited");
 }
 
 fn message(room: &str, seq: u64, nonce: Option<&str>) -> Message {
@@ -145,6 +201,8 @@ async fn embedded() {
     rooms(&store).await;
     messages(&store).await;
     events(&store).await;
+    reads(&store).await;
+    audit(&store).await;
 }
 
 #[tokio::test]
@@ -154,4 +212,6 @@ async fn distributed() {
     rooms(&store).await;
     messages(&store).await;
     events(&store).await;
+    reads(&aurora_core::distributed::reads::MongoReads::new(&store).await.unwrap()).await;
+    audit(&aurora_core::distributed::audit::MongoAudit::new(&store).await.unwrap()).await;
 }

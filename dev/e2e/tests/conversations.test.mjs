@@ -1,27 +1,16 @@
 // A direct conversation in the web client: two users open it ("New message to…"), reply,
 // edit, react and delete; both screens match.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startGateway, launchBrowser, registerIn } from "../lib.mjs";
+import { gatewayAndBrowser, registerIn } from "../lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const screenshot = join(here, "..", "..", "..", "docs", "conversations.png");
 
-let gateway;
-let browser;
-
-before(async () => {
-  gateway = await startGateway({ AURORA_RATE_LIMIT: "100/10s" });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (gateway) gateway.stop();
-});
+const shared = gatewayAndBrowser({ AURORA_RATE_LIMIT: "100/10s" });
 
 async function say(page, text) {
   await page.fill("#composer-input", text);
@@ -54,10 +43,10 @@ async function openDm(page, user) {
 
 test("two users open a conversation, reply, edit, react and delete; both screens match", async () => {
   const suffix = String(Date.now() % 100000);
-  const ctxA = await browser.newContext({ viewport: { width: 1100, height: 640 } });
-  const ctxB = await browser.newContext({ viewport: { width: 1100, height: 640 } });
-  const alice = await registerIn(ctxA, gateway.base, "alice" + suffix);
-  const bob = await registerIn(ctxB, gateway.base, "bob" + suffix);
+  const ctxA = await shared.browser.newContext({ viewport: { width: 1100, height: 640 } });
+  const ctxB = await shared.browser.newContext({ viewport: { width: 1100, height: 640 } });
+  const alice = await registerIn(ctxA, shared.gateway.base, "alice" + suffix);
+  const bob = await registerIn(ctxB, shared.gateway.base, "bob" + suffix);
   alice.on("dialog", (d) => d.accept());
 
   // Each opens the conversation with the other: the same one, titled by the other's name.
@@ -125,10 +114,10 @@ test("two users open a conversation, reply, edit, react and delete; both screens
 
 test("a conversation appears live, a member leaves a group one, and blocking stops the other's messages", async () => {
   const suffix = String(Date.now() % 100000);
-  const [ctxA, ctxB, ctxC] = await Promise.all([1, 2, 3].map(() => browser.newContext()));
-  const alice = await registerIn(ctxA, gateway.base, "amy" + suffix);
-  const bob = await registerIn(ctxB, gateway.base, "ben" + suffix);
-  const carol = await registerIn(ctxC, gateway.base, "cal" + suffix);
+  const [ctxA, ctxB, ctxC] = await Promise.all([1, 2, 3].map(() => shared.browser.newContext()));
+  const alice = await registerIn(ctxA, shared.gateway.base, "amy" + suffix);
+  const bob = await registerIn(ctxB, shared.gateway.base, "ben" + suffix);
+  const carol = await registerIn(ctxC, shared.gateway.base, "cal" + suffix);
   for (const page of [alice, bob, carol]) {
     page.on("dialog", (d) => d.accept());
     await page.waitForSelector("#conn-status.online");

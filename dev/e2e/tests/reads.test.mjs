@@ -1,32 +1,21 @@
 // Read state in the web client: unread and mention badges, the "new messages" line, and a
 // read on one device clearing the badge on the other.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startGateway, launchBrowser, registerIn } from "../lib.mjs";
+import { gatewayAndBrowser, registerIn } from "../lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const screenshot = join(here, "..", "..", "..", "docs", "read-state.png");
 
-let gateway;
-let browser;
-
-before(async () => {
-  gateway = await startGateway({ AURORA_RATE_LIMIT: "100/10s" });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (gateway) gateway.stop();
-});
+const shared = gatewayAndBrowser({ AURORA_RATE_LIMIT: "100/10s" });
 
 async function logIn(context, name) {
   const page = await context.newPage();
   page.on("pageerror", (e) => { throw e; });
-  await page.goto(gateway.base + "/");
+  await page.goto(shared.gateway.base + "/");
   await page.fill("#username", name);
   await page.fill("#password", "correct horse battery");
   await page.click("#login-btn");
@@ -43,9 +32,9 @@ const badge = (page, room) => page.locator(`#room-list button[data-room="${room}
 
 test("badges count unread and mentions, and reading on one device clears the other", async () => {
   const suffix = String(Date.now() % 100000);
-  const [ctxA, ctxB1, ctxB2] = await Promise.all([1, 2, 3].map(() => browser.newContext()));
-  const alice = await registerIn(ctxA, gateway.base, "ada" + suffix);
-  const laptop = await registerIn(ctxB1, gateway.base, "bea" + suffix);
+  const [ctxA, ctxB1, ctxB2] = await Promise.all([1, 2, 3].map(() => shared.browser.newContext()));
+  const alice = await registerIn(ctxA, shared.gateway.base, "ada" + suffix);
+  const laptop = await registerIn(ctxB1, shared.gateway.base, "bea" + suffix);
   const phone = await logIn(ctxB2, "bea" + suffix);
 
   await alice.fill("#new-dm-users", "bea" + suffix);

@@ -77,6 +77,7 @@ pub async fn list_rooms(
             }
         };
         v["read"] = json!(read.unwrap_or(0));
+        v["role"] = json!(room.role(&claims.sub, &claims.name).as_str());
         v["unread"] = json!(counts.unread);
         v["mentions"] = json!(counts.mentions);
         out.push(v);
@@ -122,7 +123,9 @@ pub async fn create_room(
     }
     tracing::info!(room = %room.name, user_id = %claims.sub, "room created");
     state.rooms.remember(room.clone());
-    Ok((StatusCode::CREATED, Json(room_json(&state, &room, &claims.name).await?)))
+    let mut v = room_json(&state, &room, &claims.name).await?;
+    v["role"] = json!(room.role(&claims.sub, &claims.name).as_str());
+    Ok((StatusCode::CREATED, Json(v)))
 }
 
 fn query_u64(q: &HashMap<String, String>, key: &str) -> Result<Option<u64>, ApiError> {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client;
 mod dms;
 pub mod error;
+pub mod moderation;
 mod web;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -36,6 +37,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/me", get(api::me))
         .route("/api/rooms", get(api::list_rooms).post(api::create_room))
         .route("/api/rooms/{name}/messages", get(api::messages))
+        .route("/api/rooms/{name}/moderation", get(moderation::show))
+        .route("/api/rooms/{name}/moderators", post(moderation::grant))
+        .route("/api/rooms/{name}/moderators/{username}", axum::routing::delete(moderation::revoke))
+        .route("/api/rooms/{name}/bans", post(moderation::ban))
+        .route("/api/rooms/{name}/bans/{username}", axum::routing::delete(moderation::unban))
+        .route("/api/rooms/{name}/mutes", post(moderation::mute))
+        .route("/api/rooms/{name}/mutes/{username}", axum::routing::delete(moderation::unmute))
+        .route("/api/rooms/{name}/kick", post(moderation::kick))
+        .route("/api/rooms/{name}/settings", axum::routing::put(moderation::settings))
+        .route("/api/rooms/{name}/audit", get(moderation::audit))
         .route("/api/dms", post(dms::open))
         .route("/api/dms/{name}/leave", post(dms::leave))
         .route("/api/blocks", get(dms::blocked).post(dms::block))

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!("../../../web/index.html");
 const APP_JS: &str = include_str!("../../../web/app.js");
 /// The ES modules `app.js` imports (`/js/<name>`), by concern; no build step.
-const MODULES: [(&str, &str); 9] = [
+const MODULES: [(&str, &str); 10] = [
     ("state.js", include_str!("../../../web/js/state.js")),
     ("session.js", include_str!("../../../web/js/session.js")),
     ("socket.js", include_str!("../../../web/js/socket.js")),
@@ -17,6 +17,7 @@ const MODULES: [(&str, &str); 9] = [
     ("message-view.js", include_str!("../../../web/js/message-view.js")),
     ("conversation.js", include_str!("../../../web/js/conversation.js")),
     ("reads.js", include_str!("../../../web/js/reads.js")),
+    ("moderation.js", include_str!("../../../web/js/moderation.js")),
 ];
 const STYLE: &str = include_str!("../../../web/style.css");
 

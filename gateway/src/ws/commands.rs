@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use aurora_core::events::{self, Refusal};
 use aurora_core::model::{new_message_id, Kind, Room, Submission, Visibility};
+use aurora_core::moderation::Role;
 use aurora_core::ports::{Admit, Claim, MessageStore, PortError, RoomEvent};
 use aurora_core::protocol::{
     decode, Change, Command, ErrorCode, ServerFrame, MAX_ROOMS_PER_CONNECTION, MAX_SINCE_MESSAGES,
@@ -70,7 +71,11 @@ impl Session {
             Err(e) => return self.unavailable(socket, r, &room, e).await,
         };
         if !config.admits(&self.user.name) {
-            return self.error(socket, ErrorCode::Forbidden, "this room is private", r, Some(&room)).await;
+            let msg = match config.banned(&self.user.name, aurora_core::now_ms()) {
+                Some(_) => "you are banned from this room",
+                None => "this room is private",
+            };
+            return self.error(socket, ErrorCode::Forbidden, msg, r, Some(&room)).await;
         }
         if let Err(retry_after) = self.throttle(Throttle::Join, &room) {
             let frame = ServerFrame::Error {
@@ -226,6 +231,9 @@ impl Session {
         sub.target = Some(change.target);
         sub.emoji = change.emoji;
         sub.max_reactions = (change.kind == Kind::React).then_some(max_reactions);
+        // A moderator may delete anyone's message but the owner's.
+        sub.moderator = change.kind == Kind::Delete && config.role(&self.user.id, &self.user.name) >= Role::Moderator;
+        sub.shielded = config.created_by.clone().filter(|_| !config.managed());
         self.submit(socket, r, sub, &config).await
     }
 
@@ -260,6 +268,9 @@ impl Session {
         let room = sub.room.clone();
         let nonce = sub.nonce.clone();
         let limit = config.rate_limit.unwrap_or(self.state.config.rate_limit);
+        if let Some(step) = self.held_back(socket, r, &sub, config).await {
+            return step;
+        }
         if config.dm {
             match self.state.blocks.blocked_in(backend.users.as_ref(), config, &self.user.id).await {
                 Ok(false) => {}
@@ -316,7 +327,12 @@ impl Session {
                 let _ = backend.limiter.refund(&user_id, &room, limit).await;
             }
             match checked {
-                Ok(()) => {}
+                Ok(author) => {
+                    if sub.moderator && author.is_some_and(|a| a != self.user.id) {
+                        let target = sub.target.as_deref().unwrap_or_default();
+                        crate::http::moderation::message_deleted(&self.state, &self.user.name, &room, target).await;
+                    }
+                }
                 Err(Err(e)) => return self.unavailable(socket, r, &room, e).await,
                 Err(Ok(refusal)) => {
                     let code = match refusal {
@@ -451,8 +467,8 @@ async fn check_target(
     messages: &dyn MessageStore,
     sub: &Submission,
     edit_window: std::time::Duration,
-) -> Result<(), Result<Refusal, PortError>> {
-    let Some(id) = sub.target.as_deref().or(sub.reply_to.as_deref()) else { return Ok(()) };
+) -> Result<Option<Arc<str>>, Result<Refusal, PortError>> {
+    let Some(id) = sub.target.as_deref().or(sub.reply_to.as_deref()) else { return Ok(None) };
     let made = aurora_core::model::message_id_time_ms(id);
     let fresh = made.is_some_and(|t| (aurora_core::now_ms() - t).abs() < FRESH_TARGET_AGE_MS);
     let deadline = Instant::now() + FRESH_TARGET_WAIT;
@@ -466,7 +482,8 @@ async fn check_target(
         pause = (pause * 2).min(std::time::Duration::from_millis(200));
     };
     let window_ms = i64::try_from(edit_window.as_millis()).unwrap_or(i64::MAX);
-    events::check(target.as_ref(), sub, window_ms).map_err(Ok)
+    events::check(target.as_ref(), sub, window_ms).map_err(Ok)?;
+    Ok(target.map(|t| t.user.id))
 }
 
 /// How long a just-made target that is not stored yet is waited for.

@@ -61,6 +61,7 @@ impl Session {
         match d.carries {
             Carries::Resync => return Box::pin(self.catch_up(socket, &d.room)).await,
             Carries::Recheck => return Box::pin(self.recheck(socket, &d.room)).await,
+            Carries::Kick => return Box::pin(self.taken_out(socket, &d.room, "kicked")).await,
             Carries::Room | Carries::User => {}
         }
         let mut written = 0;
@@ -137,6 +138,7 @@ impl Session {
             }
         };
         let reason = match current {
+            Some(config) if config.banned(&self.user.name, aurora_core::now_ms()).is_some() => "banned",
             Some(config) if config.admits(&self.user.name) => {
                 if let Some(joined) = self.rooms.get_mut(room) {
                     joined.config = config;
@@ -146,6 +148,11 @@ impl Session {
             Some(_) => "removed",
             None => "deleted",
         };
+        self.taken_out(socket, room, reason).await
+    }
+
+    /// Leaves `room` (if joined) and tells the client why with a `left` push.
+    async fn taken_out(&mut self, socket: &mut Socket, room: &str, reason: &str) -> Result<u64, End> {
         if self.rooms.remove(room).is_none() {
             return Ok(0);
         }

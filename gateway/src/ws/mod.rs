@@ -4,6 +4,7 @@
 mod commands;
 mod control;
 mod delivery;
+mod moderation;
 mod reads;
 mod rooms;
 mod session;

@@ -10,6 +10,7 @@ mod drain;
 
 mod failures;
 mod fanout;
+mod moderation;
 mod reads;
 mod restarts;
 mod sessions;

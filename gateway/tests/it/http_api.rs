@@ -90,7 +90,10 @@ async fn rooms_can_be_listed_and_created() {
 
     let (status, r) = s.post("/api/rooms", Some(&u.token), json!({"name": "team-42", "title": "Team 42"})).await;
     assert_eq!(status, 201);
-    assert_eq!(r, json!({"name": "team-42", "title": "Team 42", "online": 0, "managed": false, "receipts": true}));
+    assert_eq!(
+        r,
+        json!({"name": "team-42", "title": "Team 42", "online": 0, "managed": false, "receipts": true, "role": "owner"})
+    );
     let (status, r) = s.post("/api/rooms", Some(&u.token), json!({"name": "plain"})).await;
     assert_eq!(status, 201);
     assert_eq!(r["title"], "plain", "title defaults to the name");

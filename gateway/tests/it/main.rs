@@ -11,6 +11,7 @@ mod http_api;
 mod lifecycle;
 mod limits;
 mod metrics_doc;
+mod moderation;
 mod outage;
 mod presence;
 mod proxies;

@@ -77,3 +77,40 @@ async fn a_missed_announcement_heals_at_the_next_refresh() {
     assert_eq!(left["reason"], "removed", "{left}");
     store.delete_room(&room.name).await.expect("clean up");
 }
+
+/// `spec.moderators` applied with the API server: those users moderate the room on the
+/// running gateway, without a restart.
+#[tokio::test]
+async fn chatroom_moderators_get_their_rights_without_a_restart() {
+    let _one = exclusive().await;
+    let s = Stack::start().await;
+    let base = s.gateway.base();
+    let (alice, mut a) = s.user("alice").await;
+    let (bob, mut b) = s.user("bob").await;
+    let name = room_name();
+    s.ns.apply(&name, json!({})).await;
+    s.ns.condition(&name, "Ready", "True").await;
+    a.join(&name).await;
+    b.join(&name).await;
+    let id = a.say(&name, "mine").await["id"].as_str().expect("id").to_owned();
+    let mute = |token: &str| {
+        let url = format!("{base}/api/rooms/{name}/mutes");
+        s.http.post(url).bearer_auth(token.to_owned()).json(&json!({"username": alice.name, "duration_s": 60}))
+    };
+    assert_eq!(mute(&bob.token).send().await.expect("POST").status(), 403, "not a moderator yet");
+    let refused = b.request(json!({"type":"delete","room":name,"id":id})).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+
+    s.ns.merge_spec(&name, json!({"moderators": [bob.name.to_uppercase()]})).await;
+    until_reply(&mut b, json!({"type":"delete","room":name,"id":id}), "bob may delete alice's message", |v| {
+        v["type"] == "ack"
+    })
+    .await;
+    assert_eq!(a.recv_type("event").await["moderator"], true);
+    assert_eq!(mute(&bob.token).send().await.expect("POST").status(), 204);
+    let muted = until_reply(&mut a, json!({"type":"send","room":name,"body":"hi"}), "alice is muted", |v| {
+        v["code"] == "forbidden"
+    })
+    .await;
+    assert!(muted["retry_after_ms"].as_u64().is_some(), "{muted}");
+}

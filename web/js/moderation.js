@@ -1,0 +1,62 @@
+// What moderators see: "Remove" on others' messages, and Kick / Mute / Ban on members
+// (docs/moderation.md). The server checks every action; these only offer them.
+import { state } from "./state.js";
+import { api } from "./session.js";
+import { showNotice } from "./socket.js";
+
+// The caller's role in the open room: "owner", "moderator" or "member".
+export function myRole() {
+  const room = state.rooms.get(state.current);
+  return (room && room.role) || "member";
+}
+
+export function canModerate() {
+  return myRole() === "owner" || myRole() === "moderator";
+}
+
+const ACTIONS = {
+  kick: { path: "kick", label: "Kick", done: "was kicked", body: {} },
+  mute: { path: "mutes", label: "Mute 10 min", done: "is muted for 10 minutes", body: { duration_s: 600 } },
+  ban: { path: "bans", label: "Ban 1 h", done: "is banned for an hour", body: { duration_s: 3600 } },
+};
+
+export function memberActions(user) {
+  const wrap = document.createElement("span");
+  wrap.className = "mod-actions";
+  for (const [name, a] of Object.entries(ACTIONS)) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "link";
+    b.dataset.modAction = name;
+    b.dataset.user = user.name;
+    b.textContent = a.label;
+    b.setAttribute("aria-label", a.label + " " + user.name);
+    wrap.append(b);
+  }
+  return wrap;
+}
+
+// One listener on the member list.
+export async function onMemberAction(ev) {
+  const b = ev.target.closest("button[data-mod-action]");
+  if (!b || !state.current) return;
+  const a = ACTIONS[b.dataset.modAction];
+  const user = b.dataset.user;
+  if (!a || !window.confirm(a.label + " " + user + "?")) return;
+  try {
+    await api("POST", "/api/rooms/" + encodeURIComponent(state.current) + "/" + a.path, { username: user, ...a.body });
+    showNotice(user + " " + a.done + ".");
+  } catch (e) {
+    showNotice(e.message);
+  }
+}
+
+// Why we were taken out of a room, for the notice.
+export function leftNotice(reason, label) {
+  switch (reason) {
+    case "kicked": return "A moderator removed you from " + label + ". You can join again.";
+    case "banned": return "You are banned from " + label + ".";
+    case "deleted": return label + " was deleted.";
+    default: return "You are no longer a member of " + label + ".";
+  }
+}
