@@ -106,6 +106,10 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
         .set("reconnect.backoff.max.ms", "1000")
+        // While the group coordinator is down it is looked up again every tenth of this:
+        // 1 s. With the default (10 min / 10) a broker failover stopped consumption for a
+        // minute when the dead broker led the group's offsets partition.
+        .set("coordinator.query.interval.ms", "10000")
         .set("statistics.interval.ms", "5000")
         .create_with_context(context)
         .context("cannot create the Kafka consumer")?;
