@@ -79,6 +79,37 @@ pub struct AuditRecord {
     pub interval_ms: Option<u64>,
 }
 
+impl AuditRecord {
+    /// The action as members see it on the room's stream.
+    pub fn notice(&self) -> Notice {
+        Notice {
+            action: self.action,
+            user: self.target.clone(),
+            reason: self.reason.clone(),
+            until: self.until,
+            interval_ms: self.interval_ms,
+        }
+    }
+}
+
+/// A moderator's action as the room's members see it: the `notice` of a `moderation`
+/// record on the room's stream (docs/moderation.md). The record's `user` is who acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub action: Action,
+    /// Whom it was done to (username); none for room settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When a ban or mute ends (unix ms); none: until lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// Slow mode's interval (ms); 0 turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+}
+
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     async fn record(&self, entry: AuditRecord) -> PortResult<()>;

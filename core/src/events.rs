@@ -69,7 +69,7 @@ pub fn check(target: Option<&Message>, sub: &Submission, edit_window_ms: i64) ->
         return Err(Refusal::Deleted);
     }
     match sub.kind {
-        Kind::Message => Ok(()),
+        Kind::Message | Kind::Moderation => Ok(()),
         Kind::Delete if target.user.id != sub.user.id && sub.moderator => {
             if sub.shielded.as_ref().is_some_and(|owner| *owner == *target.user.id) {
                 Err(Refusal::NotAuthor)
@@ -102,7 +102,7 @@ pub fn apply(target: &mut Message, event: &mut Message, sub: &Submission) -> Res
     check(Some(target), sub, i64::MAX)?;
     let emoji = sub.emoji.clone().unwrap_or_default();
     match sub.kind {
-        Kind::Message => return Err(Refusal::NoChange),
+        Kind::Message | Kind::Moderation => return Err(Refusal::NoChange),
         Kind::Edit => {
             target.body.clone_from(&sub.body);
             target.edited_at = Some(sub.ts);
@@ -110,6 +110,7 @@ pub fn apply(target: &mut Message, event: &mut Message, sub: &Submission) -> Res
         }
         Kind::Delete => {
             event.moderator = target.user.id != sub.user.id;
+            target.moderator = event.moderator;
             target.body.clear();
             target.deleted = true;
             target.edited_at = None;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+use crate::audit::Notice;
 use crate::ratelimit::RateLimit;
 
 /// A user as other users see it.
@@ -196,11 +197,25 @@ pub enum Kind {
     React,
     /// The sender took `emoji` back.
     Unreact,
+    /// A moderator acted in the room (its `notice` says how); no target.
+    Moderation,
 }
 
 impl Kind {
     pub fn is_message(&self) -> bool {
         *self == Kind::Message
+    }
+
+    /// The events that change an earlier message (their `target`).
+    pub const CHANGES: [Kind; 4] = [Kind::Edit, Kind::Delete, Kind::React, Kind::Unreact];
+
+    pub fn changes_target(&self) -> bool {
+        Kind::CHANGES.contains(self)
+    }
+
+    /// Kept in a room's history: messages (in their current state) and moderators' notices.
+    pub fn in_history(&self) -> bool {
+        !self.changes_target()
     }
 }
 
@@ -263,6 +278,9 @@ pub struct Submission {
     /// Whose messages a moderator may not delete (the room's owner), for the gateway's check.
     #[serde(skip)]
     pub shielded: Option<String>,
+    /// A `moderation` record's action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
 }
 
 impl Submission {
@@ -284,6 +302,7 @@ impl Submission {
             max_reactions: None,
             moderator: false,
             shielded: None,
+            notice: None,
         }
     }
 }
@@ -318,9 +337,12 @@ pub struct Message {
     /// A message's reactions; a reaction event's emoji with who has it after the event.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
-    /// A delete event by a moderator, not the author.
+    /// A delete event by a moderator, not the author; a message a moderator removed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub moderator: bool,
+    /// A `moderation` record's action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
 }
 
 impl Message {
@@ -341,6 +363,7 @@ impl Message {
             deleted: false,
             reactions: Vec::new(),
             moderator: false,
+            notice: s.notice,
         }
     }
 }

@@ -125,7 +125,7 @@ impl Pipeline {
                 continue;
             }
             let mut record = Message::from_submission(sub.clone(), 0);
-            if !sub.kind.is_message() {
+            if sub.kind.changes_target() {
                 let Some(target) = self.target(sub.target.as_deref(), &mut fresh, &mut changed).await? else {
                     self.ignored += 1;
                     continue;

@@ -2,7 +2,7 @@
 // actions. Buttons carry data-action; app.js handles them in one listener on the list.
 import { state } from "./state.js";
 import { mentionsMe } from "./reads.js";
-import { canModerate } from "./moderation.js";
+import { canModerate, describeNotice } from "./moderation.js";
 
 export const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 
@@ -61,13 +61,20 @@ export function messageItem(m) {
   const li = el("li");
   li.dataset.seq = m.seq;
   li.dataset.id = m.id;
+  if (m.kind === "moderation") {
+    li.className = "notice-line";
+    li.setAttribute("role", "note");
+    li.append(el("span", "body", describeNotice(m)), el("time", "", formatTime(m.ts)));
+    return li;
+  }
   if (m.user.id === me) li.classList.add("mine");
   else if (!m.deleted && mentionsMe(m.body)) li.classList.add("mention");
   if (m.reply_to) li.append(quote(m.reply_to));
   li.append(el("span", "author", m.user.name));
   if (m.deleted) {
     li.classList.add("deleted");
-    li.append(el("span", "body tombstone", m.removed_by ? "message removed by " + m.removed_by.name : "message deleted"));
+    const removed = m.removed_by ? "message removed by " + m.removed_by.name : "message removed by a moderator";
+    li.append(el("span", "body tombstone", m.removed_by || m.moderator ? removed : "message deleted"));
   } else {
     li.append(el("span", "body", m.body));
     if (m.edited_at) li.append(el("span", "edited", "(edited)"));

@@ -60,3 +60,33 @@ export function leftNotice(reason, label) {
     default: return "You are no longer a member of " + label + ".";
   }
 }
+
+function span(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return s + " s";
+  if (s < 7200) return Math.round(s / 60) + " min";
+  return Math.round(s / 3600) + " h";
+}
+
+// A moderator's action on the room's stream, as members read it: "ann muted bob until 14:05".
+export function describeNotice(m) {
+  const n = m.notice || {};
+  const me = state.session.user.name.toLowerCase();
+  const who = n.user ? (n.user.toLowerCase() === me ? "you" : n.user) : "";
+  const until = n.until ? " until " + new Date(n.until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
+  let text;
+  switch (n.action) {
+    case "kick": text = "removed " + who + " from the room"; break;
+    case "ban": text = "banned " + who + until; break;
+    case "unban": text = "lifted the ban on " + who; break;
+    case "mute": text = "muted " + who + until; break;
+    case "unmute": text = "unmuted " + who; break;
+    case "slow_mode": text = n.interval_ms ? "turned on slow mode: one message every " + span(n.interval_ms) : "turned off slow mode"; break;
+    case "freeze": text = "froze the room: only moderators can write"; break;
+    case "unfreeze": text = "unfroze the room"; break;
+    case "grant": text = "made " + who + " a moderator"; break;
+    case "revoke": text = "took moderator rights from " + who; break;
+    default: text = "moderated the room"; break;
+  }
+  return m.user.name + " " + text + (n.reason ? " (" + n.reason + ")" : "");
+}

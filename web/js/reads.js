@@ -19,7 +19,7 @@ export function mentionsMe(body) {
 }
 
 function counts(m, read) {
-  return m.seq > read && !m.deleted && m.user.id !== state.session.user.id;
+  return m.seq > read && !m.kind && !m.deleted && m.user.id !== state.session.user.id;
 }
 
 // Recounts a joined room's badge from the messages it holds (all of them since the join).
@@ -83,7 +83,7 @@ export function applyReceipts(r, readers) {
 export function seenBy(r) {
   const out = new Map();
   const me = state.session.user.id;
-  const shown = r.messages.filter((m) => !m.deleted);
+  const shown = r.messages.filter((m) => !m.deleted && !m.kind);
   for (const x of r.receipts.values()) {
     if (x.user.id === me) continue;
     let last = null;

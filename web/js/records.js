@@ -64,7 +64,8 @@ export function applyEvent(r, e) {
   return true;
 }
 
-// A record from a list (joined, history) or a push.
+// A record from a list (joined, history) or a push. A moderator's notice is shown in the
+// list like a message.
 export function applyRecord(r, rec) {
-  return rec.kind ? applyEvent(r, rec) : addMessage(r, rec);
+  return rec.kind && rec.kind !== "moderation" ? applyEvent(r, rec) : addMessage(r, rec);
 }

@@ -99,7 +99,7 @@ export function handle(f) {
       break;
     case "joined": onJoined(f); break;
     case "message": onMessage(f); break;
-    case "event": onEvent(f); break;
+    case "event": if (f.kind === "moderation") onMessage(f); else onEvent(f); break;
     case "ack": onAck(f); break;
     case "history": onHistory(f); break;
     case "presence": onPresence(f); break;

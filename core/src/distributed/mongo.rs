@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use mongodb::bson::doc;
+use mongodb::bson::{doc, Bson};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
@@ -99,6 +99,8 @@ struct MessageDoc {
     reactions: Vec<Reaction>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     moderator: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    notice: Option<crate::audit::Notice>,
 }
 
 impl From<&Message> for MessageDoc {
@@ -119,6 +121,7 @@ impl From<&Message> for MessageDoc {
             deleted: m.deleted,
             reactions: m.reactions.clone(),
             moderator: m.moderator,
+            notice: m.notice.clone(),
         }
     }
 }
@@ -141,6 +144,7 @@ impl From<MessageDoc> for Message {
             deleted: d.deleted,
             reactions: d.reactions,
             moderator: d.moderator,
+            notice: d.notice,
         }
     }
 }
@@ -330,10 +334,12 @@ impl MessageStore for MongoStore {
     }
 
     async fn before(&self, room: &str, before: Option<u64>, limit: usize) -> PortResult<Vec<Message>> {
-        // Messages only (events have a `kind`): they are stored in their current state.
+        // Messages (stored in their current state) and notices, not the events that changed them.
+        let changes: Vec<Bson> = Kind::CHANGES.iter().filter_map(|k| mongodb::bson::to_bson(k).ok()).collect();
+        let events = doc! {"$nin": changes};
         let filter = match before {
-            Some(b) => doc! {"room": room, "seq": {"$lt": b as i64}, "kind": {"$exists": false}},
-            None => doc! {"room": room, "kind": {"$exists": false}},
+            Some(b) => doc! {"room": room, "seq": {"$lt": b as i64}, "kind": events},
+            None => doc! {"room": room, "kind": events},
         };
         let docs: Vec<MessageDoc> = self
             .messages

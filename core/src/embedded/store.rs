@@ -406,8 +406,8 @@ impl MessageStore for FileStore {
                     break;
                 }
                 let m: Message = decode(entry.map_err(db_err)?.1.value())?;
-                // Messages only: they are stored in their current state.
-                if m.kind.is_message() {
+                // Messages (stored in their current state) and notices, not the events that changed them.
+                if m.kind.in_history() {
                     out.push(m);
                 }
             }

@@ -78,7 +78,7 @@ impl Command {
                 Kind::Delete => "delete",
                 Kind::React => "react",
                 Kind::Unreact => "unreact",
-                Kind::Message => "send",
+                Kind::Message | Kind::Moderation => "send",
             },
             Command::Typing { .. } => "typing",
             Command::History { .. } => "history",

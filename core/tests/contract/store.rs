@@ -1,6 +1,6 @@
 //! Users, rooms and messages: the redb file store and MongoDB.
 
-use aurora_core::audit::{Action, AuditLog, AuditRecord};
+use aurora_core::audit::{Action, AuditLog, AuditRecord, Notice};
 use aurora_core::embedded::FileStore;
 use aurora_core::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord, UserRef};
 use aurora_core::moderation::Moderation;
@@ -154,7 +154,7 @@ async fn messages(store: &dyn MessageStore) {
     assert_eq!(store.id_by_nonce(&room, &sent.user.id, "n-1", sent.ts + 1000).await.unwrap(), None, "too old");
 }
 
-/// Events take seqs but `before` (history) skips them; `between` and `after` see them; a
+/// Events take seqs but `before` (history) skips those that change a message; `between` and `after` see them; a
 /// changed message replaces the stored one, body and all.
 async fn events(store: &dyn MessageStore) {
     let room = unique("room");
@@ -177,18 +177,30 @@ async fn events(store: &dyn MessageStore) {
     delete.kind = Kind::Delete;
     delete.target = Some(target.id.clone());
     delete.body.clear();
-    store.commit(&[reply.clone(), delete.clone()], std::slice::from_ref(&tombstone)).await.unwrap();
+    tombstone.moderator = true;
+    let mut notice = message(&room, 5, None);
+    notice.kind = Kind::Moderation;
+    notice.body.clear();
+    notice.notice = Some(Notice {
+        action: Action::Mute,
+        user: Some("bob".into()),
+        reason: Some("calm down".into()),
+        until: Some(notice.ts + 60_000),
+        interval_ms: None,
+    });
+    store.commit(&[reply.clone(), delete.clone(), notice.clone()], std::slice::from_ref(&tombstone)).await.unwrap();
 
     let seqs = |v: &[Message]| v.iter().map(|m| m.seq).collect::<Vec<_>>();
     let history = store.before(&room, None, 10).await.unwrap();
-    assert_eq!(seqs(&history), [1, 3], "history holds messages only");
+    assert_eq!(seqs(&history), [1, 3, 5], "history holds messages and moderators' notices");
+    assert_eq!(history[2], notice, "a notice reads back as stored");
     assert_eq!(history[0], tombstone, "in their current state");
     assert_eq!(history[1].reply_to.as_ref().map(|r| r.id.as_str()), Some(target.id.as_str()));
     assert_eq!(seqs(&store.before(&room, Some(3), 1).await.unwrap()), [1], "a page counts messages");
     assert_eq!(store.between(&room, 0, 4, 10).await.unwrap(), [tombstone.clone(), reaction.clone(), reply]);
     assert_eq!(seqs(&store.between(&room, 1, 5, 2).await.unwrap()), [2, 3], "the oldest of the range");
     let (all, _) = store.after(&room, 0, 10).await.unwrap();
-    assert_eq!(seqs(&all), [1, 2, 3, 4]);
+    assert_eq!(seqs(&all), [1, 2, 3, 4, 5]);
     assert_eq!(all[1], reaction, "an event reads back as stored");
     assert_eq!(store.existing(std::slice::from_ref(&target.id)).await.unwrap()[&target.id].body, "");
 }

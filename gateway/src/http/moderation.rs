@@ -1,6 +1,7 @@
 //! Room moderation over REST (docs/moderation.md): roles, kick, ban, mute, slow mode,
 //! freeze and the audit log. Every change is stored over the revision it was made from,
-//! announced so every gateway applies it within a second, audited and counted.
+//! announced so every gateway applies it within a second, audited and counted, and put on
+//! the room's stream as a `moderation` record (members see "alice muted bob").
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use aurora_core::audit::{Action, AuditRecord};
 use aurora_core::auth::Claims;
 use aurora_core::control::{Announcement, RoomChange, RoomOp, UserChange, UserOp};
-use aurora_core::model::{new_message_id, Room, UserRecord};
+use aurora_core::model::{new_message_id, Kind, Room, Submission, UserRecord, UserRef};
 use aurora_core::moderation::{Moderation, Role, Sanction};
 
 use super::error::{ApiError, AuthUser, JsonBody};
@@ -69,7 +70,13 @@ async fn update(state: &AppState, name: &str, change: impl Fn(&mut Moderation)) 
 }
 
 /// Records the action in the audit log and the metrics.
-async fn audited(state: &AppState, actor: &str, room: &str, action: Action, f: impl FnOnce(&mut AuditRecord)) {
+async fn audit_entry(
+    state: &AppState,
+    actor: &str,
+    room: &str,
+    action: Action,
+    f: impl FnOnce(&mut AuditRecord),
+) -> AuditRecord {
     let mut entry = AuditRecord {
         id: new_message_id(),
         room: room.to_owned(),
@@ -84,9 +91,29 @@ async fn audited(state: &AppState, actor: &str, room: &str, action: Action, f: i
     f(&mut entry);
     state.metrics.moderation_actions.with_label_values(&[action.as_str()]).inc();
     tracing::info!(room, actor, action = action.as_str(), target = ?entry.target, "moderation");
-    if let Err(e) = state.backend.audit.record(entry).await {
+    if let Err(e) = state.backend.audit.record(entry.clone()).await {
         tracing::warn!(room, error = %e, "audit entry not stored");
     }
+    entry
+}
+
+/// [`audit_entry`], and the action as a `moderation` record on the room's stream: every
+/// member gets it, and it stays in the room's history. Answers once that record is durable.
+async fn audited(
+    state: &AppState,
+    claims: &Claims,
+    room: &Room,
+    action: Action,
+    f: impl FnOnce(&mut AuditRecord),
+) -> Result<(), ApiError> {
+    let entry = audit_entry(state, &claims.name, &room.name, action, f).await;
+    let actor = UserRef { id: claims.sub.as_str().into(), name: claims.name.as_str().into() };
+    let mut record = Submission::message(new_message_id(), room.name.clone(), actor, String::new(), None);
+    record.kind = Kind::Moderation;
+    record.notice = Some(entry.notice());
+    record.managed = room.managed();
+    state.backend.log.append(record).await?;
+    Ok(())
 }
 
 fn reason(r: Option<String>) -> Result<Option<String>, ApiError> {
@@ -154,7 +181,7 @@ pub async fn grant(
         }
     })
     .await?;
-    audited(&state, &claims.name, &name, Action::Grant, |e| e.target = Some(user.name.clone())).await;
+    audited(&state, &claims, &room, Action::Grant, |e| e.target = Some(user.name.clone())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -168,7 +195,7 @@ pub async fn revoke(
     let user = subject(&state, &claims, &room, &username).await?;
     let lower = user.name.to_lowercase();
     update(&state, &name, |m| m.moderators.retain(|u| *u != lower)).await?;
-    audited(&state, &claims.name, &name, Action::Revoke, |e| e.target = Some(user.name.clone())).await;
+    audited(&state, &claims, &room, Action::Revoke, |e| e.target = Some(user.name.clone())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -201,12 +228,12 @@ async fn sanction(
         list.push(s.clone());
     })
     .await?;
-    audited(state, &claims.name, name, action, |e| {
+    audited(state, claims, &room, action, |e| {
         e.target = Some(user.name.clone());
         e.until = s.until;
         e.reason = s.reason.clone();
     })
-    .await;
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -226,7 +253,7 @@ async fn lift(
         list.retain(|x| x.user != lower);
     })
     .await?;
-    audited(state, &claims.name, name, action, |e| e.target = Some(user.name.clone())).await;
+    audited(state, claims, &room, action, |e| e.target = Some(user.name.clone())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -283,11 +310,11 @@ pub async fn kick(
     let why = reason(body.reason)?;
     let change = UserChange { room: Some(name.clone()), ..UserChange::new(UserOp::Kick, user.id.clone()) };
     state.backend.announcer.announce(Announcement::User(change)).await?;
-    audited(&state, &claims.name, &name, Action::Kick, |e| {
+    audited(&state, &claims, &room, Action::Kick, |e| {
         e.target = Some(user.name.clone());
         e.reason = why;
     })
-    .await;
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -305,7 +332,7 @@ pub async fn settings(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Settings>,
 ) -> Result<StatusCode, ApiError> {
-    room_for(&state, &claims, &name, Role::Moderator).await?;
+    let room = room_for(&state, &claims, &name, Role::Moderator).await?;
     if body.slow_mode_ms.is_some_and(|ms| ms > 3_600_000) {
         return Err(ApiError::bad_request("slow_mode_ms must be at most 3600000 (an hour)"));
     }
@@ -322,11 +349,11 @@ pub async fn settings(
     })
     .await?;
     if let Some(ms) = body.slow_mode_ms {
-        audited(&state, &claims.name, &name, Action::SlowMode, |e| e.interval_ms = Some(ms)).await;
+        audited(&state, &claims, &room, Action::SlowMode, |e| e.interval_ms = Some(ms)).await?;
     }
     if let Some(frozen) = body.frozen {
         let action = if frozen { Action::Freeze } else { Action::Unfreeze };
-        audited(&state, &claims.name, &name, action, |_| {}).await;
+        audited(&state, &claims, &room, action, |_| {}).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -350,5 +377,5 @@ pub async fn audit(
 /// A moderator's delete of someone else's message, for the audit log (the delete itself is
 /// an event on the room's stream, marked `moderator`).
 pub async fn message_deleted(state: &AppState, actor: &str, room: &str, id: &str) {
-    audited(state, actor, room, Action::DeleteMessage, |e| e.target = Some(id.to_owned())).await;
+    audit_entry(state, actor, room, Action::DeleteMessage, |e| e.target = Some(id.to_owned())).await;
 }
