@@ -21,10 +21,12 @@ pub enum Action {
     Unfreeze,
     Grant,
     Revoke,
+    ReceiptsOn,
+    ReceiptsOff,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 13] = [
         Action::DeleteMessage,
         Action::Kick,
         Action::Ban,
@@ -36,6 +38,8 @@ impl Action {
         Action::Unfreeze,
         Action::Grant,
         Action::Revoke,
+        Action::ReceiptsOn,
+        Action::ReceiptsOff,
     ];
 
     /// The `action` label of `aurora_moderation_actions_total`.
@@ -52,6 +56,8 @@ impl Action {
             Action::Unfreeze => "unfreeze",
             Action::Grant => "grant",
             Action::Revoke => "revoke",
+            Action::ReceiptsOn => "receipts_on",
+            Action::ReceiptsOff => "receipts_off",
         }
     }
 }

@@ -159,7 +159,7 @@ impl Room {
 
     /// Whether members see read receipts (conversations always do).
     pub fn receipts(&self) -> bool {
-        self.dm || self.read_receipts.unwrap_or(true)
+        self.dm || self.moderation.receipts.or(self.read_receipts).unwrap_or(true)
     }
 
     pub fn managed(&self) -> bool {

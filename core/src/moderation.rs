@@ -67,6 +67,10 @@ pub struct Moderation {
     /// Read-only for everyone but moderators.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub frozen: bool,
+    /// Read receipts turned on or off by the room's moderators (API rooms; a ChatRoom's are
+    /// its `spec.readReceipts`); none: as the room was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<bool>,
 }
 
 impl Moderation {

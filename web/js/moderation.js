@@ -84,6 +84,8 @@ export function describeNotice(m) {
     case "slow_mode": text = n.interval_ms ? "turned on slow mode: one message every " + span(n.interval_ms) : "turned off slow mode"; break;
     case "freeze": text = "froze the room: only moderators can write"; break;
     case "unfreeze": text = "unfroze the room"; break;
+    case "receipts_on": text = "turned read receipts on"; break;
+    case "receipts_off": text = "turned read receipts off"; break;
     case "grant": text = "made " + who + " a moderator"; break;
     case "revoke": text = "took moderator rights from " + who; break;
     default: text = "moderated the room"; break;

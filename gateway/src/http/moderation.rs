@@ -157,6 +157,7 @@ pub async fn show(
         "mutes": m.mutes,
         "slow_mode_ms": m.slow_mode_ms.unwrap_or(0),
         "frozen": m.frozen,
+        "receipts": room.receipts(),
     })))
 }
 
@@ -323,9 +324,11 @@ pub struct Settings {
     /// Least time between two messages of one member; 0 turns slow mode off.
     slow_mode_ms: Option<u64>,
     frozen: Option<bool>,
+    /// Read receipts on or off (API rooms).
+    receipts: Option<bool>,
 }
 
-/// `PUT /api/rooms/{name}/settings {slow_mode_ms?, frozen?}`.
+/// `PUT /api/rooms/{name}/settings {slow_mode_ms?, frozen?, receipts?}`.
 pub async fn settings(
     State(state): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
@@ -336,8 +339,11 @@ pub async fn settings(
     if body.slow_mode_ms.is_some_and(|ms| ms > 3_600_000) {
         return Err(ApiError::bad_request("slow_mode_ms must be at most 3600000 (an hour)"));
     }
-    if body.slow_mode_ms.is_none() && body.frozen.is_none() {
-        return Err(ApiError::bad_request("nothing to change: give slow_mode_ms or frozen"));
+    if body.slow_mode_ms.is_none() && body.frozen.is_none() && body.receipts.is_none() {
+        return Err(ApiError::bad_request("nothing to change: give slow_mode_ms, frozen or receipts"));
+    }
+    if body.receipts.is_some() && room.managed() {
+        return Err(ApiError::conflict("this room's read receipts are its ChatRoom's spec.readReceipts"));
     }
     update(&state, &name, |m| {
         if let Some(ms) = body.slow_mode_ms {
@@ -346,6 +352,9 @@ pub async fn settings(
         if let Some(frozen) = body.frozen {
             m.frozen = frozen;
         }
+        if body.receipts.is_some() {
+            m.receipts = body.receipts;
+        }
     })
     .await?;
     if let Some(ms) = body.slow_mode_ms {
@@ -353,6 +362,10 @@ pub async fn settings(
     }
     if let Some(frozen) = body.frozen {
         let action = if frozen { Action::Freeze } else { Action::Unfreeze };
+        audited(&state, &claims, &room, action, |_| {}).await?;
+    }
+    if let Some(on) = body.receipts {
+        let action = if on { Action::ReceiptsOn } else { Action::ReceiptsOff };
         audited(&state, &claims, &room, action, |_| {}).await?;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -125,3 +125,49 @@ async fn a_room_without_receipts_sends_none() {
     assert!(quiet.is_empty(), "{quiet:?}");
     s.stop().await;
 }
+
+/// The owner (or a moderator) turns receipts off and on again later; members cannot.
+#[tokio::test]
+async fn receipts_can_be_turned_off_later() {
+    let s = Server::start().await;
+    let (owner, mut w) = s.user("own").await;
+    let name = room(&s, &owner.token, true).await;
+    let (reader, mut r) = s.user("rdr").await;
+    let settings = |token: &str, on: bool| {
+        let req = reqwest::Client::new().put(s.url(&format!("/api/rooms/{name}/settings"))).bearer_auth(token);
+        async move { req.json(&json!({"receipts": on})).send().await.expect("settings").status().as_u16() }
+    };
+    w.join(&name).await;
+    assert_eq!(settings(&reader.token, false).await, 403, "a member cannot");
+    assert_eq!(settings(&owner.token, false).await, 204);
+    let notice = loop {
+        let v = w.recv_type("event").await;
+        if v["kind"] == "moderation" {
+            break v;
+        }
+    };
+    assert_eq!(notice["notice"]["action"], "receipts_off", "{notice}");
+    let (_, rooms) = s.get("/api/rooms", &reader.token).await;
+    let listed = rooms["rooms"].as_array().expect("rooms").iter().find(|x| x["name"] == name.as_str()).cloned();
+    assert_eq!(listed.expect("listed")["receipts"], false);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let joined = r.join(&name).await;
+        if !joined["receipts"].is_array() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "receipts still on: {joined}");
+        r.request(json!({"type":"leave","room":name})).await;
+    }
+    assert_eq!(settings(&owner.token, true).await, 204);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        r.request(json!({"type":"leave","room":name})).await;
+        let joined = r.join(&name).await;
+        if joined["receipts"].is_array() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "receipts still off: {joined}");
+    }
+    s.stop().await;
+}
