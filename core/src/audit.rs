@@ -23,9 +23,13 @@ pub enum Action {
     Revoke,
     ReceiptsOn,
     ReceiptsOff,
+    /// A call of the server API (docs/server-api.md): `actor` is `key:<name>`, `target`
+    /// what it did. Not a moderator's action (not in [`Action::ALL`]).
+    ServerCall,
 }
 
 impl Action {
+    /// Moderators' actions.
     pub const ALL: [Action; 13] = [
         Action::DeleteMessage,
         Action::Kick,
@@ -58,6 +62,7 @@ impl Action {
             Action::Revoke => "revoke",
             Action::ReceiptsOn => "receipts_on",
             Action::ReceiptsOff => "receipts_off",
+            Action::ServerCall => "server_call",
         }
     }
 }

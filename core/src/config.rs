@@ -213,6 +213,10 @@ pub struct Config {
     /// Comma list of allowed Origins for /ws; `*` allows all; empty: same host.
     #[arg(long, env = "AURORA_ALLOWED_ORIGINS", default_value = "", value_parser = origins)]
     pub allowed_origins: AllowedOrigins,
+    /// Server API keys (docs/server-api.md): a YAML file of names, scopes and key hashes,
+    /// read again within 2 s of a change. Unset: `/api/server/...` answers 401.
+    #[arg(long, env = "AURORA_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
     /// Rooms that always exist.
     #[arg(long, env = "AURORA_DEFAULT_ROOMS", default_value = "general", value_delimiter = ',')]
     pub default_rooms: Vec<String>,

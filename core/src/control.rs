@@ -47,6 +47,9 @@ pub enum UserOp {
     Read,
     /// A moderator kicked the user out of `room`: their connections leave it.
     Kick,
+    /// The server API disconnected the user (or deactivated them): their connections close
+    /// with 4003.
+    Disconnect,
 }
 
 /// One user notice: `{"op":"rooms","user":"<user id>"}`,

@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apikeys;
 pub mod audit;
 #[cfg(feature = "auth")]
 pub mod auth;

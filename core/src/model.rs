@@ -20,6 +20,9 @@ pub struct UserRecord {
     pub name: String,
     pub password_hash: String,
     pub created_at: i64,
+    /// Deactivated through the server API: cannot log in, refresh or connect.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deactivated: bool,
 }
 
 impl UserRecord {

@@ -87,6 +87,8 @@ pub trait UserStore: Send + Sync {
     /// Records that `user_id` blocks (or no longer blocks) `other_id`: the blocked user's
     /// sends to the conversations they share are refused.
     async fn set_blocked(&self, user_id: &str, other_id: &str, blocked: bool) -> PortResult<()>;
+    /// Marks the user (in)active; false when there is no such user.
+    async fn set_deactivated(&self, user_id: &str, deactivated: bool) -> PortResult<bool>;
     /// The ids of the users `user_id` blocks.
     async fn blocked(&self, user_id: &str) -> PortResult<Vec<String>>;
 }
@@ -102,6 +104,18 @@ pub trait RoomStore: Send + Sync {
     /// Takes `username` (lower-cased) out of a private room's members, atomically;
     /// false when the room is unknown or the user was not a member.
     async fn remove_member(&self, room: &str, username: &str) -> PortResult<bool>;
+    /// Changes a room's title and visibility (those given); false when the room is unknown.
+    async fn update_room(
+        &self,
+        name: &str,
+        title: Option<&str>,
+        visibility: Option<crate::model::Visibility>,
+    ) -> PortResult<bool>;
+    /// Deletes a room and its stored messages; false when the room is unknown.
+    async fn drop_room(&self, name: &str) -> PortResult<bool>;
+    /// Adds `username` (lower-cased) to a private room's members, atomically; false when
+    /// the room is unknown or the user was a member already.
+    async fn add_member(&self, room: &str, username: &str) -> PortResult<bool>;
     /// Stores `moderation` (with `rev` = `expected_rev + 1`) if the room's is still at
     /// `expected_rev`; false when the room is unknown or someone changed it meanwhile.
     async fn set_moderation(

@@ -24,6 +24,8 @@ pub enum Carries {
     User,
     /// No frame: a moderator kicked the user out of `room`.
     Kick,
+    /// No frame: the server API disconnected the user; close the connection.
+    Disconnect,
 }
 
 /// One frame for one room (or one user), shared by every local recipient.
@@ -180,10 +182,19 @@ impl Hub {
 
     /// Takes every local connection of `user` out of `room`; returns how many were told.
     pub fn kick(&self, user: &str, room: &str) -> usize {
+        self.signal_user(user, room, Carries::Kick)
+    }
+
+    /// Closes every local connection of `user`; returns how many.
+    pub fn disconnect(&self, user: &str) -> usize {
+        self.signal_user(user, "", Carries::Disconnect)
+    }
+
+    fn signal_user(&self, user: &str, room: &str, carries: Carries) -> usize {
         let Some(conns) = self.users.get(user) else { return 0 };
         let delivery = Arc::new(Delivery {
             room: Arc::from(room),
-            carries: Carries::Kick,
+            carries,
             seq: None,
             skip_user: None,
             frame: Bytes::new(),

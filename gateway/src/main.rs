@@ -33,6 +33,9 @@ fn main() -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         return runtime.block_on(aurora_gateway::check::run(url, room));
     }
+    if args.get(1).map(String::as_str) == Some("api-key") {
+        return new_api_key(&args[1..]);
+    }
     tune_allocator();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
 }
@@ -55,4 +58,36 @@ async fn run() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     aurora_core::process::on_signal(shutdown.clone());
     aurora_gateway::serve(config, listener, shutdown).await
+}
+
+/// `aurora-gateway api-key NAME --scopes publish,rooms [--bot "Deploy Bot"]`: makes a key,
+/// prints it once and the entry to add to `AURORA_API_KEYS_FILE` (its hash, not the key).
+#[derive(clap::Parser)]
+#[command(name = "aurora-gateway api-key")]
+struct NewKey {
+    /// The key's name (a-z, 0-9, -).
+    name: String,
+    /// What it may do.
+    #[arg(long, value_delimiter = ',', required = true)]
+    scopes: Vec<aurora_core::apikeys::Scope>,
+    /// The name its bot posts under.
+    #[arg(long)]
+    bot: Option<String>,
+}
+
+fn new_api_key(args: &[String]) -> anyhow::Result<()> {
+    use aurora_core::apikeys::{self, KeyFile, KeySpec};
+    let a = NewKey::parse_from(args);
+    let key = apikeys::generate();
+    let spec =
+        KeySpec { name: a.name, hashes: vec![apikeys::hash(&key)], scopes: a.scopes, bot: a.bot, rate_limit: None };
+    if let Err(e) = apikeys::Keyring::from_specs(vec![spec.clone()]) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+    println!("# The key (shown once; the backend sends it as `Authorization: Bearer <key>`):");
+    println!("# {key}");
+    println!("# Add this to AURORA_API_KEYS_FILE (it holds the key's SHA-256, not the key):");
+    print!("{}", KeyFile { keys: vec![spec] }.to_yaml());
+    Ok(())
 }

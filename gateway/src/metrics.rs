@@ -8,7 +8,7 @@ pub const LATENCY_BUCKETS: [f64; 15] =
     [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The `reason` values of `aurora_auth_failures_total`.
-pub const AUTH_FAILURES: [&str; 10] = [
+pub const AUTH_FAILURES: [&str; 13] = [
     "missing_token",
     "invalid_token",
     "expired_token",
@@ -19,6 +19,9 @@ pub const AUTH_FAILURES: [&str; 10] = [
     "token_in_url",
     "refresh_reused",
     "session_ended",
+    "deactivated",
+    "missing_api_key",
+    "unknown_api_key",
 ];
 
 /// The `reason` values of `aurora_ws_protocol_errors_total`.
@@ -57,6 +60,8 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     /// Moderator actions applied, by `action`.
     pub moderation_actions: IntCounterVec,
+    /// Server API calls, by `key` (its declared name), `op` and answered `status`.
+    pub server_api_requests: IntCounterVec,
     pub messages_accepted: IntCounter,
     pub frames_delivered: IntCounter,
     pub ack_seconds: Histogram,
@@ -123,6 +128,13 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new("aurora_moderation_actions_total", "Moderator actions applied, by action"),
                     &["action"],
+                )?,
+            ),
+            server_api_requests: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("aurora_server_api_requests_total", "Server API calls, by key, operation and status"),
+                    &["key", "op", "status"],
                 )?,
             ),
             messages_accepted: register(

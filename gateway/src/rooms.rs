@@ -82,6 +82,11 @@ impl RoomDirectory {
                 tracing::info!(user_id = %change.user, room = %room, connections = told, "kicked");
                 return;
             }
+            (UserOp::Disconnect, _, _) => {
+                let told = self.hub.disconnect(&change.user);
+                tracing::info!(user_id = %change.user, connections = told, "disconnected by the server API");
+                return;
+            }
             (UserOp::Read | UserOp::Kick | UserOp::Blocks, _, _) => return,
         };
         let told = self.hub.to_user(&change.user, frame.into());

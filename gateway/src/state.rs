@@ -20,6 +20,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub rooms: Arc<RoomDirectory>,
     pub blocks: Arc<crate::blocks::Blocks>,
+    /// Server API keys (`AURORA_API_KEYS_FILE`).
+    pub keys: Arc<crate::server_api::KeyWatch>,
     pub metrics: Metrics,
     /// Cancelled on SIGTERM: sessions close with 1001.
     pub shutdown: CancellationToken,
@@ -57,6 +59,7 @@ impl AppState {
         Ok(AppState {
             rooms: Arc::new(RoomDirectory::new(backend.clone(), hub.clone())),
             blocks: Arc::default(),
+            keys: Arc::new(crate::server_api::KeyWatch::load(config.api_keys_file.clone())?),
             hub,
             metrics,
             config,

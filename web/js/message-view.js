@@ -71,6 +71,11 @@ export function messageItem(m) {
   else if (!m.deleted && mentionsMe(m.body)) li.classList.add("mention");
   if (m.reply_to) li.append(quote(m.reply_to));
   li.append(el("span", "author", m.user.name));
+  // Posted through the server API by a platform's backend (docs/server-api.md).
+  if (m.user.id.startsWith("bot:")) {
+    li.classList.add("from-bot");
+    li.append(el("span", "bot-tag", "bot"));
+  }
   if (m.deleted) {
     li.classList.add("deleted");
     const removed = m.removed_by ? "message removed by " + m.removed_by.name : "message removed by a moderator";

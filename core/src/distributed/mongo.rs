@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use mongodb::bson::{doc, Bson};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord};
+use crate::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord, Visibility};
 use crate::moderation::Moderation;
 use crate::ports::{Dependency, FailureKind, MessageStore, PortError, PortResult, RoomStore, UserStore};
 
@@ -50,6 +50,8 @@ struct UserDoc {
     name_lower: String,
     password_hash: String,
     created_at: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deactivated: bool,
 }
 
 /// `blocks`: one document per (user, blocked user), `_id` = `user:blocked`.
@@ -210,6 +212,7 @@ impl UserStore for MongoStore {
             name: user.name,
             password_hash: user.password_hash,
             created_at: user.created_at,
+            deactivated: user.deactivated,
         };
         match self.users.insert_one(doc).await {
             Ok(_) => Ok(()),
@@ -226,6 +229,12 @@ impl UserStore for MongoStore {
     async fn user_by_id(&self, id: &str) -> PortResult<Option<UserRecord>> {
         let found = self.users.find_one(doc! {"_id": id}).await.map_err(unavailable)?;
         Ok(found.map(user_record))
+    }
+
+    async fn set_deactivated(&self, user_id: &str, deactivated: bool) -> PortResult<bool> {
+        let update = doc! {"$set": {"deactivated": deactivated}};
+        let result = self.users.update_one(doc! {"_id": user_id}, update).await.map_err(unavailable)?;
+        Ok(result.matched_count > 0)
     }
 
     async fn set_blocked(&self, user_id: &str, other_id: &str, blocked: bool) -> PortResult<()> {
@@ -253,7 +262,13 @@ impl UserStore for MongoStore {
 }
 
 fn user_record(d: UserDoc) -> UserRecord {
-    UserRecord { id: d.id, name: d.name, password_hash: d.password_hash, created_at: d.created_at }
+    UserRecord {
+        id: d.id,
+        name: d.name,
+        password_hash: d.password_hash,
+        created_at: d.created_at,
+        deactivated: d.deactivated,
+    }
 }
 
 #[async_trait]
@@ -300,6 +315,36 @@ impl RoomStore for MongoStore {
         let user = username.to_lowercase();
         let filter = doc! {"_id": room, "members": &user};
         let result = self.rooms.update_one(filter, doc! {"$pull": {"members": &user}}).await.map_err(unavailable)?;
+        Ok(result.modified_count > 0)
+    }
+
+    async fn update_room(&self, name: &str, title: Option<&str>, visibility: Option<Visibility>) -> PortResult<bool> {
+        let mut set = Document::new();
+        if let Some(t) = title {
+            set.insert("title", t);
+        }
+        if let Some(v) = visibility {
+            set.insert("visibility", mongodb::bson::to_bson(&v).map_err(PortError::corrupt)?);
+        }
+        if set.is_empty() {
+            return Ok(self.room(name).await?.is_some());
+        }
+        let result = self.rooms.update_one(doc! {"_id": name}, doc! {"$set": set}).await.map_err(unavailable)?;
+        Ok(result.matched_count > 0)
+    }
+
+    async fn drop_room(&self, name: &str) -> PortResult<bool> {
+        let existed = self.room(name).await?.is_some();
+        if existed {
+            self.delete_room(name).await?;
+        }
+        Ok(existed)
+    }
+
+    async fn add_member(&self, room: &str, username: &str) -> PortResult<bool> {
+        let user = username.to_lowercase();
+        let filter = doc! {"_id": room, "members": {"$ne": &user}};
+        let result = self.rooms.update_one(filter, doc! {"$push": {"members": &user}}).await.map_err(unavailable)?;
         Ok(result.modified_count > 0)
     }
 }

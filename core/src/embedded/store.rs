@@ -5,7 +5,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::model::{Message, Room, UserRecord};
+use crate::model::{Message, Room, UserRecord, Visibility};
 use crate::moderation::Moderation;
 use crate::ports::{
     Dependency, FailureKind, MessageStore, NotReady, PortError, PortResult, Readiness, RoomStore, UserStore,
@@ -147,6 +147,27 @@ impl UserStore for FileStore {
         .await
     }
 
+    async fn set_deactivated(&self, user_id: &str, deactivated: bool) -> PortResult<bool> {
+        let id = user_id.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            let found = {
+                let ids = tx.open_table(USER_IDS).map_err(db_err)?;
+                let name = ids.get(id.as_str()).map_err(db_err)?.map(|v| v.value().to_owned());
+                let Some(name) = name else { return Ok(false) };
+                let mut users = tx.open_table(USERS).map_err(db_err)?;
+                let user = users.get(name.as_str()).map_err(db_err)?.map(|v| decode::<UserRecord>(v.value()));
+                let Some(mut user) = user.transpose()? else { return Ok(false) };
+                user.deactivated = deactivated;
+                users.insert(name.as_str(), encode(&user)?.as_slice()).map_err(db_err)?;
+                true
+            };
+            tx.commit().map_err(db_err)?;
+            Ok(found)
+        })
+        .await
+    }
+
     async fn set_blocked(&self, user_id: &str, other_id: &str, blocked: bool) -> PortResult<()> {
         let key = format!("{user_id}\0{other_id}");
         self.blocking(move |db| {
@@ -262,6 +283,64 @@ impl RoomStore for FileStore {
     }
 
     async fn remove_member(&self, room: &str, username: &str) -> PortResult<bool> {
+        self.change_members(room, username, false).await
+    }
+
+    async fn add_member(&self, room: &str, username: &str) -> PortResult<bool> {
+        self.change_members(room, username, true).await
+    }
+
+    async fn update_room(&self, name: &str, title: Option<&str>, visibility: Option<Visibility>) -> PortResult<bool> {
+        let (name, title) = (name.to_owned(), title.map(str::to_owned));
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let mut rooms = tx.open_table(ROOMS).map_err(db_err)?;
+                let found = rooms.get(name.as_str()).map_err(db_err)?.map(|v| decode::<Room>(v.value())).transpose()?;
+                let Some(mut room) = found else { return Ok(false) };
+                if let Some(t) = title {
+                    room.title = t;
+                }
+                if let Some(v) = visibility {
+                    room.visibility = v;
+                }
+                rooms.insert(name.as_str(), encode(&room)?.as_slice()).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn drop_room(&self, name: &str) -> PortResult<bool> {
+        let name = name.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            let existed = {
+                let mut rooms = tx.open_table(ROOMS).map_err(db_err)?;
+                let existed = rooms.remove(name.as_str()).map_err(db_err)?.is_some();
+                let mut messages = tx.open_table(MESSAGES).map_err(db_err)?;
+                let mut stored = Vec::new();
+                for entry in messages.range((name.as_str(), 0)..=(name.as_str(), u64::MAX)).map_err(db_err)? {
+                    let m: Message = decode(entry.map_err(db_err)?.1.value())?;
+                    stored.push((m.seq, m.id));
+                }
+                let mut ids = tx.open_table(MESSAGE_IDS).map_err(db_err)?;
+                for (seq, id) in stored {
+                    messages.remove((name.as_str(), seq)).map_err(db_err)?;
+                    ids.remove(id.as_str()).map_err(db_err)?;
+                }
+                existed
+            };
+            tx.commit().map_err(db_err)?;
+            Ok(existed)
+        })
+        .await
+    }
+}
+
+impl FileStore {
+    async fn change_members(&self, room: &str, username: &str, add: bool) -> PortResult<bool> {
         let (name, user) = (room.to_owned(), username.to_lowercase());
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(db_err)?;
@@ -270,7 +349,11 @@ impl RoomStore for FileStore {
                 let found = rooms.get(name.as_str()).map_err(db_err)?.map(|v| decode::<Room>(v.value())).transpose()?;
                 let Some(mut room) = found else { return Ok(false) };
                 let before = room.members.len();
-                room.members.retain(|m| *m != user);
+                if add && !room.members.contains(&user) {
+                    room.members.push(user);
+                } else if !add {
+                    room.members.retain(|m| *m != user);
+                }
                 if room.members.len() == before {
                     return Ok(false);
                 }

@@ -59,6 +59,8 @@ pub mod close {
     pub const INVALID_PAYLOAD: u16 = 1007;
     pub const TOO_BIG: u16 = 1009;
     pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The platform's backend disconnected the user (server API), or deactivated them.
+    pub const DISCONNECTED: u16 = 4003;
     pub const POLICY: u16 = 4008;
 }
 

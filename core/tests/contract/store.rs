@@ -2,7 +2,7 @@
 
 use aurora_core::audit::{Action, AuditLog, AuditRecord, Notice};
 use aurora_core::embedded::FileStore;
-use aurora_core::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord, UserRef};
+use aurora_core::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord, UserRef, Visibility};
 use aurora_core::moderation::Moderation;
 use aurora_core::ports::{MessageStore, PortError, RoomStore, UserStore};
 use aurora_core::reads::ReadStore;
@@ -11,7 +11,13 @@ use crate::{unique, user};
 
 async fn users(store: &dyn UserStore) {
     let name = unique("Ann");
-    let record = UserRecord { id: unique("id"), name: name.clone(), password_hash: "h".into(), created_at: 1 };
+    let record = UserRecord {
+        id: unique("id"),
+        name: name.clone(),
+        password_hash: "h".into(),
+        created_at: 1,
+        deactivated: false,
+    };
     store.create_user(record.clone()).await.unwrap();
     let found = store.user_by_name(&name.to_uppercase()).await.unwrap().expect("case-insensitive lookup");
     assert_eq!((found.id.as_str(), found.name.as_str()), (record.id.as_str(), name.as_str()));
@@ -19,6 +25,11 @@ async fn users(store: &dyn UserStore) {
     let taken = UserRecord { id: unique("id"), name: name.to_lowercase(), ..record };
     assert_eq!(store.create_user(taken).await.unwrap_err(), PortError::Conflict, "names are case-insensitive");
     assert!(store.user_by_name(&unique("nobody")).await.unwrap().is_none());
+    assert!(store.set_deactivated(&record.id, true).await.unwrap());
+    assert!(store.user_by_name(&name).await.unwrap().is_some_and(|u| u.deactivated));
+    assert!(store.set_deactivated(&record.id, false).await.unwrap());
+    assert!(store.user_by_id(&record.id).await.unwrap().is_some_and(|u| !u.deactivated));
+    assert!(!store.set_deactivated(&unique("nobody"), true).await.unwrap());
 
     // Blocks: per user, set and unset, idempotent.
     let (me, x, y) = (unique("me"), unique("x"), unique("y"));
@@ -65,6 +76,16 @@ async fn rooms(store: &dyn RoomStore) {
     assert!(!store.remove_member(&private, "bob").await.unwrap(), "not a member any more");
     assert!(!store.remove_member(&unique("none"), "ann").await.unwrap());
     assert_eq!(store.room(&private).await.unwrap().unwrap().members, ["ann"]);
+    assert!(store.add_member(&private, "Bob").await.unwrap());
+    assert!(!store.add_member(&private, "bob").await.unwrap(), "a member already");
+    assert!(store.room(&private).await.unwrap().unwrap().members.contains(&"bob".to_owned()));
+    assert!(!store.add_member(&unique("none"), "ann").await.unwrap());
+    assert!(store.update_room(&private, Some("New title"), Some(Visibility::Public)).await.unwrap());
+    let changed = store.room(&private).await.unwrap().unwrap();
+    assert_eq!((changed.title.as_str(), changed.visibility), ("New title", Visibility::Public));
+    assert_eq!(changed.members, ["ann", "bob"], "the rest stays");
+    store.update_room(&private, None, Some(Visibility::Private)).await.unwrap();
+    assert!(!store.update_room(&unique("none"), Some("x"), None).await.unwrap());
     let mut m = Moderation { frozen: true, ..Moderation::default() };
     assert!(store.set_moderation(&private, &m, 0).await.unwrap());
     assert!(!store.set_moderation(&private, &m, 0).await.unwrap(), "revision 0 is gone");
@@ -124,7 +145,7 @@ fn message(room: &str, seq: u64, nonce: Option<&str>) -> Message {
     }
 }
 
-async fn messages(store: &dyn MessageStore) {
+async fn messages<S: MessageStore + RoomStore>(store: &S) {
     let room = unique("room");
     assert_eq!(store.last_seq(&room).await.unwrap(), 0);
     let batch: Vec<Message> = (1..=5).map(|s| message(&room, s, None)).collect();
@@ -152,6 +173,14 @@ async fn messages(store: &dyn MessageStore) {
     assert_eq!(store.id_by_nonce(&room, &sent.user.id, "n-2", since).await.unwrap(), None);
     assert_eq!(store.id_by_nonce(&room, "someone-else", "n-1", since).await.unwrap(), None);
     assert_eq!(store.id_by_nonce(&room, &sent.user.id, "n-1", sent.ts + 1000).await.unwrap(), None, "too old");
+
+    // A dropped room takes its messages along.
+    store.create_room(Room::new_api(&room, None)).await.unwrap();
+    assert!(store.drop_room(&room).await.unwrap());
+    assert!(store.room(&room).await.unwrap().is_none());
+    assert!(store.before(&room, None, 10).await.unwrap().is_empty());
+    assert!(store.existing(std::slice::from_ref(&batch[1].id)).await.unwrap().is_empty());
+    assert!(!store.drop_room(&room).await.unwrap());
 }
 
 /// Events take seqs but `before` (history) skips those that change a message; `between` and `after` see them; a

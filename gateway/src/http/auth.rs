@@ -116,6 +116,7 @@ pub async fn register(
         name: c.username,
         password_hash: hash,
         created_at: aurora_core::now_ms(),
+        deactivated: false,
     };
     match state.backend.users.create_user(user.clone()).await {
         Ok(()) => {}
@@ -147,6 +148,10 @@ pub async fn login(
     let password = c.password;
     let ok = argon2(&state, move || verify_password(&password, stored.as_deref())).await?;
     match found {
+        Some(user) if ok && user.deactivated => {
+            state.metrics.auth_failed("deactivated");
+            Err(super::error::deactivated())
+        }
         Some(user) if ok => {
             abuse::give_back(&state, "login-failures", &account, failures).await;
             let refresh = open_session(&state, &user).await?;
@@ -211,6 +216,10 @@ async fn try_refresh(state: &AppState, client: &Client, headers: &HeaderMap) -> 
         state.metrics.auth_failed("unknown_user");
         return Ok(refused("unknown user", client.tls));
     };
+    if user.deactivated {
+        state.metrics.auth_failed("deactivated");
+        return Ok(refused("this account is deactivated", client.tls));
+    }
     signed_in(state, StatusCode::OK, &user, &next, client.tls)
 }
 

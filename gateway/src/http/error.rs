@@ -146,12 +146,21 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
 /// deployment's key) is refused everywhere the same way.
 pub async fn known_user(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
     match state.backend.users.user_by_id(&claims.sub).await? {
+        Some(user) if user.deactivated => {
+            state.metrics.auth_failed("deactivated");
+            Err(deactivated())
+        }
         Some(_) => Ok(()),
         None => {
             state.metrics.auth_failed("unknown_user");
             Err(ApiError::unauthorized("unknown user"))
         }
     }
+}
+
+/// What a deactivated account is answered (server API, docs/server-api.md).
+pub fn deactivated() -> ApiError {
+    ApiError::forbidden("this account is deactivated")
 }
 
 /// The token of an `Authorization: Bearer …` header.

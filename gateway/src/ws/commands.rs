@@ -463,7 +463,7 @@ impl Session {
 /// when it applies the event. In distributed mode a message is acked once Kafka has it and
 /// stored a few milliseconds later, so a target made in the last seconds that is not stored
 /// yet is looked up again, with backoff, for up to [`FRESH_TARGET_WAIT`].
-async fn check_target(
+pub(crate) async fn check_target(
     messages: &dyn MessageStore,
     sub: &Submission,
     edit_window: std::time::Duration,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aurora_core::events;
-use aurora_core::protocol::{ServerFrame, MAX_SINCE_MESSAGES};
+use aurora_core::protocol::{close, ServerFrame, MAX_SINCE_MESSAGES};
 
 use super::session::{End, Session, Socket, MAX_BATCH};
 use crate::hub::{Carries, Delivery};
@@ -53,16 +53,20 @@ impl Session {
         if d.skip_user.as_ref().is_some_and(|u| *u == self.user.id) {
             return Ok(0);
         }
-        if d.carries == Carries::User {
-            socket.text(d.frame.clone());
-            return Ok(1);
+        match d.carries {
+            Carries::User => {
+                socket.text(d.frame.clone());
+                return Ok(1);
+            }
+            Carries::Disconnect => return Err(End::Close(close::DISCONNECTED, "disconnected by the server")),
+            _ => {}
         }
         let Some(joined) = self.rooms.get_mut(&d.room) else { return Ok(0) };
         match d.carries {
             Carries::Resync => return Box::pin(self.catch_up(socket, &d.room)).await,
             Carries::Recheck => return Box::pin(self.recheck(socket, &d.room)).await,
             Carries::Kick => return Box::pin(self.taken_out(socket, &d.room, "kicked")).await,
-            Carries::Room | Carries::User => {}
+            Carries::Room | Carries::User | Carries::Disconnect => {}
         }
         let mut written = 0;
         if let Some(seq) = d.seq {

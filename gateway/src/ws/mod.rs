@@ -2,6 +2,7 @@
 //! upgrading, then run a session.
 
 mod commands;
+pub(crate) use commands::check_target;
 mod control;
 mod delivery;
 mod moderation;

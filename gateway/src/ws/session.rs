@@ -128,6 +128,7 @@ pub async fn run(state: Arc<AppState>, stream: Stream, mut socket: Writer, claim
         End::Drain => "shutdown",
         End::Close(code, _) if *code == close::POLICY => "policy",
         End::Close(code, _) if *code == close::TOO_BIG => "too_big",
+        End::Close(code, _) if *code == close::DISCONNECTED => "disconnected",
         End::Close(_, _) => "protocol_error",
         End::Expired => "token_expired",
         End::Drop(why) => why,

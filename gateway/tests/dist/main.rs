@@ -13,4 +13,5 @@ mod fanout;
 mod moderation;
 mod reads;
 mod restarts;
+mod server_api;
 mod sessions;

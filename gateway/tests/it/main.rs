@@ -19,6 +19,7 @@ mod reads;
 mod receipts;
 mod resend;
 mod rfc6455;
+mod server_api;
 mod sessions;
 mod throttles;
 mod tokens;

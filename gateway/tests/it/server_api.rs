@@ -1,0 +1,81 @@
+//! The server API in embedded mode (docs/server-api.md): the gateway binary watching a key
+//! file.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::moderation::call;
+use crate::harness::reads::Gateway;
+use crate::harness::server_api::{
+    a_key_is_held_to_its_rate, manage_rooms_members_and_users, new_key, publish_reaches_members_in_order,
+    rotation_loses_nothing_and_revocation_stops_the_key, scopes_allow_exactly_their_calls, Declared, KeyFile,
+};
+use crate::harness::{data_dir, Binary};
+
+const ALL: &[&str] = &["publish", "rooms", "users", "moderate", "read"];
+
+fn gateway(b: &Binary) -> Gateway {
+    Gateway { base: b.base(), addr: b.addr }
+}
+
+#[tokio::test]
+async fn keys_scopes_rates_and_rotation() {
+    let scoped: Vec<(&str, String)> = ["publish", "rooms", "users", "read"].iter().map(|s| (*s, new_key())).collect();
+    let (slow, all) = (new_key(), new_key());
+    let mut declared: Vec<Declared<'_>> =
+        scoped.iter().map(|(s, k)| Declared::new(s, std::slice::from_ref(s), k)).collect();
+    declared.push(Declared { rate: Some("3/1m"), ..Declared::new("slow", ALL, &slow) });
+    declared.push(Declared::new("all", ALL, &all));
+    let file = KeyFile::new(&declared);
+    let (_keep, dir) = data_dir();
+    let (k, v) = file.env();
+    let gw = Binary::start(&dir, &[(k, &v), ("AURORA_RATE_LIMIT", "1000/1s")]).await;
+    let g = gateway(&gw);
+    scopes_allow_exactly_their_calls(&g, &scoped).await;
+    a_key_is_held_to_its_rate(&g, &slow, &all).await;
+    rotation_loses_nothing_and_revocation_stops_the_key(&[&g], &file).await;
+    assert!(gw.terminate().await.success());
+}
+
+#[tokio::test]
+async fn publish_and_manage_and_a_nonce_survives_a_restart() {
+    let key = new_key();
+    let file = KeyFile::new(&[Declared { bot: Some("Deploy Bot"), ..Declared::new("deploy", ALL, &key) }]);
+    let (_keep, dir) = data_dir();
+    let (k, v) = file.env();
+    let env = [(k, v.as_str()), ("AURORA_RATE_LIMIT", "1000/1s")];
+    let gw = Binary::start(&dir, &env).await;
+    let g = gateway(&gw);
+    publish_reaches_members_in_order(&g, &g, &key, ("deploy", "Deploy Bot")).await;
+    manage_rooms_members_and_users(&g, &g, &key).await;
+
+    let post = || Some(json!({"body": "deployed v42", "nonce": "deploy-42"}));
+    let (status, first) = call(&g, Method::POST, "/api/server/rooms/general/messages", &key, post()).await;
+    assert_eq!(status, 201, "{first}");
+    assert!(gw.terminate().await.success());
+    let gw = Binary::start(&dir, &env).await;
+    let g = gateway(&gw);
+    let (status, again) = call(&g, Method::POST, "/api/server/rooms/general/messages", &key, post()).await;
+    assert_eq!((status, &again["id"], again["duplicate"].as_bool()), (201, &first["id"], Some(true)), "{again}");
+    let (_, history) = call(&g, Method::GET, "/api/server/rooms/general/messages?limit=200", &key, None).await;
+    let copies =
+        history["messages"].as_array().expect("messages").iter().filter(|m| m["body"] == "deployed v42").count();
+    assert_eq!(copies, 1, "stored once");
+    assert!(gw.terminate().await.success());
+}
+
+#[tokio::test]
+async fn a_bad_key_file_stops_the_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("keys.yaml");
+    std::fs::write(&path, "keys:\n- name: Not Valid\n  scopes: [publish]\n  hashes: [abc]\n").expect("write");
+    let out = std::process::Command::new(crate::harness::sibling_binary("aurora-gateway"))
+        .env("AURORA_API_KEYS_FILE", &path)
+        .env("AURORA_LISTEN", "127.0.0.1:0")
+        .env("AURORA_DATA_DIR", dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Not Valid"), "{err}");
+}
