@@ -117,6 +117,10 @@ pub async fn scopes_allow_exactly_their_calls(g: &Gateway, keys: &[(&str, String
         ("read", Method::GET, "/api/server/rooms/general/presence".into(), None),
         ("read", Method::GET, "/api/server/audit".into(), None),
         ("users", Method::POST, format!("/api/server/users/{}/disconnect", user.name), None),
+        ("moderate", Method::POST, format!("/api/server/rooms/{room}/kick"), Some(json!({"username": user.name}))),
+        ("moderate", Method::PUT, format!("/api/server/rooms/{room}/settings"), Some(json!({"slow_mode_ms": 0}))),
+        ("moderate", Method::POST, format!("/api/server/rooms/{room}/mutes"), Some(json!({"username": user.name}))),
+        ("moderate", Method::DELETE, format!("/api/server/rooms/{room}/mutes/{}", user.name), None),
     ];
     for (scope, key) in keys {
         for (needed, method, path, body) in &calls {
@@ -429,4 +433,66 @@ pub async fn a_key_is_held_to_its_rate(g: &Gateway, slow: &str, other: &str) {
         .expect("GET");
     assert!(r.headers().get("retry-after").is_some(), "Retry-After");
     assert_eq!(api(g, Method::GET, "/api/server/audit?limit=1", other, None).await.0, 200);
+}
+
+/// The platform moderates through the API (`moderate` scope), as an owner would and on
+/// anyone, under its bot's name: a message removed, a member muted and unmuted, the room's
+/// owner banned; members on `g2` see each within a second.
+pub async fn the_platform_moderates(g1: &Gateway, g2: &Gateway, key: &str, bot_id: &str) {
+    let http = reqwest::Client::new();
+    let (own, eve) =
+        (register_at(&http, &g1.base, &unique("own")).await, register_at(&http, &g2.base, &unique("eve")).await);
+    let room = crate::cluster::room(&g1.base, &own.token).await;
+    let mut o = Client::connect(g1.addr, &own.token).await;
+    o.join(&room).await;
+    let mut e = Client::connect(g2.addr, &eve.token).await;
+    e.join(&room).await;
+    let id = e.say(&room, "buy cheap watches").await["id"].as_str().expect("id").to_owned();
+    let at = |what: &str| format!("/api/server/rooms/{room}/{what}");
+    let (status, _) = api(g1, Method::DELETE, &at(&format!("messages/{id}")), key, None).await;
+    assert_eq!(status, 204);
+    let deleted = loop {
+        let v = e.recv_type_within("event", Duration::from_secs(1)).await;
+        if v["kind"] == "delete" {
+            break v;
+        }
+    };
+    assert_eq!((deleted["target"].as_str(), deleted["moderator"].as_bool()), (Some(id.as_str()), Some(true)));
+    assert_eq!(deleted["user"]["id"], bot_id);
+    assert_eq!(api(g1, Method::DELETE, &at(&format!("messages/{id}")), key, None).await.0, 404, "deleted already");
+    assert_eq!(api(g1, Method::DELETE, &at("messages/nope"), key, None).await.0, 404);
+
+    let (status, _) =
+        api(g1, Method::POST, &at("mutes"), key, Some(json!({"username": eve.name, "duration_s": 600}))).await;
+    assert_eq!(status, 204);
+    let notice = loop {
+        let v = e.recv_type_within("event", Duration::from_secs(1)).await;
+        if v["kind"] == "moderation" {
+            break v;
+        }
+    };
+    assert_eq!((notice["notice"]["action"].as_str(), notice["user"]["id"].as_str()), (Some("mute"), Some(bot_id)));
+    let start = Instant::now();
+    loop {
+        let reply = e.request(json!({"type":"send","room":room,"body":"let me"})).await;
+        if reply["code"] == "forbidden" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "not muted: {reply}");
+    }
+    let (status, _) = api(g1, Method::DELETE, &at(&format!("mutes/{}", eve.name)), key, None).await;
+    assert_eq!(status, 204);
+    let start = Instant::now();
+    while e.request(json!({"type":"send","room":room,"body":"thanks"})).await["type"] != "ack" {
+        assert!(start.elapsed() < Duration::from_secs(1), "still muted");
+    }
+
+    // The owner is no shield from the platform.
+    let (status, _) =
+        api(g1, Method::POST, &at("bans"), key, Some(json!({"username": own.name, "reason": "abuse"}))).await;
+    assert_eq!(status, 204);
+    let left = o.recv_type_within("left", Duration::from_secs(1)).await;
+    assert_eq!(left["reason"], "banned", "{left}");
+    let (status, answer) = api(g1, Method::POST, &at("bans"), key, Some(json!({"username": unique("ghost")}))).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("not_found")));
 }

@@ -24,11 +24,35 @@ use crate::state::AppState;
 const MAX_DURATION_S: u64 = 365 * 24 * 3600;
 const MAX_REASON_CHARS: usize = 500;
 
+/// Who acts: a member with a role in the room, or the platform's backend (a server API key
+/// with the `moderate` scope), which may do what the room's owner may, to anyone.
+pub struct Actor {
+    pub id: String,
+    pub name: String,
+    pub platform: bool,
+}
+
+impl From<&Claims> for Actor {
+    fn from(c: &Claims) -> Self {
+        Actor { id: c.sub.clone(), name: c.name.clone(), platform: false }
+    }
+}
+
+impl Actor {
+    fn role(&self, room: &Room) -> Role {
+        if self.platform {
+            Role::Owner
+        } else {
+            room.role(&self.id, &self.name)
+        }
+    }
+}
+
 /// The room, if the caller holds at least `needed` in it.
-async fn room_for(state: &AppState, claims: &Claims, name: &str, needed: Role) -> Result<Room, ApiError> {
+async fn room_for(state: &AppState, claims: &Actor, name: &str, needed: Role) -> Result<Room, ApiError> {
     let room =
         state.backend.rooms.room(name).await?.filter(|r| !r.dm).ok_or_else(|| ApiError::not_found("no such room"))?;
-    let role = room.role(&claims.sub, &claims.name);
+    let role = claims.role(&room);
     if role < needed {
         let who = if needed == Role::Owner { "the room's owner" } else { "moderators" };
         return Err(ApiError::forbidden(format!("only {who} can do that")));
@@ -37,13 +61,13 @@ async fn room_for(state: &AppState, claims: &Claims, name: &str, needed: Role) -
 }
 
 /// The user an action is about: not the caller, not the owner (unless the owner acts).
-async fn subject(state: &AppState, claims: &Claims, room: &Room, username: &str) -> Result<UserRecord, ApiError> {
+async fn subject(state: &AppState, claims: &Actor, room: &Room, username: &str) -> Result<UserRecord, ApiError> {
     let user = state.backend.users.user_by_name(username).await?;
     let user = user.ok_or_else(|| ApiError::not_found(format!("no user named {username}")))?;
-    if user.id == claims.sub {
+    if user.id == claims.id {
         return Err(ApiError::bad_request("you cannot act on yourself"));
     }
-    if room.role(&user.id, &user.name) == Role::Owner {
+    if room.role(&user.id, &user.name) == Role::Owner && !claims.platform {
         return Err(ApiError::forbidden("moderators cannot act on the room's owner"));
     }
     Ok(user)
@@ -101,13 +125,13 @@ async fn audit_entry(
 /// member gets it, and it stays in the room's history. Answers once that record is durable.
 async fn audited(
     state: &AppState,
-    claims: &Claims,
+    claims: &Actor,
     room: &Room,
     action: Action,
     f: impl FnOnce(&mut AuditRecord),
 ) -> Result<(), ApiError> {
     let entry = audit_entry(state, &claims.name, &room.name, action, f).await;
-    let actor = UserRef { id: claims.sub.as_str().into(), name: claims.name.as_str().into() };
+    let actor = UserRef { id: claims.id.as_str().into(), name: claims.name.as_str().into() };
     let mut record = Submission::message(new_message_id(), room.name.clone(), actor, String::new(), None);
     record.kind = Kind::Moderation;
     record.notice = Some(entry.notice());
@@ -127,7 +151,7 @@ fn reason(r: Option<String>) -> Result<Option<String>, ApiError> {
 
 #[derive(Deserialize)]
 pub struct Target {
-    username: String,
+    pub username: String,
     /// How long a ban or mute lasts; none: until lifted.
     duration_s: Option<u64>,
     reason: Option<String>,
@@ -139,7 +163,7 @@ pub async fn show(
     AuthUser(claims): AuthUser,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let room = room_for(&state, &claims, &name, Role::Moderator).await?;
+    let room = room_for(&state, &Actor::from(&claims), &name, Role::Moderator).await?;
     let owner = match (&room.created_by, room.managed()) {
         (Some(id), false) => state.backend.users.user_by_id(id).await?.map(|u| u.name),
         _ => None,
@@ -173,8 +197,8 @@ pub async fn grant(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Grantee>,
 ) -> Result<StatusCode, ApiError> {
-    let room = room_for(&state, &claims, &name, Role::Owner).await?;
-    let user = subject(&state, &claims, &room, &body.username).await?;
+    let room = room_for(&state, &Actor::from(&claims), &name, Role::Owner).await?;
+    let user = subject(&state, &Actor::from(&claims), &room, &body.username).await?;
     let lower = user.name.to_lowercase();
     update(&state, &name, |m| {
         if !m.moderators.contains(&lower) {
@@ -182,7 +206,7 @@ pub async fn grant(
         }
     })
     .await?;
-    audited(&state, &claims, &room, Action::Grant, |e| e.target = Some(user.name.clone())).await?;
+    audited(&state, &Actor::from(&claims), &room, Action::Grant, |e| e.target = Some(user.name.clone())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -192,25 +216,25 @@ pub async fn revoke(
     AuthUser(claims): AuthUser,
     Path((name, username)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let room = room_for(&state, &claims, &name, Role::Owner).await?;
-    let user = subject(&state, &claims, &room, &username).await?;
+    let room = room_for(&state, &Actor::from(&claims), &name, Role::Owner).await?;
+    let user = subject(&state, &Actor::from(&claims), &room, &username).await?;
     let lower = user.name.to_lowercase();
     update(&state, &name, |m| m.moderators.retain(|u| *u != lower)).await?;
-    audited(&state, &claims, &room, Action::Revoke, |e| e.target = Some(user.name.clone())).await?;
+    audited(&state, &Actor::from(&claims), &room, Action::Revoke, |e| e.target = Some(user.name.clone())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Bans or mutes (`action`) a user, replacing an earlier one.
-async fn sanction(
+pub async fn sanction(
     state: &AppState,
-    claims: &Claims,
+    claims: &Actor,
     name: &str,
     body: Target,
     action: Action,
 ) -> Result<StatusCode, ApiError> {
     let room = room_for(state, claims, name, Role::Moderator).await?;
     let user = subject(state, claims, &room, &body.username).await?;
-    if room.role(&user.id, &user.name) == Role::Moderator && room.role(&claims.sub, &claims.name) != Role::Owner {
+    if room.role(&user.id, &user.name) == Role::Moderator && claims.role(&room) != Role::Owner {
         return Err(ApiError::forbidden("only the owner can act on a moderator"));
     }
     let duration = body.duration_s.map(|s| s.clamp(1, MAX_DURATION_S));
@@ -239,9 +263,9 @@ async fn sanction(
 }
 
 /// Lifts a ban or mute.
-async fn lift(
+pub async fn lift(
     state: &AppState,
-    claims: &Claims,
+    claims: &Actor,
     name: &str,
     username: &str,
     action: Action,
@@ -266,7 +290,7 @@ pub async fn ban(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Target>,
 ) -> Result<StatusCode, ApiError> {
-    sanction(&state, &claims, &name, body, Action::Ban).await
+    sanction(&state, &Actor::from(&claims), &name, body, Action::Ban).await
 }
 
 /// `DELETE /api/rooms/{name}/bans/{username}`.
@@ -275,7 +299,7 @@ pub async fn unban(
     AuthUser(claims): AuthUser,
     Path((name, username)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    lift(&state, &claims, &name, &username, Action::Unban).await
+    lift(&state, &Actor::from(&claims), &name, &username, Action::Unban).await
 }
 
 /// `POST /api/rooms/{name}/mutes {username, duration_s?, reason?}`: the user reads but
@@ -286,7 +310,7 @@ pub async fn mute(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Target>,
 ) -> Result<StatusCode, ApiError> {
-    sanction(&state, &claims, &name, body, Action::Mute).await
+    sanction(&state, &Actor::from(&claims), &name, body, Action::Mute).await
 }
 
 /// `DELETE /api/rooms/{name}/mutes/{username}`.
@@ -295,7 +319,7 @@ pub async fn unmute(
     AuthUser(claims): AuthUser,
     Path((name, username)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    lift(&state, &claims, &name, &username, Action::Unmute).await
+    lift(&state, &Actor::from(&claims), &name, &username, Action::Unmute).await
 }
 
 /// `POST /api/rooms/{name}/kick {username, reason?}`: the user's connections leave the room
@@ -306,12 +330,16 @@ pub async fn kick(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Target>,
 ) -> Result<StatusCode, ApiError> {
-    let room = room_for(&state, &claims, &name, Role::Moderator).await?;
-    let user = subject(&state, &claims, &room, &body.username).await?;
+    kick_from(&state, &Actor::from(&claims), &name, body).await
+}
+
+pub async fn kick_from(state: &AppState, actor: &Actor, name: &str, body: Target) -> Result<StatusCode, ApiError> {
+    let room = room_for(state, actor, name, Role::Moderator).await?;
+    let user = subject(state, actor, &room, &body.username).await?;
     let why = reason(body.reason)?;
-    let change = UserChange { room: Some(name.clone()), ..UserChange::new(UserOp::Kick, user.id.clone()) };
+    let change = UserChange { room: Some(name.to_owned()), ..UserChange::new(UserOp::Kick, user.id.clone()) };
     state.backend.announcer.announce(Announcement::User(change)).await?;
-    audited(&state, &claims, &room, Action::Kick, |e| {
+    audited(state, actor, &room, Action::Kick, |e| {
         e.target = Some(user.name.clone());
         e.reason = why;
     })
@@ -335,7 +363,16 @@ pub async fn settings(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Settings>,
 ) -> Result<StatusCode, ApiError> {
-    let room = room_for(&state, &claims, &name, Role::Moderator).await?;
+    apply_settings(&state, &Actor::from(&claims), &name, body).await
+}
+
+pub async fn apply_settings(
+    state: &AppState,
+    claims: &Actor,
+    name: &str,
+    body: Settings,
+) -> Result<StatusCode, ApiError> {
+    let room = room_for(state, claims, name, Role::Moderator).await?;
     if body.slow_mode_ms.is_some_and(|ms| ms > 3_600_000) {
         return Err(ApiError::bad_request("slow_mode_ms must be at most 3600000 (an hour)"));
     }
@@ -345,7 +382,7 @@ pub async fn settings(
     if body.receipts.is_some() && room.managed() {
         return Err(ApiError::conflict("this room's read receipts are its ChatRoom's spec.readReceipts"));
     }
-    update(&state, &name, |m| {
+    update(state, name, |m| {
         if let Some(ms) = body.slow_mode_ms {
             m.slow_mode_ms = (ms > 0).then_some(ms);
         }
@@ -358,15 +395,15 @@ pub async fn settings(
     })
     .await?;
     if let Some(ms) = body.slow_mode_ms {
-        audited(&state, &claims, &room, Action::SlowMode, |e| e.interval_ms = Some(ms)).await?;
+        audited(state, claims, &room, Action::SlowMode, |e| e.interval_ms = Some(ms)).await?;
     }
     if let Some(frozen) = body.frozen {
         let action = if frozen { Action::Freeze } else { Action::Unfreeze };
-        audited(&state, &claims, &room, action, |_| {}).await?;
+        audited(state, claims, &room, action, |_| {}).await?;
     }
     if let Some(on) = body.receipts {
         let action = if on { Action::ReceiptsOn } else { Action::ReceiptsOff };
-        audited(&state, &claims, &room, action, |_| {}).await?;
+        audited(state, claims, &room, action, |_| {}).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -378,7 +415,7 @@ pub async fn audit(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    room_for(&state, &claims, &name, Role::Moderator).await?;
+    room_for(&state, &Actor::from(&claims), &name, Role::Moderator).await?;
     let limit = match q.get("limit") {
         Some(l) => l.parse::<usize>().map_err(|_| ApiError::bad_request("`limit` must be 1-500"))?.clamp(1, 500),
         None => 100,

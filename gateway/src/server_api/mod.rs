@@ -5,6 +5,7 @@
 
 mod keys;
 mod manage;
+mod moderate;
 mod publish;
 
 pub use keys::KeyWatch;
@@ -36,6 +37,13 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/server/rooms/{name}/messages", post(publish::one).get(manage::history))
         .route("/api/server/rooms/{name}/members/{username}", put(manage::add_member).delete(manage::remove_member))
         .route("/api/server/rooms/{name}/presence", get(manage::presence))
+        .route("/api/server/rooms/{name}/messages/{id}", axum::routing::delete(moderate::delete_message))
+        .route("/api/server/rooms/{name}/bans", post(moderate::ban))
+        .route("/api/server/rooms/{name}/bans/{username}", axum::routing::delete(moderate::unban))
+        .route("/api/server/rooms/{name}/mutes", post(moderate::mute))
+        .route("/api/server/rooms/{name}/mutes/{username}", axum::routing::delete(moderate::unmute))
+        .route("/api/server/rooms/{name}/kick", post(moderate::kick))
+        .route("/api/server/rooms/{name}/settings", put(moderate::settings))
         .route("/api/server/users/{username}/disconnect", post(manage::disconnect))
         .route("/api/server/users/{username}/deactivate", post(manage::deactivate))
         .route("/api/server/users/{username}/reactivate", post(manage::reactivate))

@@ -5,7 +5,7 @@ use crate::cluster::Proc;
 use crate::harness::reads::Gateway;
 use crate::harness::server_api::{
     manage_rooms_members_and_users, new_key, publish_reaches_members_in_order,
-    rotation_loses_nothing_and_revocation_stops_the_key, Declared, KeyFile,
+    rotation_loses_nothing_and_revocation_stops_the_key, the_platform_moderates, Declared, KeyFile,
 };
 
 const ALL: &[&str] = &["publish", "rooms", "users", "moderate", "read"];
@@ -23,5 +23,6 @@ async fn a_backend_publishes_and_manages_through_either_gateway() {
     let g2 = Gateway { base: p2.base(), addr: p2.addr };
     publish_reaches_members_in_order(&g1, &g2, &key, ("support", "Support Bot")).await;
     manage_rooms_members_and_users(&g1, &g2, &key).await;
+    the_platform_moderates(&g1, &g2, &key, "bot:support").await;
     rotation_loses_nothing_and_revocation_stops_the_key(&[&g1, &g2], &file).await;
 }

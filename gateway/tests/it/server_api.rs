@@ -8,7 +8,8 @@ use crate::harness::moderation::call;
 use crate::harness::reads::Gateway;
 use crate::harness::server_api::{
     a_key_is_held_to_its_rate, manage_rooms_members_and_users, new_key, publish_reaches_members_in_order,
-    rotation_loses_nothing_and_revocation_stops_the_key, scopes_allow_exactly_their_calls, Declared, KeyFile,
+    rotation_loses_nothing_and_revocation_stops_the_key, scopes_allow_exactly_their_calls, the_platform_moderates,
+    Declared, KeyFile,
 };
 use crate::harness::{data_dir, Binary};
 
@@ -20,7 +21,8 @@ fn gateway(b: &Binary) -> Gateway {
 
 #[tokio::test]
 async fn keys_scopes_rates_and_rotation() {
-    let scoped: Vec<(&str, String)> = ["publish", "rooms", "users", "read"].iter().map(|s| (*s, new_key())).collect();
+    let scoped: Vec<(&str, String)> =
+        ["publish", "rooms", "users", "read", "moderate"].iter().map(|s| (*s, new_key())).collect();
     let (slow, all) = (new_key(), new_key());
     let mut declared: Vec<Declared<'_>> =
         scoped.iter().map(|(s, k)| Declared::new(s, std::slice::from_ref(s), k)).collect();
@@ -48,6 +50,7 @@ async fn publish_and_manage_and_a_nonce_survives_a_restart() {
     let g = gateway(&gw);
     publish_reaches_members_in_order(&g, &g, &key, ("deploy", "Deploy Bot")).await;
     manage_rooms_members_and_users(&g, &g, &key).await;
+    the_platform_moderates(&g, &g, &key, "bot:deploy").await;
 
     let post = || Some(json!({"body": "deployed v42", "nonce": "deploy-42"}));
     let (status, first) = call(&g, Method::POST, "/api/server/rooms/general/messages", &key, post()).await;
