@@ -161,6 +161,11 @@ impl Keyring {
         self.by_hash.get(&hash(presented)).cloned()
     }
 
+    /// The names of the declared keys.
+    pub fn names(&self) -> std::collections::HashSet<String> {
+        self.by_hash.values().map(|k| k.name.clone()).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.by_hash.len()
     }
@@ -181,13 +186,16 @@ pub fn hash(key: &str) -> String {
     Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How every key begins (how `/ws` tells a key from a JWT).
+pub const PREFIX: &str = "ak_";
+
 /// A new random key: `ak_` and 43 characters of base64url (256 bits).
 pub fn generate() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::from("ak_");
+    let mut out = String::from(PREFIX);
     let mut acc = 0u32;
     let mut bits = 0;
     for b in bytes {

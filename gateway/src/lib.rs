@@ -104,7 +104,7 @@ pub async fn serve_wired(
     let refresh = config.room_refresh;
     let state = Arc::new(AppState::new(config, backend, jwt, shutdown.clone())?);
     daemons.push(tokio::spawn(state.hub.clone().flush_receipts(receipts::FLUSH_EVERY, shutdown.clone())));
-    daemons.push(tokio::spawn(state.keys.clone().run(shutdown.clone())));
+    daemons.push(tokio::spawn(state.keys.clone().run(state.hub.clone(), shutdown.clone())));
     let watched = (state.rooms.clone(), state.blocks.clone());
     daemons.push(tokio::spawn(rooms::watch(watched, control, refresh, shutdown.clone())));
     // `aurora_dependency_up` has a sample from the start, not only after the first probe.

@@ -55,8 +55,13 @@ impl KeyWatch {
         self.read.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
     }
 
-    /// Watches the file until `shutdown`.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    fn names(&self) -> std::collections::HashSet<String> {
+        self.ring.read().unwrap_or_else(std::sync::PoisonError::into_inner).names()
+    }
+
+    /// Watches the file until `shutdown`; the bot connections of a key no longer declared
+    /// close (4003).
+    pub async fn run(self: Arc<Self>, hub: Arc<crate::hub::Hub>, shutdown: CancellationToken) {
         if self.path.is_none() {
             return;
         }
@@ -67,9 +72,17 @@ impl KeyWatch {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            let before = self.names();
             let watch = self.clone();
             match tokio::task::spawn_blocking(move || watch.reload()).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(true)) => {
+                    let now = self.names();
+                    for gone in before.difference(&now) {
+                        let closed = hub.disconnect(&format!("bot:{gone}"));
+                        tracing::info!(key = %gone, connections = closed, "API key revoked; its bot connections closed");
+                    }
+                }
+                Ok(Ok(false)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "server API keys not read again; the previous ones stay"),
                 Err(e) => tracing::error!(error = %e, "server API key reader failed"),
             }

@@ -180,6 +180,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, credential: Credent
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", "origin not allowed").into_response()
     };
     let claims = match credential {
+        Credential::Token(token) if token.starts_with(aurora_core::apikeys::PREFIX) => bot_claims(state, &token)?,
         Credential::Token(token) => match state.jwt.verify(&token) {
             Ok(c) => {
                 known_user(state, &c).await.map_err(IntoResponse::into_response)?;
@@ -224,6 +225,31 @@ fn forwarded_seat(state: &AppState, request: &Request) -> Result<Option<Seat>, R
             Err(ApiError::rate_limited(msg, std::time::Duration::from_secs(1)).into_response())
         }
     }
+}
+
+/// A bot connection (docs/server-api.md): a server API key with the `read` and `publish`
+/// scopes connects as its bot, for as long as the key is declared.
+#[allow(clippy::result_large_err, reason = "the refusal is the handler's response, returned at once")]
+fn bot_claims(state: &AppState, presented: &str) -> Result<Claims, Response> {
+    use aurora_core::apikeys::Scope;
+    let Some(key) = state.keys.find(presented) else {
+        return Err(unauthorized(state, "unknown_api_key", "unknown or revoked API key"));
+    };
+    if !(key.allows(Scope::Read) && key.allows(Scope::Publish)) {
+        let msg = "a bot connection needs a key with the read and publish scopes";
+        return Err(ApiError::forbidden(msg).into_response());
+    }
+    let now = aurora_core::now_ms().max(0) as u64 / 1000;
+    Ok(Claims {
+        sub: key.bot_id(),
+        name: key.bot.clone(),
+        iat: now,
+        // A bot does not renew: after a day it gets `token_expired` (4001) and connects again.
+        exp: now + 24 * 3600,
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        sid: None,
+    })
 }
 
 /// The claims a redeemed ticket stands for: its user's, expiring with the access token it

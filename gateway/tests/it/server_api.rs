@@ -34,6 +34,13 @@ async fn keys_scopes_rates_and_rotation() {
     let gw = Binary::start(&dir, &[(k, &v), ("AURORA_RATE_LIMIT", "1000/1s")]).await;
     let g = gateway(&gw);
     scopes_allow_exactly_their_calls(&g, &scoped).await;
+    // A bot connection needs read and publish: one of them, or an unknown key, is refused.
+    for key in [&scoped[0].1, &scoped[3].1, &new_key()] {
+        let upgrade = tokio_tungstenite::connect_async(crate::harness::ws_request(g.addr, key)).await;
+        assert!(upgrade.is_err(), "a bot connection with a key lacking a scope");
+    }
+    let upgrade = tokio_tungstenite::connect_async(crate::harness::ws_request(g.addr, &all)).await;
+    assert!(upgrade.is_ok(), "a key with read and publish connects as its bot");
     a_key_is_held_to_its_rate(&g, &slow, &all).await;
     rotation_loses_nothing_and_revocation_stops_the_key(&[&g], &file).await;
     assert!(gw.terminate().await.success());
@@ -81,4 +88,56 @@ async fn a_bad_key_file_stops_the_start() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Not Valid"), "{err}");
+}
+
+/// `examples/echo-bot` connects with its key and answers `!echo` within a second, as a
+/// reply; taking its key out of the file closes its connection.
+#[tokio::test]
+async fn the_example_bot_answers_within_a_second() {
+    let key = new_key();
+    let file = KeyFile::new(&[Declared { bot: Some("Echo"), ..Declared::new("echo", &["read", "publish"], &key) }]);
+    let (_keep, dir) = data_dir();
+    let (k, v) = file.env();
+    let gw = Binary::start(&dir, &[(k, &v)]).await;
+    let g = gateway(&gw);
+    let mut bot = tokio::process::Command::new(crate::harness::sibling_binary("aurora-echo-bot"))
+        .env("AURORA_URL", format!("ws://{}/ws", gw.addr))
+        .env("AURORA_API_KEY", &key)
+        .env("AURORA_BOT_ROOMS", "general")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the example bot");
+    let user = crate::harness::register_at(&reqwest::Client::new(), &g.base, &crate::harness::unique("ask")).await;
+    let mut c = crate::harness::Client::connect(gw.addr, &user.token).await;
+    c.join("general").await;
+    crate::harness::eventually("the bot in general", || async {
+        let (_, p) = call(&g, Method::GET, "/api/server/rooms/general/presence", &key, None).await;
+        p["members"].as_array().is_some_and(|m| m.iter().any(|u| u["id"] == "bot:echo")).then_some(())
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    let id = c.say("general", "!echo hello there").await["id"].as_str().expect("id").to_owned();
+    let reply = loop {
+        let m = c.recv_type_within("message", std::time::Duration::from_secs(1)).await;
+        if m["user"]["id"] == "bot:echo" {
+            break m;
+        }
+    };
+    assert!(asked.elapsed() < std::time::Duration::from_secs(1), "answered after {:?}", asked.elapsed());
+    assert_eq!((reply["body"].as_str(), reply["reply_to"]["id"].as_str()), (Some("hello there"), Some(id.as_str())));
+    assert_eq!(reply["user"]["name"], "Echo");
+
+    // Revoked: the bot's connection closes and it cannot come back.
+    file.write(&[]);
+    let presence = loop {
+        let p = c.recv_type_within("presence", crate::harness::server_api::KEYS_APPLIED_WITHIN).await;
+        if p["leaves"].as_array().is_some_and(|l| l.iter().any(|u| u["id"] == "bot:echo")) {
+            break p;
+        }
+    };
+    assert_eq!(presence["room"], "general");
+    assert!(bot.try_wait().expect("bot").is_none(), "the bot keeps trying");
+    drop(bot);
+    assert!(gw.terminate().await.success());
 }
