@@ -154,8 +154,8 @@ up() {
     --service-cluster-ip-range 10.96.0.0/16
   local k=("$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE")
   wait_until 60 "the default service account" "${k[@]}" -n default get serviceaccount default
-  "${k[@]}" apply --server-side -f "$repo/manifests/crds/chatroom.yaml" >/dev/null
-  "${k[@]}" wait --for condition=Established --timeout 30s crd/chatrooms.aurorachat.dev >/dev/null
+  "${k[@]}" apply --server-side -f "$repo/manifests/crds/chatroom.yaml" -f "$repo/manifests/crds/chatapikey.yaml" >/dev/null
+  "${k[@]}" wait --for condition=Established --timeout 30s crd/chatrooms.aurorachat.dev crd/chatapikeys.aurorachat.dev >/dev/null
   "$here/node.sh" up
   ingress_up
   log "control plane up: https://127.0.0.1:$API_PORT ($("${k[@]}" version -o json | grep -m1 gitVersion | tr -d ' ",'))"

@@ -10,7 +10,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::ports::PortResult;
 use crate::ratelimit::RateLimit;
+
+/// Keys declared in Kubernetes (`ChatApiKey` resources, which the operator copies into the
+/// store); gateways read them at start, on a `keys` announcement and periodically.
+#[async_trait::async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    async fn api_keys(&self) -> PortResult<Vec<KeySpec>>;
+}
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -113,12 +121,24 @@ impl Keyring {
 
     /// A key file's text; `path` names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<Keyring, KeyError> {
-        if text.trim().is_empty() {
-            return Ok(Keyring::default());
+        Keyring::from_specs(KeyFile::parse(text, path)?.keys)
+    }
+
+    /// The keys of a file (all valid, or an error) and of the store (an invalid entry, or
+    /// one reusing a hash, is left out and reported).
+    pub fn from_sources(file: Vec<KeySpec>, store: Vec<KeySpec>) -> Result<Keyring, KeyError> {
+        let mut ring = Keyring::from_specs(file)?;
+        for spec in store {
+            let name = spec.name.clone();
+            match Keyring::from_specs(vec![spec]) {
+                Ok(one) if one.by_hash.keys().all(|h| !ring.by_hash.contains_key(h)) => {
+                    ring.by_hash.extend(one.by_hash)
+                }
+                Ok(_) => tracing::warn!(key = %name, "a ChatApiKey reuses a declared hash; left out"),
+                Err(e) => tracing::warn!(key = %name, error = %e, "invalid ChatApiKey left out"),
+            }
         }
-        let file: KeyFile =
-            serde_yaml::from_str(text).map_err(|source| KeyError::Parse { path: path.to_owned(), source })?;
-        Keyring::from_specs(file.keys)
+        Ok(ring)
     }
 
     pub fn from_specs(specs: Vec<KeySpec>) -> Result<Keyring, KeyError> {
@@ -176,6 +196,14 @@ impl Keyring {
 }
 
 impl KeyFile {
+    /// A key file's text; `path` names it in errors. Empty: no keys.
+    pub fn parse(text: &str, path: &str) -> Result<KeyFile, KeyError> {
+        if text.trim().is_empty() {
+            return Ok(KeyFile::default());
+        }
+        serde_yaml::from_str(text).map_err(|source| KeyError::Parse { path: path.to_owned(), source })
+    }
+
     pub fn to_yaml(&self) -> String {
         serde_yaml::to_string(self).unwrap_or_default()
     }

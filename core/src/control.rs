@@ -3,7 +3,9 @@
 //!   announces that a room was created, updated or deleted; gateways re-read that room
 //!   from the store;
 //! - user notices: a gateway announces that something of one user changed (their room
-//!   list); every gateway with a connection of that user tells it.
+//!   list); every gateway with a connection of that user tells it;
+//! - key changes: the operator announces that `ChatApiKey` resources changed; gateways
+//!   read the server API keys again.
 //!
 //! Announcements are hints, not the source of truth: a gateway also re-reads every room
 //! after (re)connecting and periodically, so a missed room announcement heals, and a
@@ -70,12 +72,25 @@ impl UserChange {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeysOp {
+    Keys,
+}
+
+/// `{"op":"keys"}`: the server API keys in the store changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysChange {
+    pub op: KeysOp,
+}
+
 /// Anything on the channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Announcement {
     Room(RoomChange),
     User(UserChange),
+    Keys(KeysChange),
 }
 
 /// What a listener hears.
@@ -85,6 +100,8 @@ pub enum ControlSignal {
     Room(RoomChange),
     /// Tell this user's connections.
     User(UserChange),
+    /// Read the server API keys again.
+    Keys,
     /// Announcements may have been missed (first connect, reconnect): re-read every room.
     Resync,
 }
@@ -94,6 +111,7 @@ impl From<Announcement> for ControlSignal {
         match a {
             Announcement::Room(r) => ControlSignal::Room(r),
             Announcement::User(u) => ControlSignal::User(u),
+            Announcement::Keys(_) => ControlSignal::Keys,
         }
     }
 }
@@ -149,5 +167,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<Announcement>(&text).unwrap(), read);
         // An operator of this version still speaks the room form only.
         assert!(serde_json::from_str::<Announcement>(r#"{"op":"rooms","room":"x"}"#).is_err());
+        let keys = Announcement::Keys(KeysChange { op: KeysOp::Keys });
+        let text = serde_json::to_string(&keys).unwrap();
+        assert_eq!(text, r#"{"op":"keys"}"#);
+        assert_eq!(serde_json::from_str::<Announcement>(&text).unwrap(), keys);
+        assert!(serde_json::from_str::<Announcement>(r#"{"op":"updated"}"#).is_err(), "a room change names its room");
     }
 }

@@ -407,4 +407,6 @@ pub struct Backend {
     pub readiness: Arc<dyn Readiness>,
     /// Tells every gateway (this one included) of a room or user change.
     pub announcer: Arc<dyn crate::control::Announcer>,
+    /// Server API keys from `ChatApiKey` resources (distributed mode).
+    pub api_keys: Option<Arc<dyn crate::apikeys::ApiKeyStore>>,
 }

@@ -104,8 +104,9 @@ pub async fn serve_wired(
     let refresh = config.room_refresh;
     let state = Arc::new(AppState::new(config, backend, jwt, shutdown.clone())?);
     daemons.push(tokio::spawn(state.hub.clone().flush_receipts(receipts::FLUSH_EVERY, shutdown.clone())));
-    daemons.push(tokio::spawn(state.keys.clone().run(state.hub.clone(), shutdown.clone())));
-    let watched = (state.rooms.clone(), state.blocks.clone());
+    let (keys_changed, keys_heard) = tokio::sync::mpsc::channel(16);
+    daemons.push(tokio::spawn(state.keys.clone().run(state.hub.clone(), keys_heard, shutdown.clone())));
+    let watched = (state.rooms.clone(), state.blocks.clone(), keys_changed);
     daemons.push(tokio::spawn(rooms::watch(watched, control, refresh, shutdown.clone())));
     // `aurora_dependency_up` has a sample from the start, not only after the first probe.
     let first_check = state.clone();

@@ -115,7 +115,7 @@ impl RoomDirectory {
 /// Applies announcements as they come (room changes, user notices, block list changes)
 /// and re-reads every room each `every`, until `stop`.
 pub async fn watch(
-    (rooms, blocks): (Arc<RoomDirectory>, Arc<Blocks>),
+    (rooms, blocks, keys): (Arc<RoomDirectory>, Arc<Blocks>, mpsc::Sender<()>),
     mut control: mpsc::Receiver<ControlSignal>,
     every: Duration,
     stop: CancellationToken,
@@ -128,7 +128,15 @@ pub async fn watch(
             _ = tick.tick() => rooms.reload_all().await,
             signal = control.recv() => match signal {
                 None => return,
-                Some(ControlSignal::Resync) => rooms.reload_all().await,
+                Some(ControlSignal::Resync) => {
+                    let _ = keys.try_send(());
+                    rooms.reload_all().await
+                }
+                Some(ControlSignal::Keys) => {
+                    // Full: a reload is queued already.
+                    let _ = keys.try_send(());
+                    Ok(())
+                }
                 Some(ControlSignal::User(change)) => {
                     if change.op == UserOp::Blocks {
                         blocks.forget(&change.user);

@@ -59,7 +59,7 @@ impl AppState {
         Ok(AppState {
             rooms: Arc::new(RoomDirectory::new(backend.clone(), hub.clone())),
             blocks: Arc::default(),
-            keys: Arc::new(crate::server_api::KeyWatch::load(config.api_keys_file.clone())?),
+            keys: Arc::new(crate::server_api::KeyWatch::load(config.api_keys_file.clone(), backend.api_keys.clone())?),
             hub,
             metrics,
             config,

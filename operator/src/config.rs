@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the ChatRoom CustomResourceDefinition as YAML.
     Crd,
+    /// Print the ChatApiKey CustomResourceDefinition as YAML.
+    ApiKeyCrd,
     /// Run the operator (the default).
     Run,
     /// Create the gateways' HS256 key Secret unless it exists (the chart's install Job).

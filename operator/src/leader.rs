@@ -14,7 +14,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use aurora_core::distributed::apikeys::MongoApiKeys;
 use aurora_core::distributed::MongoStore;
+
+use crate::apikey::{ChatApiKey, KeyContext};
 
 use crate::config::OperatorConfig;
 use crate::crd::ChatRoom;
@@ -67,6 +70,18 @@ pub async fn run(
     } else {
         Api::namespaced(deps.client.clone(), &config.watch_namespace)
     };
+    let key_reporter = Reporter { controller: "aurora-operator".into(), instance: Some(identity.clone()) };
+    let key_ctx = Arc::new(KeyContext {
+        client: deps.client.clone(),
+        keys: MongoApiKeys::new(&ctx.store),
+        redis: ctx.redis.clone(),
+        recorder: Recorder::new(deps.client.clone(), key_reporter),
+    });
+    let key_api: Api<ChatApiKey> = if config.watch_namespace.is_empty() {
+        Api::all(deps.client.clone())
+    } else {
+        Api::namespaced(deps.client.clone(), &config.watch_namespace)
+    };
 
     'campaign: loop {
         while !*leading.borrow_and_update() {
@@ -81,11 +96,15 @@ pub async fn run(
         deps.metrics.leader.set(1);
         let stop = CancellationToken::new();
         let controller = tokio::spawn(control(api.clone(), ctx.clone(), stop.clone()));
+        let keys = tokio::spawn(crate::apikey::control(key_api.clone(), key_ctx.clone(), stop.clone()));
         let lost = tokio::select! {
             _ = shutdown.cancelled() => false,
             _ = lost(&mut leading) => true,
         };
         stop.cancel();
+        if let Err(e) = keys.await {
+            tracing::error!(error = %e, "ChatApiKey controller task failed");
+        }
         if let Err(e) = controller.await {
             tracing::error!(error = %e, "controller task failed");
         }

@@ -2,12 +2,14 @@
 //! configuration, one leader at a time (a `coordination.k8s.io` Lease).
 //!
 //! - [`crd`]: the `ChatRoom` type and its schema.
+//! - [`apikey`]: `ChatApiKey` resources, copied to the store the gateways read keys from.
 //! - [`reconcile`]: topic, registration, status, events, cleanup.
 //! - [`topics`]: the Kafka admin calls.
 //! - [`leader`]: leader election and the controller it runs while leading.
 
 #![forbid(unsafe_code)]
 
+pub mod apikey;
 pub mod config;
 pub mod crd;
 pub mod error;

@@ -16,6 +16,10 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", aurora_operator::crd::crd_yaml()?);
         return Ok(());
     }
+    if let Some(Command::ApiKeyCrd) = cli.command {
+        print!("{}", aurora_operator::crd::apikey_crd_yaml()?);
+        return Ok(());
+    }
     aurora_core::process::init_logging();
     if let Some(Command::JwtSecret { name, namespace, labels }) = cli.command {
         let labels = aurora_operator::jwt_secret::parse_labels(&labels).map_err(anyhow::Error::msg)?;

@@ -13,6 +13,11 @@ pub async fn announce(conn: &ConnectionManager, change: &RoomChange) -> PortResu
     publish(conn, &Announcement::Room(change.clone())).await
 }
 
+/// Tells every gateway that the server API keys in the store changed.
+pub async fn announce_keys(conn: &ConnectionManager) -> PortResult<()> {
+    publish(conn, &Announcement::Keys(crate::control::KeysChange { op: crate::control::KeysOp::Keys })).await
+}
+
 async fn publish(conn: &ConnectionManager, announcement: &Announcement) -> PortResult<()> {
     let payload = serde_json::to_string(announcement).map_err(crate::ports::PortError::corrupt)?;
     let mut conn = conn.clone();

@@ -1,6 +1,7 @@
 //! Distributed mode: Kafka (message log), Redis (bus, presence, rate limits,
 //! nonces) and MongoDB (users, rooms, messages) behind the same ports.
 
+pub mod apikeys;
 pub mod audit;
 pub mod control;
 pub mod kafka;
@@ -141,6 +142,7 @@ pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) 
         audit: Arc::new(audit::MongoAudit::new(&mongo).await?),
         tickets: Arc::new(RedisTickets::new(redis.clone())),
         announcer: Arc::new(control::RedisAnnouncer::new(redis.clone())),
+        api_keys: Some(Arc::new(apikeys::MongoApiKeys::new(&mongo))),
         readiness: Arc::new(Ready { kafka: log, redis, mongo }),
     };
     let (control_tx, control) = tokio::sync::mpsc::channel(256);

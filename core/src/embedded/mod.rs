@@ -53,6 +53,7 @@ pub fn open(data_dir: &Path) -> PortResult<Embedded> {
         tickets: Arc::new(MemoryTickets::default()),
         readiness: Arc::new(store.clone()),
         announcer: Arc::new(announcer),
+        api_keys: None,
     };
     Ok(Embedded { backend, store, pipeline, control })
 }

@@ -10,6 +10,7 @@ use aurora_testkit::cluster;
 mod kube_env;
 
 mod access;
+mod apikeys;
 mod chart;
 mod ingress;
 mod lifecycle;
