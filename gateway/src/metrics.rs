@@ -60,7 +60,7 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     /// Moderator actions applied, by `action`.
     pub moderation_actions: IntCounterVec,
-    /// Server API calls, by `key` (its declared name), `op` and answered `status`.
+    /// Server API calls, by `op` and `status` (which key: the audit log and the logs).
     pub server_api_requests: IntCounterVec,
     pub messages_accepted: IntCounter,
     pub frames_delivered: IntCounter,
@@ -133,8 +133,8 @@ impl Metrics {
             server_api_requests: register(
                 &r,
                 IntCounterVec::new(
-                    Opts::new("aurora_server_api_requests_total", "Server API calls, by key, operation and status"),
-                    &["key", "op", "status"],
+                    Opts::new("aurora_server_api_requests_total", "Server API calls, by operation and status"),
+                    &["op", "status"],
                 )?,
             ),
             messages_accepted: register(
@@ -249,6 +249,10 @@ impl Metrics {
         for kind in ["join", "leave", "send", "typing", "history", "auth", "read", "invalid"] {
             self.frames_received.with_label_values(&[kind]);
         }
+        for op in crate::server_api::OPS {
+            self.server_api_requests.with_label_values(&[op, "ok"]);
+        }
+        self.server_api_requests.with_label_values(&["any", "rate_limited"]);
         for action in aurora_core::audit::Action::ALL {
             self.moderation_actions.with_label_values(&[action.as_str()]);
         }

@@ -26,6 +26,31 @@ use crate::state::AppState;
 
 /// Largest server API request body (a batch publish).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The `op` label values of `aurora_server_api_requests_total`.
+pub const OPS: [&str; 21] = [
+    "publish",
+    "publish_batch",
+    "create_room",
+    "room",
+    "update_room",
+    "delete_room",
+    "history",
+    "add_member",
+    "remove_member",
+    "presence",
+    "disconnect",
+    "deactivate",
+    "reactivate",
+    "audit",
+    "ban",
+    "unban",
+    "mute",
+    "unmute",
+    "kick",
+    "settings",
+    "delete_message",
+];
+
 /// The audit log's "room" for server API calls.
 pub const AUDIT_ROOM: &str = "*server";
 
@@ -70,7 +95,8 @@ impl FromRequestParts<Arc<AppState>> for ServerKey {
         match state.backend.limiter.acquire(&bucket, "server-api", key.rate_limit).await? {
             Decision::Allowed => Ok(ServerKey(key)),
             Decision::Limited { retry_after } => {
-                state.metrics.server_api_requests.with_label_values(&[&key.name, "any", "429"]).inc();
+                state.metrics.server_api_requests.with_label_values(&["any", "rate_limited"]).inc();
+                tracing::info!(key = %key.name, "server API key over its rate");
                 Err(ApiError::rate_limited("this key's request rate is used up; wait", retry_after))
             }
         }
@@ -89,7 +115,8 @@ impl ServerKey {
 
     /// Counts the call and, when it changed something, records it in the audit log.
     pub async fn done(&self, state: &AppState, op: &'static str, what: Option<String>) {
-        state.metrics.server_api_requests.with_label_values(&[&self.0.name, op, "ok"]).inc();
+        debug_assert!(OPS.contains(&op), "{op} is not in OPS");
+        state.metrics.server_api_requests.with_label_values(&[op, "ok"]).inc();
         let Some(what) = what else { return };
         tracing::info!(key = %self.0.name, op, what = %what, "server API");
         let entry = AuditRecord {
