@@ -40,6 +40,9 @@ apt_install() {
 log "tools"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
 command -v node >/dev/null || apt_install nodejs npm
+# The webhook signature snippets of docs/server-api.md run under bash+openssl, python3 and node.
+command -v python3 >/dev/null || apt_install python3
+command -v openssl >/dev/null || apt_install openssl
 # Native build deps of librdkafka (bundled, built with cmake) and libcurl.
 apt_install cmake pkg-config g++ make libssl-dev zlib1g-dev libcurl4-openssl-dev
 apt_install chromium

@@ -1,7 +1,8 @@
 //! Consumer configuration (env var or flag, parsed once at start-up).
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "aurora-consumer", version, about = "AuroraChat fan-out consumer")]
@@ -17,4 +18,31 @@ pub struct ConsumerConfig {
     /// Most records processed as one batch.
     #[arg(long, env = "AURORA_CONSUMER_BATCH", default_value_t = 500)]
     pub batch: usize,
+    /// Webhook endpoints (docs/server-api.md, Webhooks): this consumer delivers to them.
+    /// Read at start-up; a change takes a restart (the chart rolls the pods).
+    #[arg(long, env = "AURORA_WEBHOOKS_FILE")]
+    pub webhooks_file: Option<PathBuf>,
+    /// Write every stored record to `aurora.events`, the topic webhooks are delivered from.
+    /// On whenever a webhooks file is given; every consumer of a group must agree.
+    #[arg(long, env = "AURORA_CONSUMER_EVENTS", default_value_t = false)]
+    pub events: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Delivers an endpoint's dead letters (`aurora.webhooks.dlq`) again, in order, and
+    /// exits once it has reached the end of the topic; run it again to resume.
+    ReplayWebhooks {
+        /// The endpoint's name in the webhooks file.
+        #[arg(long)]
+        endpoint: String,
+    },
+}
+
+impl ConsumerConfig {
+    pub fn writes_events(&self) -> bool {
+        self.events || self.webhooks_file.is_some()
+    }
 }

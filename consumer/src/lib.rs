@@ -6,6 +6,7 @@
 pub mod config;
 mod http;
 pub mod metrics;
+pub mod webhooks;
 
 use anyhow::Context;
 use rdkafka::config::ClientConfig;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use aurora_core::distributed::{connect_services, kafka, MongoStore, RedisPublisher};
-use aurora_core::model::Submission;
+use aurora_core::model::{Message, Submission};
 use aurora_core::pipeline::Pipeline;
 
 use crate::config::ConsumerConfig;
@@ -90,6 +91,17 @@ pub struct Shared {
 pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (mongo, redis) = connect_services(&config.services).await?;
     let metrics = Metrics::new()?;
+    let hooks = match &config.webhooks_file {
+        Some(path) => aurora_core::webhooks::WebhookFile::load(path)?,
+        None => aurora_core::webhooks::WebhookFile::default(),
+    };
+    let events = if config.writes_events() {
+        webhooks::ensure_topics(&config).await?;
+        Some(webhooks::EventsWriter::new(&config.services.kafka_brokers)?)
+    } else {
+        None
+    };
+    let dispatchers = webhooks::start(&config, hooks, &metrics.webhooks, &shutdown)?;
     let context = KafkaContext {
         rebalanced: AtomicBool::new(false),
         lag: metrics.lag.clone(),
@@ -127,6 +139,16 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
     let mut pipeline = Pipeline::new(Arc::new(shared.mongo.clone()), bus);
     let mut batch: Vec<OwnedMessage> = Vec::with_capacity(config.batch);
     let mut unstored = false;
+    // With events on, a task writes each stored batch's events and then commits its offsets,
+    // so this loop keeps polling (and the group can rebalance) while Kafka recovers.
+    let (events_tx, events_task) = match events {
+        Some(writer) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(16);
+            let task = tokio::spawn(webhooks::events_task(shared.clone(), writer, rx, shutdown.clone()));
+            (Some(tx), Some(task))
+        }
+        None => (None, None),
+    };
     let mut receive = aurora_core::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -156,26 +178,44 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
         if shared.consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
             pipeline.reset();
         }
-        if !process(&shared, &mut pipeline, &batch, &shutdown).await {
+        let Some(messages) = process(&shared, &mut pipeline, &batch, &shutdown).await else {
             // Not stored, so not committed: the group hands these records to the next consumer.
             tracing::warn!(records = batch.len(), "stopping with an unstored batch; it will be redelivered");
             unstored = true;
             break;
-        }
-        commit(&shared.consumer, &batch);
+        };
+        let offsets = next_offsets(&batch);
         batch.clear();
+        match &events_tx {
+            None => commit(&shared.consumer, &offsets),
+            Some(tx) => {
+                if tx.send((messages, offsets)).await.is_err() {
+                    tracing::warn!("stopping before a batch's events were written; it will be redelivered");
+                    unstored = true;
+                    break;
+                }
+            }
+        }
     }
-    if !unstored {
+    drop(events_tx);
+    let written = match events_task {
+        Some(task) => task.await.unwrap_or(false),
+        None => true,
+    };
+    if !unstored && written {
         if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(error = %e, "final commit");
         }
+    }
+    for d in dispatchers {
+        let _ = d.await;
     }
     let _ = server.await;
     tracing::info!("consumer stopped");
     Ok(())
 }
 
-fn futures_now<F: std::future::Future>(f: F) -> Option<F::Output> {
+pub(crate) fn futures_now<F: std::future::Future>(f: F) -> Option<F::Output> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     let mut f = std::pin::pin!(f);
@@ -186,13 +226,13 @@ fn futures_now<F: std::future::Future>(f: F) -> Option<F::Output> {
 }
 
 /// Stores and publishes a batch, retrying (with backoff) until it succeeds or `shutdown`
-/// (false: not stored; the caller must not commit its offsets).
+/// (None: not stored; the caller must not commit its offsets).
 async fn process(
     shared: &Shared,
     pipeline: &mut Pipeline,
     batch: &[OwnedMessage],
     shutdown: &CancellationToken,
-) -> bool {
+) -> Option<Vec<Message>> {
     let submissions: Vec<Submission> = batch
         .iter()
         .filter_map(|m| {
@@ -213,7 +253,7 @@ async fn process(
         .collect();
     shared.metrics.records.inc_by(batch.len() as u64);
     if submissions.is_empty() {
-        return true;
+        return Some(Vec::new());
     }
     let timer = shared.metrics.batch_seconds.start_timer();
     let mut backoff = aurora_core::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
@@ -230,28 +270,45 @@ async fn process(
                 shared.metrics.rooms_active.set(pipeline.active_rooms() as i64);
                 shared.metrics.batch_size.observe(messages.len() as f64);
                 timer.observe_duration();
-                return true;
+                return Some(messages);
             }
             Err(e) => {
                 shared.metrics.retries.inc();
                 tracing::warn!(error = %e, records = submissions.len(), attempt = backoff.attempts(), "batch failed; retrying");
                 if !backoff.wait(shutdown).await {
-                    return false;
+                    return None;
                 }
             }
         }
     }
 }
 
-fn commit(consumer: &Kafka, batch: &[OwnedMessage]) {
+/// Where each (topic, partition) of a batch resumes: its last offset + 1.
+pub type Offsets = Vec<(String, i32, i64)>;
+
+fn next_offsets(batch: &[OwnedMessage]) -> Offsets {
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for m in batch {
         let e = next.entry((m.topic(), m.partition())).or_insert(0);
         *e = (*e).max(m.offset() + 1);
     }
+    next.into_iter().map(|((t, p), o)| (t.to_owned(), p, o)).collect()
+}
+
+/// The furthest offset per (topic, partition) of several batches.
+pub(crate) fn merge_offsets(offsets: Offsets) -> Offsets {
+    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (t, p, o) in offsets {
+        let e = next.entry((t, p)).or_insert(o);
+        *e = (*e).max(o);
+    }
+    next.into_iter().map(|((t, p), o)| (t, p, o)).collect()
+}
+
+pub(crate) fn commit(consumer: &Kafka, offsets: &Offsets) {
     let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+    for (topic, partition, offset) in offsets {
+        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
             tracing::warn!(error = %e, "bad offset");
         }
     }

@@ -3,7 +3,7 @@
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use aurora_consumer::config::ConsumerConfig;
+use aurora_consumer::config::{Command, ConsumerConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -11,5 +11,12 @@ async fn main() -> anyhow::Result<()> {
     aurora_core::process::init_logging();
     let shutdown = CancellationToken::new();
     aurora_core::process::on_signal(shutdown.clone());
-    aurora_consumer::run(config, shutdown).await
+    match &config.command {
+        Some(Command::ReplayWebhooks { endpoint }) => {
+            let delivered = aurora_consumer::webhooks::replay(&config, endpoint, shutdown).await?;
+            println!("replayed {delivered} dead letters to {endpoint}");
+            Ok(())
+        }
+        None => aurora_consumer::run(config, shutdown).await,
+    }
 }

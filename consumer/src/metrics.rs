@@ -15,6 +15,8 @@ pub struct Metrics {
     pub duplicates: IntCounter,
     pub events_ignored: IntCounter,
     pub rooms_active: IntGauge,
+    pub events_written: IntCounter,
+    pub webhooks: crate::webhooks::metrics::WebhookMetrics,
 }
 
 /// Latency buckets from 0.25 ms to 10 s (as the gateway's).
@@ -57,6 +59,11 @@ impl Metrics {
                 "aurora_consumer_rooms_active",
                 "Rooms written since the last partition assignment",
             )?,
+            events_written: IntCounter::new(
+                "aurora_consumer_events_written_total",
+                "Stored records written to aurora.events for webhooks",
+            )?,
+            webhooks: crate::webhooks::metrics::WebhookMetrics::new(&registry)?,
             registry,
         };
         let r = &m.registry;
@@ -71,6 +78,7 @@ impl Metrics {
         r.register(Box::new(m.duplicates.clone()))?;
         r.register(Box::new(m.events_ignored.clone()))?;
         r.register(Box::new(m.rooms_active.clone()))?;
+        r.register(Box::new(m.events_written.clone()))?;
         aurora_core::telemetry::register_shared(r, "consumer", &["kafka", "redis", "mongodb"])?;
         Ok(m)
     }

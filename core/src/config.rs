@@ -247,6 +247,11 @@ pub struct Config {
     /// Replication factor of `aurora.messages` when it is created (3 on a three-broker cluster).
     #[arg(long, env = "AURORA_KAFKA_REPLICATION", default_value = "1", value_parser = positive("AURORA_KAFKA_REPLICATION"))]
     pub kafka_replication: usize,
+    /// Write `member.joined` / `member.left` (a user's first connection into a room, their
+    /// last one out) to `aurora.events` for webhooks. Distributed mode; the chart turns it
+    /// on with webhooks.
+    #[arg(long, env = "AURORA_MEMBER_EVENTS", default_value_t = false)]
+    pub member_events: bool,
     /// A gateway's presence lease in Redis; a dead gateway's users leave within 2x this.
     #[arg(long, env = "AURORA_PRESENCE_LEASE", default_value = "10s", value_parser = duration("AURORA_PRESENCE_LEASE"))]
     pub presence_lease: Duration,
@@ -330,6 +335,7 @@ impl Config {
             mongodb_uri: self.mongodb_uri.clone(),
             partitions: self.kafka_partitions.min(i32::MAX as usize) as i32,
             replication: self.kafka_replication.min(i32::MAX as usize) as i32,
+            member_events: self.member_events,
         }
     }
 }

@@ -41,6 +41,7 @@ pub mod reads;
 pub mod sessions;
 pub mod telemetry;
 pub mod validate;
+pub mod webhooks;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -409,4 +409,6 @@ pub struct Backend {
     pub announcer: Arc<dyn crate::control::Announcer>,
     /// Server API keys from `ChatApiKey` resources (distributed mode).
     pub api_keys: Option<Arc<dyn crate::apikeys::ApiKeyStore>>,
+    /// `member.joined` / `member.left` for webhooks (distributed mode, `AURORA_MEMBER_EVENTS`).
+    pub members: Option<Arc<dyn crate::webhooks::MemberEvents>>,
 }

@@ -10,9 +10,14 @@ use crate::DEADLINE;
 /// A binary of a workspace crate, next to the test binary's profile dir
 /// (`cargo build --workspace --bins` builds them; `./run.sh test` does).
 pub fn sibling_binary(name: &str) -> PathBuf {
-    // target/<profile>/deps/<test>-… → target/<profile>/<name>
+    // target/<profile>/deps/<test>-… → target/<profile>/<name>; AURORA_TEST_BIN_DIR picks
+    // other builds (release binaries for the figures a test prints).
     let exe = std::env::current_exe().expect("test binary path");
-    let path = exe.parent().and_then(|d| d.parent()).expect("target dir").join(name);
+    let dir = match std::env::var_os("AURORA_TEST_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf(),
+    };
+    let path = dir.join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path
 }

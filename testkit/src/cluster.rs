@@ -45,7 +45,7 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn consumer_binary() -> PathBuf {
+pub fn consumer_binary() -> PathBuf {
     sibling_binary("aurora-consumer")
 }
 
@@ -96,17 +96,22 @@ impl Proc {
 
     pub async fn gateway(extra: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(sibling_binary("aurora-gateway"));
-        cmd.env("AURORA_MODE", "distributed").env("AURORA_LISTEN", "127.0.0.1:0");
+        cmd.env("AURORA_MODE", "distributed").env("AURORA_LISTEN", "127.0.0.1:0").env("AURORA_MEMBER_EVENTS", "true");
         for (k, v) in TEST_LIMITS {
             cmd.env(k, v);
         }
         Proc::spawn(cmd, extra).await
     }
 
+    /// Every test consumer writes `aurora.events`: any of them may own a webhook test's room.
     pub async fn consumer() -> Proc {
+        Proc::consumer_with(&[]).await
+    }
+
+    pub async fn consumer_with(extra: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(consumer_binary());
-        cmd.env("AURORA_CONSUMER_LISTEN", "127.0.0.1:0");
-        Proc::spawn(cmd, &[]).await
+        cmd.env("AURORA_CONSUMER_LISTEN", "127.0.0.1:0").env("AURORA_CONSUMER_EVENTS", "true");
+        Proc::spawn(cmd, extra).await
     }
 
     pub fn base(&self) -> String {

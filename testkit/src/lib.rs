@@ -18,6 +18,7 @@ pub mod moderation;
 pub mod reads;
 mod server;
 pub mod server_api;
+pub mod webhooks;
 
 pub use binary::{sibling_binary, Binary};
 pub use client::{close_code, connect_small, ws_request, Client, Ended, Ws};

@@ -150,3 +150,13 @@ affinity:
 {{- $root := index . 0 -}}
 {{- toJson (list $root.Values.kafka $root.Values.redis $root.Values.mongodb $root.Values.connections $root.Values.jwt (index . 1)) | sha256sum -}}
 {{- end -}}
+
+{{/* Whether webhooks are configured (inline endpoints or an existing Secret). */}}
+{{- define "aurora.webhooks" -}}
+{{- if or .Values.webhooks.existingSecret .Values.webhooks.endpoints }}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding webhooks.yaml. */}}
+{{- define "aurora.webhooksSecret" -}}
+{{- .Values.webhooks.existingSecret | default (printf "%s-webhooks" (include "aurora.fullname" .)) -}}
+{{- end -}}

@@ -76,6 +76,11 @@ impl KafkaLog {
         Ok(KafkaLog { producer, topic: topic.to_owned() })
     }
 
+    /// Member events through this log's producer.
+    pub fn member_events(&self) -> KafkaMemberEvents {
+        KafkaMemberEvents { producer: self.producer.clone() }
+    }
+
     /// Whether the brokers answer a metadata request.
     pub async fn ping(&self) -> PortResult<()> {
         let client = self.producer.clone();
@@ -128,4 +133,27 @@ pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32, replicati
         }
     }
     Ok(())
+}
+
+/// `member.joined` / `member.left` on `aurora.events`, keyed by room like the records the
+/// fan-out tier writes there.
+pub struct KafkaMemberEvents {
+    producer: FutureProducer,
+}
+
+impl crate::webhooks::MemberEvents for KafkaMemberEvents {
+    fn changed(&self, room: &str, user: &crate::model::UserRef, joined: bool) {
+        use crate::webhooks::{record_headers, Event, EVENTS_TOPIC};
+        use rdkafka::message::{Header, OwnedHeaders};
+        let event = Event::member(room, user, joined);
+        let Ok(body) = serde_json::to_vec(&event) else { return };
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: record_headers::ID, value: Some(event.id.as_str()) })
+            .insert(Header { key: record_headers::TYPE, value: Some(event.kind.as_str()) });
+        let record = FutureRecord::to(EVENTS_TOPIC).key(room.as_bytes()).payload(&body).headers(headers);
+        // The delivery future is dropped: librdkafka still delivers (and retries) the record.
+        if let Err((e, _)) = self.producer.send_result(record) {
+            tracing::warn!(room, error = %e, "member event not queued");
+        }
+    }
 }

@@ -35,6 +35,8 @@ pub struct Endpoints {
     pub mongodb_uri: String,
     pub partitions: i32,
     pub replication: i32,
+    /// Write `member.joined` / `member.left` to `aurora.events`.
+    pub member_events: bool,
 }
 
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -122,6 +124,9 @@ pub struct GatewayBackend {
 /// Connects every port for a gateway.
 pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) -> PortResult<GatewayBackend> {
     kafka::ensure_topic(&ep.kafka_brokers, SHARED_TOPIC, ep.partitions, ep.replication).await?;
+    if ep.member_events {
+        kafka::ensure_topic(&ep.kafka_brokers, crate::webhooks::EVENTS_TOPIC, ep.partitions, ep.replication).await?;
+    }
     let mongo = MongoStore::connect(&ep.mongodb_uri).await?;
     let (client, redis) = redis_manager(&ep.redis_url).await?;
     let log = Arc::new(KafkaLog::new(&ep.kafka_brokers)?);
@@ -143,6 +148,7 @@ pub async fn gateway_backend(ep: &Endpoints, gateway_id: &str, lease: Duration) 
         tickets: Arc::new(RedisTickets::new(redis.clone())),
         announcer: Arc::new(control::RedisAnnouncer::new(redis.clone())),
         api_keys: Some(Arc::new(apikeys::MongoApiKeys::new(&mongo))),
+        members: ep.member_events.then(|| Arc::new(log.member_events()) as Arc<dyn crate::webhooks::MemberEvents>),
         readiness: Arc::new(Ready { kafka: log, redis, mongo }),
     };
     let (control_tx, control) = tokio::sync::mpsc::channel(256);

@@ -54,6 +54,7 @@ pub fn open(data_dir: &Path) -> PortResult<Embedded> {
         readiness: Arc::new(store.clone()),
         announcer: Arc::new(announcer),
         api_keys: None,
+        members: None,
     };
     Ok(Embedded { backend, store, pipeline, control })
 }

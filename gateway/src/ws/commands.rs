@@ -161,6 +161,9 @@ impl Session {
         self.state.metrics.joins.inc();
         match backend.presence.join(room, &self.user, self.conn).await {
             Ok(true) => {
+                if let Some(members) = &backend.members {
+                    members.changed(room, &self.user, true);
+                }
                 let joins = [self.user.clone()];
                 let frame = ServerFrame::Presence { room, joins: &joins, leaves: &[] }.encode();
                 // A first connection has no other tab in the room to tell; `joined` lists the user.

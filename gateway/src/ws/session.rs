@@ -393,6 +393,9 @@ impl Session {
         self.state.hub.leave(room, self.conn).await;
         match backend.presence.leave(room, &self.user, self.conn).await {
             Ok(true) => {
+                if let Some(members) = &backend.members {
+                    members.changed(room, &self.user, false);
+                }
                 let leaves = [self.user.clone()];
                 let frame = ServerFrame::Presence { room, joins: &[], leaves: &leaves }.encode();
                 let event = RoomEvent { seq: None, skip_user: None, frame: frame.into() };

@@ -15,3 +15,4 @@ mod reads;
 mod restarts;
 mod server_api;
 mod sessions;
+mod webhooks;

@@ -39,6 +39,7 @@ fn the_metrics_docs_and_the_code_list_the_same_names() {
     for (section, file) in [
         ("Gateway", "gateway/src/metrics.rs"),
         ("Consumer", "consumer/src/metrics.rs"),
+        ("Webhooks", "consumer/src/webhooks/metrics.rs"),
         ("Operator", "operator/src/metrics.rs"),
         ("Shared", "core/src/telemetry.rs"),
     ] {

@@ -103,7 +103,17 @@ async fn the_chart_renders_objects_the_api_server_accepts_and_refuses_bad_values
                 "connections from the Secret"
             );
             assert!(rendered.contains("aurora_ws_connections"), "HPA on connections per pod");
-            assert!(!rendered.contains("kind: Secret"), "an existing JWT Secret is used, none generated");
+            // An existing JWT Secret is used, none generated; the one Secret holds the
+            // webhook endpoints, in the file the consumer reads.
+            let secrets: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&rendered)
+                .filter_map(|doc| serde::Deserialize::deserialize(doc).ok())
+                .filter(|doc: &serde_yaml::Value| doc["kind"] == "Secret")
+                .collect();
+            assert_eq!(secrets.len(), 1, "only the webhooks Secret");
+            let hooks = secrets[0]["stringData"]["webhooks.yaml"].as_str().expect("webhooks.yaml");
+            let parsed = aurora_core::webhooks::WebhookFile::parse(hooks).expect("the consumer reads it");
+            assert_eq!(parsed.endpoints[0].rooms, ["support-*"]);
+            assert!(rendered.contains("AURORA_MEMBER_EVENTS"), "gateways write member events");
             assert!(rendered.contains("alert: AuroraOperatorNoLeader"), "the alerts are in the PrometheusRule");
             assert!(
                 rendered.contains("grafana_dashboard: \"1\""),
