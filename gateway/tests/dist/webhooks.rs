@@ -290,6 +290,18 @@ async fn a_slow_endpoint_holds_back_neither_chat_nor_other_endpoints() {
         d.iter().any(|d| member(d, "member.left", &ub.name))
     })
     .await;
+    let mut hook_latency: Vec<f64> = fast
+        .delivered()
+        .iter()
+        .filter(|d| ids.contains(&d.id))
+        .map(|d| (d.at_ms - d.body["ts"].as_i64().unwrap_or_default()) as f64)
+        .collect();
+    hook_latency.sort_by(f64::total_cmp);
+    println!(
+        "the fast endpoint, one message at a time: accept-to-delivery p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&hook_latency, 0.5),
+        percentile(&hook_latency, 0.99)
+    );
     println!(
         "chat send->receive across gateways, 100 messages: without a slow endpoint p50 {:.1} ms p99 {:.1} ms; with one answering in 5 s p50 {:.1} ms p99 {:.1} ms (the slow endpoint had {slow_got} of them)",
         percentile(&before, 0.5),
