@@ -79,6 +79,24 @@ impl ConsumerContext for KafkaContext {
 
 type Kafka = StreamConsumer<KafkaContext>;
 
+/// What every consumer group of this binary sets (the fan-out group and each webhook
+/// endpoint's): offsets committed by hand, quick failure detection and failover.
+pub(crate) fn group_config(brokers: &str, group: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("reconnect.backoff.max.ms", "1000")
+        // While the group coordinator is down it is looked up again every tenth of this:
+        // 1 s. With the default (10 min / 10) a broker failover stopped consumption for a
+        // minute when the dead broker led the group's offsets partition.
+        .set("coordinator.query.interval.ms", "10000")
+        .set("statistics.interval.ms", "5000");
+    c
+}
+
 pub struct Shared {
     pub metrics: Metrics,
     pub consumer: Arc<Kafka>,
@@ -107,22 +125,11 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
         lag: metrics.lag.clone(),
         partition_lag: metrics.partition_lag.clone(),
     };
-    let consumer: Kafka = ClientConfig::new()
-        .set("bootstrap.servers", &config.services.kafka_brokers)
-        .set("group.id", &config.group)
-        .set("enable.auto.commit", "false")
+    let consumer: Kafka = group_config(&config.services.kafka_brokers, &config.group)
         .set("auto.offset.reset", "earliest")
         // A new ChatRoom topic matches the pattern subscription at the next refresh: within
         // a second, so a room is usable within seconds of its `kubectl apply`.
         .set("topic.metadata.refresh.interval.ms", "1000")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("reconnect.backoff.max.ms", "1000")
-        // While the group coordinator is down it is looked up again every tenth of this:
-        // 1 s. With the default (10 min / 10) a broker failover stopped consumption for a
-        // minute when the dead broker led the group's offsets partition.
-        .set("coordinator.query.interval.ms", "10000")
-        .set("statistics.interval.ms", "5000")
         .create_with_context(context)
         .context("cannot create the Kafka consumer")?;
     let pattern = format!("^{}.*", kafka::ROOM_TOPIC_PREFIX.replace('.', "\\."));

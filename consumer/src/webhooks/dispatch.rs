@@ -3,7 +3,6 @@
 //! the batch's offsets are committed only when every event is delivered or parked.
 
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Header, Message as _, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -48,17 +47,9 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(target: Arc<Target>, brokers: &str, dead_letters: Arc<FutureProducer>) -> anyhow::Result<Self> {
         let context = BacklogContext { backlog: target.metrics().backlog.with_label_values(&[&target.spec.name]) };
-        let consumer: StreamConsumer<BacklogContext> = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", target.spec.group())
-            .set("enable.auto.commit", "false")
+        let consumer: StreamConsumer<BacklogContext> = crate::group_config(brokers, &target.spec.group())
             // A new endpoint starts with the events written after it first joined.
             .set("auto.offset.reset", "latest")
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("reconnect.backoff.max.ms", "1000")
-            .set("coordinator.query.interval.ms", "10000")
-            .set("statistics.interval.ms", "5000")
             .create_with_context(context)
             .context("cannot create the webhook consumer")?;
         consumer.subscribe(&[EVENTS_TOPIC]).context("cannot subscribe to aurora.events")?;

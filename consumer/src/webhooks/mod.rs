@@ -103,7 +103,18 @@ pub async fn events_task(
         }
         let mut backoff = aurora_core::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
-            match writer.write(&messages).await {
+            // On shutdown, queued batches get a short grace; past it they stay uncommitted
+            // and are redelivered, so a stopping consumer never lingers in its group while
+            // Kafka is unreachable.
+            let stopping = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            let result = tokio::select! {
+                result = writer.write(&messages) => result,
+                _ = stopping => return false,
+            };
+            match result {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, records = messages.len(), "cannot write webhook events; retrying");
@@ -136,6 +147,9 @@ pub fn start(
     }
     Ok(tasks)
 }
+
+/// How long a stopping consumer still waits for its last events to be written.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a dispatcher waits between attempts to park a dead letter while Kafka is down.
 const PARK_RETRY: Duration = Duration::from_secs(1);

@@ -291,15 +291,7 @@ pub async fn deactivate(
     key: ServerKey,
     Path(username): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    key.require(Scope::Users)?;
-    let user = user_named(&state, &username).await?;
-    if !state.backend.users.set_deactivated(&user.id, true).await? {
-        return Err(ApiError::not_found(format!("no user named {username}")));
-    }
-    let change = UserChange::new(UserOp::Disconnect, user.id.clone());
-    state.backend.announcer.announce(Announcement::User(change)).await?;
-    key.done(&state, "deactivate", Some(format!("deactivate {}", user.name))).await;
-    Ok(StatusCode::NO_CONTENT)
+    set_deactivated(&state, &key, &username, true).await
 }
 
 /// `POST /api/server/users/{username}/reactivate` → 204.
@@ -308,10 +300,26 @@ pub async fn reactivate(
     key: ServerKey,
     Path(username): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    set_deactivated(&state, &key, &username, false).await
+}
+
+async fn set_deactivated(
+    state: &AppState,
+    key: &ServerKey,
+    username: &str,
+    deactivated: bool,
+) -> Result<StatusCode, ApiError> {
     key.require(Scope::Users)?;
-    let user = user_named(&state, &username).await?;
-    state.backend.users.set_deactivated(&user.id, false).await?;
-    key.done(&state, "reactivate", Some(format!("reactivate {}", user.name))).await;
+    let user = user_named(state, username).await?;
+    if !state.backend.users.set_deactivated(&user.id, deactivated).await? && deactivated {
+        return Err(ApiError::not_found(format!("no user named {username}")));
+    }
+    let op = if deactivated { "deactivate" } else { "reactivate" };
+    if deactivated {
+        let change = UserChange::new(UserOp::Disconnect, user.id.clone());
+        state.backend.announcer.announce(Announcement::User(change)).await?;
+    }
+    key.done(state, op, Some(format!("{op} {}", user.name))).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
