@@ -174,6 +174,12 @@ pub async fn publish_reaches_members_in_order(g1: &Gateway, g2: &Gateway, key: &
         (status, again["id"].as_str(), again["duplicate"].as_bool()),
         (201, Some(bot_ids[3].as_str()), Some(true))
     );
+    // A reply names a stored message: the first bot message is, once the fan-out tier has it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !crate::history::stored(&g1.base, &ann.token, &room).await.iter().any(|m| m["id"] == bot_ids[0].as_str()) {
+        assert!(Instant::now() < deadline, "the first bot message is stored within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let batch = json!({"messages": [
         {"room": room, "body": "batch 1"},
         {"room": "no-such-room-here", "body": "lost"},

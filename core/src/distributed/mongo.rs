@@ -18,6 +18,11 @@ use crate::ports::{Dependency, FailureKind, MessageStore, PortError, PortResult,
 
 const DUPLICATE_KEY: i32 = 11000;
 
+/// [`MessageStore::existing`] looks up to this many ids one by one, more with `$in`.
+const ONE_BY_ONE: usize = 8;
+/// Ids per `$in` query.
+const IN_CHUNK: usize = 500;
+
 pub(super) fn is_duplicate(e: &mongodb::error::Error) -> bool {
     match e.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == DUPLICATE_KEY,
@@ -430,12 +435,24 @@ impl MessageStore for MongoStore {
     }
 
     async fn existing(&self, ids: &[String]) -> PortResult<HashMap<String, Message>> {
-        // One `_id` lookup each rather than `$in`: every server serves `_id` equality
-        // from its primary index (FerretDB 1.x scans for `$in`). Only used after a conflict.
+        // MongoDB serves both shapes from the `_id` index. FerretDB 1.24 on SQLite serves
+        // neither (its `_id` pushdown does not match its index's expression), so each query
+        // reads the collection: a few ids one by one (a found one stops early), a batch of
+        // re-sent ids (after a gateway failover: hundreds) in one `$in` per chunk, one read
+        // of the collection instead of one per id.
         let mut found = HashMap::new();
-        for id in ids {
-            if let Some(d) = self.messages.find_one(doc! {"_id": id}).await.map_err(unavailable)? {
-                found.insert(id.clone(), Message::from(d));
+        if ids.len() <= ONE_BY_ONE {
+            for id in ids {
+                if let Some(d) = self.messages.find_one(doc! {"_id": id}).await.map_err(unavailable)? {
+                    found.insert(id.clone(), Message::from(d));
+                }
+            }
+            return Ok(found);
+        }
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut cursor = self.messages.find(doc! {"_id": {"$in": chunk}}).await.map_err(unavailable)?;
+            while let Some(d) = cursor.try_next().await.map_err(unavailable)? {
+                found.insert(d.id.clone(), Message::from(d));
             }
         }
         Ok(found)

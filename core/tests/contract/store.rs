@@ -165,6 +165,15 @@ async fn messages<S: MessageStore + RoomStore>(store: &S) {
     let existing = store.existing(&ids).await.unwrap();
     assert_eq!(existing.len(), 1);
     assert_eq!(existing[&batch[1].id].seq, 2);
+    // A failover's re-sent batch: hundreds of ids, most stored, some not.
+    let big = unique("room");
+    let many: Vec<Message> = (1..=600).map(|s| message(&big, s, None)).collect();
+    store.insert(&many).await.unwrap();
+    let mut ids: Vec<String> = many.iter().map(|m| m.id.clone()).collect();
+    ids.extend((0..50).map(|_| unique("missing")));
+    let existing = store.existing(&ids).await.unwrap();
+    assert_eq!(existing.len(), 600, "every stored id of a large lookup, none of the missing");
+    assert!(many.iter().all(|m| existing.get(&m.id).is_some_and(|e| e.seq == m.seq)));
 
     let sent = message(&room, 6, Some("n-1"));
     store.insert(std::slice::from_ref(&sent)).await.unwrap();
