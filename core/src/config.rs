@@ -224,6 +224,13 @@ pub struct Config {
     /// pointers to shared frames and are allocated as used, so idle sockets pay nothing.
     #[arg(long, env = "AURORA_OUTBOUND_QUEUE", default_value = "4096", value_parser = positive("AURORA_OUTBOUND_QUEUE"))]
     pub outbound_queue: usize,
+    /// Threads that run connections (tokio workers); unset = one per core the process may
+    /// use (its CPU affinity and cgroup quota). With one, the gateway runs tokio's current-thread
+    /// scheduler: a broadcast's wake-ups then queue in one list instead of overflowing a
+    /// worker's local queue (256) into the shared one, which cut the p99 at 800 msg/s × 1,000
+    /// members by about a quarter on one core (docs/benchmarks.md).
+    #[arg(long, env = "AURORA_WORKER_THREADS", value_parser = positive("AURORA_WORKER_THREADS"))]
+    pub worker_threads: Option<usize>,
     /// On drain (SIGTERM) each client is told to reconnect at a random moment within this
     /// (the close reason of 1001 carries it), so a gateway's clients do not all return at once.
     #[arg(long, env = "AURORA_RECONNECT_WINDOW", default_value = "10s", value_parser = duration("AURORA_RECONNECT_WINDOW"))]
@@ -311,6 +318,11 @@ impl Config {
         Ok(())
     }
 
+    /// Worker threads to run: `AURORA_WORKER_THREADS`, or the cores this process may use.
+    pub fn workers(&self) -> usize {
+        self.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     /// The key from `AURORA_JWT_SECRET` or `AURORA_JWT_SECRET_FILE`, if set.
     pub fn configured_secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
         let secret = if let Some(s) = &self.jwt_secret {
@@ -378,6 +390,19 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::MissingSecret)));
         let mut c = Config::try_parse_from(["x", "--default-rooms", "ok,Not Ok"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::BadDefaultRoom(_))));
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_cores_the_process_may_use() {
+        let c = Config::try_parse_from(["x"]).unwrap();
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(c.workers(), cores);
+        let c = Config::try_parse_from(["x", "--worker-threads", "3"]).unwrap();
+        assert_eq!(c.workers(), 3);
+        for bad in ["many", "0"] {
+            let e = Config::try_parse_from(["x", "--worker-threads", bad]).unwrap_err().to_string();
+            assert!(e.contains("AURORA_WORKER_THREADS"), "{e}");
+        }
     }
 
     #[test]

@@ -37,22 +37,30 @@ fn main() -> anyhow::Result<()> {
         return new_api_key(&args[1..]);
     }
     tune_allocator();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
-}
-
-async fn run() -> anyhow::Result<()> {
     let mut config = Config::parse();
     if let Err(e) = config.validate() {
         eprintln!("error: {e}");
         std::process::exit(2);
     }
+    runtime(config.workers())?.block_on(run(config))
+}
+
+/// One worker runs tokio's current-thread scheduler (see `AURORA_WORKER_THREADS`).
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if workers <= 1 {
+        return tokio::runtime::Builder::new_current_thread().enable_all().build();
+    }
+    tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
     aurora_core::process::init_logging();
     // Embedded gateways own their data directory: never two on one port.
     let reuse_port = config.mode == aurora_core::config::Mode::Distributed;
     let listener = aurora_core::process::bind(config.listen, reuse_port)
         .with_context(|| format!("AURORA_LISTEN: cannot bind {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, mode = ?config.mode, data_dir = %config.data_dir.display(), "listening");
+    tracing::info!(%addr, mode = ?config.mode, workers = config.workers(), data_dir = %config.data_dir.display(), "listening");
     // Scripts and tests read this line to learn the port when listening on :0.
     println!("aurora-gateway listening on http://{addr}");
     let shutdown = CancellationToken::new();
