@@ -35,7 +35,8 @@ pub struct Delivery {
     pub carries: Carries,
     pub seq: Option<u64>,
     pub skip_user: Option<Arc<str>>,
-    /// The serialized frame (UTF-8 JSON), shared by every recipient.
+    /// The serialized frame (UTF-8 JSON) as a whole WebSocket text frame
+    /// ([`crate::ws::text_frame`]), shared by every recipient.
     pub frame: Bytes,
     pub kind: crate::metrics::SentKind,
     /// When the frame reached this gateway (for `aurora_delivery_seconds`).
@@ -169,7 +170,7 @@ impl Hub {
                     carries: Carries::Room,
                     seq: None,
                     skip_user: None,
-                    frame: frame.into(),
+                    frame: crate::ws::text_frame(frame.as_bytes()),
                     kind: SentKind::Presence,
                     arrived: std::time::Instant::now(),
                 });
@@ -215,7 +216,7 @@ impl Hub {
             carries: Carries::User,
             seq: None,
             skip_user: None,
-            frame,
+            frame: crate::ws::text_frame(&frame),
             kind: SentKind::Reply,
             arrived: std::time::Instant::now(),
         });
@@ -262,7 +263,7 @@ impl BusSink for Hub {
             carries: Carries::Room,
             seq: event.seq,
             skip_user: event.skip_user,
-            frame,
+            frame: crate::ws::text_frame(&frame),
             kind,
             arrived: std::time::Instant::now(),
         });

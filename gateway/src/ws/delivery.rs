@@ -55,7 +55,7 @@ impl Session {
         }
         match d.carries {
             Carries::User => {
-                socket.text(d.frame.clone());
+                socket.framed(d.frame.clone());
                 return Ok(1);
             }
             Carries::Disconnect => return Err(End::Close(close::DISCONNECTED, "disconnected by the server")),
@@ -95,7 +95,7 @@ impl Session {
                 }
             }
         }
-        socket.text(d.frame.clone());
+        socket.framed(d.frame.clone());
         Ok(written + 1)
     }
 

@@ -12,6 +12,8 @@ mod session;
 mod sources;
 mod wire;
 
+pub(crate) use wire::text_frame;
+
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};

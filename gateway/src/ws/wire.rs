@@ -42,27 +42,49 @@ struct Out {
 
 impl Out {
     fn new(opcode: u8, body: Bytes) -> Out {
-        let mut head = [0u8; 10];
-        head[0] = FIN | opcode;
-        let len = body.len();
-        let head_len = if len < 126 {
-            head[1] = len as u8;
-            2
-        } else if let Ok(short) = u16::try_from(len) {
-            head[1] = 126;
-            head[2..4].copy_from_slice(&short.to_be_bytes());
-            4
-        } else {
-            head[1] = 127;
-            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-            10
-        };
+        let (head, head_len) = header(opcode, body.len());
         Out { head, head_len, body }
+    }
+
+    /// A frame serialized with its header by [`text_frame`].
+    fn framed(frame: Bytes) -> Out {
+        Out { head: [0; 10], head_len: 0, body: frame }
     }
 
     fn len(&self) -> usize {
         usize::from(self.head_len) + self.body.len()
     }
+}
+
+/// A frame's header (server frames are never masked).
+fn header(opcode: u8, len: usize) -> ([u8; 10], u8) {
+    let mut head = [0u8; 10];
+    head[0] = FIN | opcode;
+    let head_len = if len < 126 {
+        head[1] = len as u8;
+        2
+    } else if let Ok(short) = u16::try_from(len) {
+        head[1] = 126;
+        head[2..4].copy_from_slice(&short.to_be_bytes());
+        4
+    } else {
+        head[1] = 127;
+        head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    };
+    (head, head_len)
+}
+
+/// `payload` (UTF-8) as a whole text frame, header included, for [`Writer::framed`]: a
+/// broadcast is framed once for all its recipients, and a batch's `writev` then hands the
+/// kernel one slice per frame instead of two (a tiny header slice costs the kernel's copy
+/// about as much as the payload's).
+pub(crate) fn text_frame(payload: &[u8]) -> Bytes {
+    let (head, head_len) = header(OP_TEXT, payload.len());
+    let mut frame = Vec::with_capacity(usize::from(head_len) + payload.len());
+    frame.extend_from_slice(&head[..usize::from(head_len)]);
+    frame.extend_from_slice(payload);
+    frame.into()
 }
 
 /// The socket's write half; vectored writes are one `sendmsg`.
@@ -119,6 +141,11 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     /// Queues a text frame; `frame` must be UTF-8 (every frame is serialized JSON).
     pub fn text(&mut self, frame: Bytes) {
         self.queue.push(Out::new(OP_TEXT, frame));
+    }
+
+    /// Queues a frame made by [`text_frame`].
+    pub fn framed(&mut self, frame: Bytes) {
+        self.queue.push(Out::framed(frame));
     }
 
     pub fn ping(&mut self) {
@@ -326,6 +353,23 @@ mod tests {
         want.extend_from_slice(b"bye");
         assert_eq!(w.io.got, want);
         assert!(w.queue.is_empty() && w.done == 0 && w.partial == 0);
+    }
+
+    #[tokio::test]
+    async fn a_frame_framed_once_goes_out_as_the_same_bytes_as_one_framed_per_socket() {
+        let big = "z".repeat(70_000);
+        let mut each = Writer::new(Trickle { got: Vec::new(), chunk: 5, calls: 0 });
+        let mut shared = Writer::new(Trickle { got: Vec::new(), chunk: 5, calls: 0 });
+        for body in ["{}", "{\"type\":\"message\"}", big.as_str()] {
+            each.text(Bytes::copy_from_slice(body.as_bytes()));
+            shared.framed(text_frame(body.as_bytes()));
+            shared.ping();
+            each.ping();
+        }
+        std::future::poll_fn(|cx| each.poll_flush(cx)).await.unwrap();
+        std::future::poll_fn(|cx| shared.poll_flush(cx)).await.unwrap();
+        assert_eq!(shared.io.got.len(), each.io.got.len());
+        assert!(shared.io.got == each.io.got, "the pre-framed frames differ from the ones framed by the writer");
     }
 
     #[test]
