@@ -47,6 +47,10 @@ server_cpus=0
 ulimit -n "$(ulimit -Hn)"
 [ "$(nproc)" -lt 2 ] && { echo "the benchmarks pin server and load generator to different cores: need 2" >&2; exit 1; }
 
+# A restarted broker is a cold JVM (acks in seconds under load): 15 s of keyed sends to a topic of
+# its own warm it (`distributed` between populations, `probe` once). Failing to warm is not fatal.
+warm="$bin/aurora-bench kafka-rate --repeats 1 --seconds 15 >/dev/null 2>&1 || true"
+
 case "$mode" in
   compare)
     "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --out docs/benchmarks "$@"
@@ -60,7 +64,6 @@ case "$mode" in
     # population's ingest, and a cold broker acked 22-49 k keyed sends/s against 63-82 k warm.
     # Warm it with 15 s of keyed sends to a topic of its own (aurora.messages stays empty).
     # (A warm-up that fails is not fatal: the population's own warm-up still runs.)
-    warm="$bin/aurora-bench kafka-rate --repeats 1 --seconds 15 >/dev/null 2>&1 || true"
     export AURORA_BENCH_RESET="$here/dev/services.sh reset redis mongodb kafka >/dev/null && { $warm; }"
     eval "$(dev/services.sh up redis mongodb kafka)"
     eval "$(dev/services.sh reset redis mongodb kafka)"
@@ -92,8 +95,7 @@ case "$mode" in
     rate="${1:-300}"
     export AURORA_BENCH_SERVICE_PIDS="$CACHE/run"
     eval "$(dev/services.sh reset redis mongodb kafka)"
-    # A cold broker acks in seconds at this load: warm it as `distributed` does.
-    "$bin/aurora-bench" kafka-rate --repeats 1 --seconds 15 >/dev/null 2>&1 || true
+    eval "$warm"
     snaps="$(mktemp -d)"
     trap 'rm -rf "$snaps"' EXIT
     "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --peers aurora-distributed \
