@@ -5,7 +5,6 @@
 
 use anyhow::Context;
 use aurora_core::distributed::kafka::{ensure_topic, KafkaLog};
-use aurora_core::model::{Submission, UserRef};
 use aurora_core::ports::MessageLog;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::config::ClientConfig;
@@ -14,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::kafka_rate::KafkaRate;
+use crate::kafka_rate::{submission, KafkaRate};
 
 fn broker_cpu(args: &KafkaRate) -> Option<f64> {
     let file = args.broker_pid_file.as_ref()?;
@@ -92,7 +91,6 @@ async fn pace(
     acked: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) {
-    let user = UserRef { id: format!("{:032x}", 7u128).into(), name: "bench".into() };
     let body = "x".repeat(body_bytes);
     let mut in_flight = FuturesUnordered::new();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -104,18 +102,8 @@ async fn pace(
                 let due = (start.elapsed().as_secs_f64() * rate) as u64;
                 while sent < due {
                     sent += 1;
-                    let submission = Submission {
-                        id: format!("{sent:032x}"),
-                        room: format!("c{}-{}", sent as usize % rooms.max(1), std::process::id()),
-                        user: user.clone(),
-                        body: body.clone(),
-                        ts: aurora_core::now_ms(),
-                        nonce: None,
-                        managed: false,
-                        retry: false,
-                        ..Default::default()
-                    };
-                    in_flight.push(log.append(submission));
+                    let room = format!("c{}-{}", sent as usize % rooms.max(1), std::process::id());
+                    in_flight.push(log.append(submission(sent.into(), room, &body)));
                 }
             }
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {

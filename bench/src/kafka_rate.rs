@@ -104,30 +104,30 @@ async fn send_loop(
     counts: Counts,
     stop: Arc<AtomicBool>,
 ) {
-    let user = UserRef { id: format!("{:032x}", 7u128).into(), name: "bench".into() };
     let mut in_flight = FuturesUnordered::new();
     let mut n: u128 = 0;
     loop {
         while in_flight.len() < window && !stop.load(Ordering::Relaxed) {
             n += 1;
-            let submission = Submission {
-                // Ids as long as the gateways' (a simple UUID), so records are the same size.
-                id: format!("{n:032x}"),
-                room: room.clone(),
-                user: user.clone(),
-                body: body.clone(),
-                ts: aurora_core::now_ms(),
-                nonce: None,
-                managed: false,
-                retry: false,
-                ..Default::default()
-            };
-            in_flight.push(log.append(submission));
+            in_flight.push(log.append(submission(n, room.clone(), &body)));
         }
         match in_flight.next().await {
             Some(Ok(())) => counts.acked.fetch_add(1, Ordering::Relaxed),
             Some(Err(_)) => counts.failed.fetch_add(1, Ordering::Relaxed),
             None => return,
         };
+    }
+}
+
+/// Record `n` of a raw-producer baseline as a gateway submits a plain message, with an id as
+/// long as the gateways' (a simple UUID), so records are the same size.
+pub(crate) fn submission(n: u128, room: String, body: &str) -> Submission {
+    Submission {
+        id: format!("{n:032x}"),
+        room,
+        user: UserRef { id: format!("{:032x}", 7u128).into(), name: "bench".into() },
+        body: body.to_owned(),
+        ts: aurora_core::now_ms(),
+        ..Default::default()
     }
 }

@@ -6,6 +6,7 @@
 pub mod config;
 mod http;
 pub mod metrics;
+mod receive;
 pub mod webhooks;
 
 use anyhow::Context;
@@ -80,7 +81,7 @@ impl ConsumerContext for KafkaContext {
 type Kafka = StreamConsumer<KafkaContext>;
 
 /// What every consumer group of this binary sets (the fan-out group and each webhook
-/// endpoint's): offsets committed by hand, quick failure detection and failover.
+/// endpoint's): offsets committed after processing, quick failure detection and failover.
 pub(crate) fn group_config(brokers: &str, group: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
@@ -127,6 +128,14 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
     };
     let consumer: Kafka = group_config(&config.services.kafka_brokers, &config.group)
         .set("auto.offset.reset", "earliest")
+        // At least once, without a broker write per batch: a stored batch's offsets are
+        // stored locally (`commit`) and librdkafka commits them once a second, on a revoke and
+        // on close. A commit is an append to `__consumer_offsets`, fsynced like any other where
+        // the broker flushes every append; one per batch was one broker write for every ten
+        // messages at 600 msg/s. A crash redelivers at most that second, stored once by id.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", "1000")
         // A new ChatRoom topic matches the pattern subscription at the next refresh: within
         // a second, so a room is usable within seconds of its `kubectl apply`.
         .set("topic.metadata.refresh.interval.ms", "1000")
@@ -156,20 +165,20 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
         }
         None => (None, None),
     };
-    let mut receive = aurora_core::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let mut retry = aurora_core::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            first = shared.consumer.recv() => match first {
+            first = receive::next(&shared.consumer) => match first {
                 Ok(m) => {
-                    receive.reset();
+                    retry.reset();
                     batch.push(m.detach());
                 }
                 Err(e) => {
                     if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) {
                         tracing::warn!(error = %e, "kafka receive failed");
                     }
-                    if !receive.wait(&shutdown).await {
+                    if !retry.wait(&shutdown).await {
                         break;
                     }
                     continue;
@@ -312,6 +321,7 @@ pub(crate) fn merge_offsets(offsets: Offsets) -> Offsets {
     next.into_iter().map(|((t, p), o)| (t, p, o)).collect()
 }
 
+/// Marks a stored batch's offsets for the next automatic commit.
 pub(crate) fn commit(consumer: &Kafka, offsets: &Offsets) {
     let mut tpl = TopicPartitionList::new();
     for (topic, partition, offset) in offsets {
@@ -319,7 +329,8 @@ pub(crate) fn commit(consumer: &Kafka, offsets: &Offsets) {
             tracing::warn!(error = %e, "bad offset");
         }
     }
-    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-        tracing::warn!(error = %e, "offset commit failed; records may be redelivered (deduplicated by id)");
+    // Refused for a partition this consumer no longer owns: its new owner redelivers.
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        tracing::warn!(error = %e, "offsets not stored; records may be redelivered (deduplicated by id)");
     }
 }

@@ -118,6 +118,13 @@ impl Proc {
         format!("http://{}", self.addr)
     }
 
+    /// The sum of every series of the metric `name` on this process's `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let url = format!("{}/metrics", self.base());
+        let text = reqwest::get(url).await.expect("metrics").text().await.expect("text");
+        crate::server::metric_sum(&text, name)
+    }
+
     /// SIGKILL: no cleanup of any kind.
     pub async fn kill9(&mut self) {
         self.child.start_kill().expect("kill -9");

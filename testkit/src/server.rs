@@ -99,11 +99,16 @@ impl Server {
 
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-        text.lines()
-            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        metric_sum(&text, name)
     }
+}
+
+/// The sum of every series of `name` (all label sets) in a Prometheus text exposition.
+pub(crate) fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 #[derive(Debug, Clone)]

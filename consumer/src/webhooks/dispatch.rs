@@ -62,7 +62,7 @@ impl Dispatcher {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                first = self.consumer.recv() => match first {
+                first = crate::receive::next(&self.consumer) => match first {
                     Ok(m) => batch.push(m.detach()),
                     Err(e) => {
                         tracing::warn!(endpoint = %name, error = %e, "webhook consumer");

@@ -179,3 +179,31 @@ async fn kafka_outage_answers_unavailable_and_recovers_without_loss() {
     assert_eq!(bodies, ["before", "during", "after"], "nothing acked lost, nothing refused stored");
     g.terminate().await;
 }
+
+/// A consumer that stops (a rolling update) hands over where it stopped: offsets are committed
+/// once a second and on close, so its successor reads none of the messages already stored.
+#[tokio::test]
+async fn a_stopped_consumer_hands_over_where_it_stopped() {
+    let _one_at_a_time = crate::cluster::exclusive().await;
+    const N: usize = 200;
+    let first = Proc::consumer().await;
+    let g = Proc::gateway(&[("AURORA_RATE_LIMIT", "1000000/1s")]).await;
+    let http = reqwest::Client::new();
+    let user = register_at(&http, &g.base(), &unique("hand")).await;
+    let name = room(&g.base(), &user.token).await;
+    let mut c = Client::connect(g.addr, &user.token).await;
+    c.join(&name).await;
+    for i in 0..N {
+        c.send(json!({"type":"send","room":name,"body":format!("m{i}")})).await;
+    }
+    // Delivered means stored and published: the last of them within the last second.
+    assert_gap_free(&collect(&mut c, N, Duration::from_secs(60)).await);
+    assert!(first.terminate_within(Duration::from_secs(15)).await, "the consumer stops on SIGTERM");
+
+    let second = Proc::consumer().await;
+    c.send(json!({"type":"send","room":name,"body":"after"})).await;
+    let next = collect(&mut c, 1, Duration::from_secs(60)).await;
+    assert_eq!((next[0]["body"].as_str(), next[0]["seq"].as_u64()), (Some("after"), Some(N as u64 + 1)));
+    assert_eq!(second.metric("aurora_consumer_records_total").await, 1.0, "the successor read only the new record");
+    g.terminate().await;
+}
