@@ -10,6 +10,8 @@
 #        (prints the AURORA_* env on `up` and `status`; no names means all three)
 # A variable that already points at a running server (AURORA_REDIS_URL,
 # AURORA_KAFKA_BROKERS, AURORA_MONGODB_URI) is used instead of starting our own.
+# The single broker flushes every append (acked = on disk); AURORA_DEV_KAFKA_FLUSH_MESSAGES
+# sets its log.flush.interval.messages for measurements (docs/benchmarks.md).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 CACHE="${AURORA_CACHE:-$HOME/.cache/aurora}"
@@ -86,7 +88,7 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
-log.flush.interval.messages=1
+log.flush.interval.messages=${AURORA_DEV_KAFKA_FLUSH_MESSAGES:-1}
 PROPS
   if [ ! -f "$dir/data/meta.properties" ]; then
     local id; id="$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
