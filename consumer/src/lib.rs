@@ -1,5 +1,5 @@
 //! The fan-out tier: reads the message log from Kafka and, per batch, assigns
-//! `seq`, stores in MongoDB, publishes to Redis, and only then commits offsets.
+//! `seq`, stores in MongoDB, publishes to Redis, and only then marks offsets for commit.
 
 #![forbid(unsafe_code)]
 
@@ -129,7 +129,7 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
     let consumer: Kafka = group_config(&config.services.kafka_brokers, &config.group)
         .set("auto.offset.reset", "earliest")
         // At least once, without a broker write per batch: a stored batch's offsets are
-        // stored locally (`commit`) and librdkafka commits them once a second, on a revoke and
+        // stored locally (`store_offsets`) and librdkafka commits them once a second, on a revoke and
         // on close. A commit is an append to `__consumer_offsets`, fsynced like any other where
         // the broker flushes every append; one per batch was one broker write for every ten
         // messages at 600 msg/s. A crash redelivers at most that second, stored once by id.
@@ -155,7 +155,7 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
     let mut pipeline = Pipeline::new(Arc::new(shared.mongo.clone()), bus);
     let mut batch: Vec<OwnedMessage> = Vec::with_capacity(config.batch);
     let mut unstored = false;
-    // With events on, a task writes each stored batch's events and then commits its offsets,
+    // With events on, a task writes each stored batch's events and then stores its offsets,
     // so this loop keeps polling (and the group can rebalance) while Kafka recovers.
     let (events_tx, events_task) = match events {
         Some(writer) => {
@@ -203,7 +203,7 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
         let offsets = next_offsets(&batch);
         batch.clear();
         match &events_tx {
-            None => commit(&shared.consumer, &offsets),
+            None => store_offsets(&shared.consumer, &offsets),
             Some(tx) => {
                 if tx.send((messages, offsets)).await.is_err() {
                     tracing::warn!("stopping before a batch's events were written; it will be redelivered");
@@ -322,7 +322,7 @@ pub(crate) fn merge_offsets(offsets: Offsets) -> Offsets {
 }
 
 /// Marks a stored batch's offsets for the next automatic commit.
-pub(crate) fn commit(consumer: &Kafka, offsets: &Offsets) {
+pub(crate) fn store_offsets(consumer: &Kafka, offsets: &Offsets) {
     let mut tpl = TopicPartitionList::new();
     for (topic, partition, offset) in offsets {
         if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {

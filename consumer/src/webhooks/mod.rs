@@ -86,7 +86,7 @@ impl EventsWriter {
     }
 }
 
-/// Writes each stored batch's events, then commits the batch's offsets, in batch order;
+/// Writes each stored batch's events, then stores the batch's offsets for commit, in batch order;
 /// false when `shutdown` came before every batch was written (those are redelivered).
 /// Batches queued meanwhile are written together: one broker round trip (and fsync) for
 /// all of them.
@@ -125,7 +125,7 @@ pub async fn events_task(
             }
         }
         shared.metrics.events_written.inc_by(messages.len() as u64);
-        crate::commit(&shared.consumer, &crate::merge_offsets(offsets));
+        crate::store_offsets(&shared.consumer, &crate::merge_offsets(offsets));
     }
     true
 }
