@@ -115,7 +115,7 @@ pub fn table(r: &Results) -> String {
         );
     }
     let distributed = r.peers.iter().find(|p| p.peer == Peer::AuroraDistributed).map(summarize);
-    if let Some(ingest) = distributed.and_then(|d| d.ingest) {
+    if let Some(ingest) = distributed.as_ref().and_then(|d| d.ingest) {
         let m = Some(ingest.median);
         let _ = writeln!(
             out,
@@ -124,10 +124,18 @@ pub fn table(r: &Results) -> String {
             ratio(m, r.kafka_keyed_rate)
         );
     }
+    let aurora = r.peers.iter().find(|p| p.peer == Peer::Aurora).map(summarize);
+    if let (Some(d), Some(a)) = (&distributed, &aurora) {
+        let _ = writeln!(
+            out,
+            "\nDistributed relative to embedded in this run: knee {}, ingest {}.",
+            ratio(d.knee.map(|k| k.median), a.knee.map(|k| k.median)),
+            ratio(d.ingest.map(|i| i.median), a.ingest.map(|i| i.median))
+        );
+    }
     for p in &r.peers {
         out.push_str(&crate::breakdown::table(r, p));
     }
-    let aurora = r.peers.iter().find(|p| p.peer == Peer::Aurora).map(summarize);
     if let Some(a) = aurora {
         let _ = writeln!(out, "\nAuroraChat (embedded) relative to each peer (knee: higher is better; CPU and memory: lower is better):\n");
         let _ = writeln!(
@@ -256,5 +264,76 @@ fn short(v: f64) -> String {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::PeerResult;
+    use crate::scenario::{Ingest, Shape};
+
+    fn step(rate: f64, p99_ms: f64) -> Step {
+        Step {
+            rate,
+            sent: 100,
+            expected: 1000,
+            delivered: 1000,
+            deliveries_per_s: rate * 10.0,
+            p50_ms: p99_ms / 2.0,
+            p99_ms,
+            p999_ms: p99_ms,
+            max_ms: p99_ms,
+            server_cpu_us_per_delivery: 1.0,
+            server_sys_us_per_delivery: 0.5,
+            server_cpu_share: 0.5,
+            client_cpu_share: 0.5,
+            closed: 0,
+            acked: 100,
+            processes: Vec::new(),
+        }
+    }
+
+    fn peer(peer: Peer, ladder: &[(f64, f64)], acked_per_s: f64) -> PeerResult {
+        PeerResult {
+            peer,
+            name: peer.name(),
+            idle: None,
+            fanout: vec![ladder.iter().map(|&(rate, p99)| step(rate, p99)).collect()],
+            fixed: Vec::new(),
+            ingest: vec![Ingest { senders: 50, window: 16, acked_per_s, server_cpu_share: 0.5 }],
+            cost: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn results(peers: Vec<PeerResult>) -> Results {
+        Results {
+            machine: "test".into(),
+            shape: Shape { rooms: 1, members: 10, publishers: 1, body_bytes: 100, pace_ms: 1 },
+            fixed_rate: 50.0,
+            cost_rate: 100.0,
+            repeats: 1,
+            kafka_producer_rate: None,
+            kafka_keyed_rate: None,
+            raw_kafka_us_per_message: None,
+            raw_redis_us_per_message: None,
+            peers,
+        }
+    }
+
+    #[test]
+    fn the_distributed_knee_and_ingest_are_given_against_the_embedded_ones_of_the_same_run() {
+        let embedded = peer(Peer::Aurora, &[(100.0, 10.0), (400.0, 40.0), (800.0, 90.0)], 20_000.0);
+        let distributed = peer(Peer::AuroraDistributed, &[(100.0, 30.0), (200.0, 70.0)], 5_000.0);
+        let table = table(&results(vec![embedded, distributed]));
+        assert!(table.contains("Distributed relative to embedded in this run: knee 0.25×, ingest 0.25×."), "{table}");
+    }
+
+    #[test]
+    fn a_run_without_the_embedded_gateway_gives_no_such_ratio() {
+        let distributed = peer(Peer::AuroraDistributed, &[(100.0, 30.0)], 5_000.0);
+        let table = table(&results(vec![distributed]));
+        assert!(!table.contains("relative to embedded"), "{table}");
     }
 }
