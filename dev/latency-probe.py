@@ -16,6 +16,7 @@ HOPS = (
     ("aurora_send_ack_seconds", "gateway: send → ack (Kafka append acknowledged)"),
     ("aurora_consumer_end_to_end_seconds", "gateway accept → consumer publish"),
     ("aurora_consumer_batch_seconds", "consumer: store + publish one batch"),
+    ("aurora_consumer_publish_seconds", "consumer: publish one stored batch"),
     ("aurora_delivery_seconds", "gateway: bus → socket flush"),
 )
 

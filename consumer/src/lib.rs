@@ -274,8 +274,12 @@ async fn process(
     let timer = shared.metrics.batch_seconds.start_timer();
     let mut backoff = aurora_core::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
-        match pipeline.process(submissions.clone()).await {
+        // Stored, then published (`Pipeline::process`), with the publish timed on its own.
+        match pipeline.store(submissions.clone()).await {
             Ok(messages) => {
+                let publishing = shared.metrics.publish_seconds.start_timer();
+                aurora_core::pipeline::publish(pipeline.bus().as_ref(), &messages).await;
+                publishing.observe_duration();
                 let now = aurora_core::now_ms();
                 for m in &messages {
                     shared.metrics.end_to_end_seconds.observe((now - m.ts).max(0) as f64 / 1000.0);

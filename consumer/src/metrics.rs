@@ -10,6 +10,7 @@ pub struct Metrics {
     pub partition_lag: IntGaugeVec,
     pub batch_size: Histogram,
     pub batch_seconds: Histogram,
+    pub publish_seconds: Histogram,
     pub end_to_end_seconds: Histogram,
     pub retries: IntCounter,
     pub duplicates: IntCounter,
@@ -40,6 +41,10 @@ impl Metrics {
             )?,
             batch_seconds: Histogram::with_opts(
                 HistogramOpts::new("aurora_consumer_batch_seconds", "Time to store and publish a batch")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+            )?,
+            publish_seconds: Histogram::with_opts(
+                HistogramOpts::new("aurora_consumer_publish_seconds", "Time to publish a stored batch to the bus")
                     .buckets(LATENCY_BUCKETS.to_vec()),
             )?,
             end_to_end_seconds: Histogram::with_opts(
@@ -73,6 +78,7 @@ impl Metrics {
         r.register(Box::new(m.partition_lag.clone()))?;
         r.register(Box::new(m.batch_size.clone()))?;
         r.register(Box::new(m.batch_seconds.clone()))?;
+        r.register(Box::new(m.publish_seconds.clone()))?;
         r.register(Box::new(m.end_to_end_seconds.clone()))?;
         r.register(Box::new(m.retries.clone()))?;
         r.register(Box::new(m.duplicates.clone()))?;
