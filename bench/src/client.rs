@@ -45,10 +45,19 @@ pub struct Stats {
     pub closed: AtomicU64,
     window_from: AtomicU64,
     window_to: AtomicU64,
+    /// `AURORA_BENCH_LATE_MS`: deliveries later than this (µs) are kept, as (send time,
+    /// latency), for [`Stats::late_summary`]: which messages were late, and for how many members.
+    late_us: Option<u64>,
+    late: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Stats {
     pub fn new() -> Arc<Self> {
+        let late_ms = std::env::var("AURORA_BENCH_LATE_MS").ok().and_then(|v| v.parse::<u64>().ok());
+        Self::with_late(late_ms.map(|ms| ms * 1000))
+    }
+
+    fn with_late(late_us: Option<u64>) -> Arc<Self> {
         Arc::new(Stats {
             latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")),
             delivered: AtomicU64::new(0),
@@ -56,7 +65,37 @@ impl Stats {
             closed: AtomicU64::new(0),
             window_from: AtomicU64::new(u64::MAX),
             window_to: AtomicU64::new(u64::MAX),
+            late_us,
+            late: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The late deliveries of the window, one line per late message (send time relative to
+    /// the window's start, members it reached late, worst latency), worst first.
+    pub fn late_summary(&self) -> Option<String> {
+        self.late_us?;
+        let from = self.window_from.load(Ordering::Relaxed);
+        let mut late = self.late.lock().ok()?;
+        let mut by_message = std::collections::BTreeMap::<u64, (u64, u64)>::new();
+        for (ts, lat) in late.drain(..) {
+            let e = by_message.entry(ts).or_default();
+            e.0 += 1;
+            e.1 = e.1.max(lat);
+        }
+        let mut rows: Vec<_> = by_message.into_iter().collect();
+        rows.sort_by_key(|(_, (_, worst))| std::cmp::Reverse(*worst));
+        // Unix time of a send time, to line the late messages up with the servers' logs.
+        let unix_now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let now = now_us();
+        let mut out = format!("  late messages: {}\n", rows.len());
+        for (ts, (n, worst)) in rows.iter().take(40) {
+            let at = ts.saturating_sub(from) as f64 / 1e6;
+            let unix = unix_now - now.saturating_sub(*ts) as f64 / 1e6;
+            let worst = *worst as f64 / 1e3;
+            out += &format!("    sent at +{at:.3} s (unix {unix:.3}): {n} members late, worst {worst:.1} ms\n");
+        }
+        Some(out)
     }
 
     /// Counts deliveries and acks of messages sent in [from, to) from now on.
@@ -90,6 +129,15 @@ impl Stats {
         if let Ok(mut h) = self.latency.lock() {
             for v in &found[..n] {
                 let _ = h.record(*v);
+            }
+        }
+        if let Some(limit) = self.late_us {
+            if let Ok(mut late) = self.late.lock() {
+                for v in &found[..n] {
+                    if *v > limit && late.len() < 1_000_000 {
+                        late.push((now - v, *v));
+                    }
+                }
             }
         }
     }
@@ -248,4 +296,26 @@ pub fn self_cpu_seconds() -> f64 {
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_deliveries_are_listed_per_message_worst_first() {
+        let stats = Stats::with_late(Some(50_000));
+        stats.open_window(1_000_000, 9_000_000);
+        let (early, late) = (body(2_000_000, 40), body(3_000_000, 40));
+        stats.record(early.as_bytes(), 2_010_000);
+        for member in 0..3u64 {
+            stats.record(late.as_bytes(), 3_100_000 + member * 100_000);
+        }
+        let summary = stats.late_summary().expect("tracing on");
+        assert!(summary.contains("late messages: 1\n"), "{summary}");
+        assert!(summary.contains("sent at +2.000 s"), "{summary}");
+        assert!(summary.contains("3 members late, worst 300.0 ms"), "{summary}");
+        assert_eq!(stats.late_summary().as_deref(), Some("  late messages: 0\n"), "drained");
+        assert!(Stats::with_late(None).late_summary().is_none());
+    }
 }

@@ -222,6 +222,9 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
         }
         _ => (0, 0, 0, 0),
     };
+    if let Some(late) = pop.stats.late_summary() {
+        eprint!("{late}");
+    }
     let ms = |us: u64| us as f64 / 1000.0;
     Step {
         rate,
