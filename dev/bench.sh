@@ -48,9 +48,12 @@ server_cpus=0
 ulimit -n "$(ulimit -Hn)"
 [ "$(nproc)" -lt 2 ] && { echo "the benchmarks pin server and load generator to different cores: need 2" >&2; exit 1; }
 
-# A restarted broker is a cold JVM (acks in seconds under load): 15 s of keyed sends to a topic of
-# its own warm it (`distributed` between populations, `probe` once). Failing to warm is not fatal.
-warm="$bin/aurora-bench kafka-rate --repeats 1 --seconds 15 >/dev/null 2>&1 || true"
+# A restarted broker is a cold JVM (acks in seconds under load): 15 s of keyed sends, then 30 s
+# of keyed sends at 1,000/s read back by a consumer group, to topics of their own, warm it
+# (`distributed` between populations, `probe` once). Without the consuming half the JIT compiler
+# was still half the broker's CPU through a 60 s step at 50 msg/s (docs/benchmarks.md).
+# Failing to warm is not fatal.
+warm="{ $bin/aurora-bench kafka-rate --repeats 1 --seconds 15 && $bin/aurora-bench kafka-rate --repeats 1 --seconds 30 --rate 1000 --consume; } >/dev/null 2>&1 || true"
 
 case "$mode" in
   compare)
@@ -63,7 +66,7 @@ case "$mode" in
     # behind by the last population (or run) would replay Kafka's backlog into the new store.
     # A restarted broker is a cold JVM: C2 compilation took ~30 % of its CPU during the first
     # population's ingest, and a cold broker acked 22-49 k keyed sends/s against 63-82 k warm.
-    # Warm it with 15 s of keyed sends to a topic of its own (aurora.messages stays empty).
+    # Warm it as above, on topics of its own (aurora.messages stays empty).
     # (A warm-up that fails is not fatal: the population's own warm-up still runs.)
     export AURORA_BENCH_RESET="$here/dev/services.sh reset redis mongodb kafka >/dev/null && { $warm; }"
     eval "$(dev/services.sh up redis mongodb kafka)"
@@ -72,6 +75,14 @@ case "$mode" in
     export AURORA_BENCH_SERVICE_PIDS="$CACHE/run" AURORA_BENCH_KAFKA_PID_FILE="$CACHE/run/kafka.pid"
     export AURORA_BENCH_REDIS_PID_FILE="$CACHE/run/redis.pid"
     cost_rate="${AURORA_BENCH_COST_RATE:-2000}"
+    # The broker's flush sets what an ack means (dev/services.sh): a run with another than the
+    # fsync before every ack goes to a directory of its own, and its table says which it was.
+    flush="${AURORA_DEV_KAFKA_FLUSH_MESSAGES:-1}"
+    case "$flush" in
+      1) out=docs/benchmarks/distributed ;;
+      9223372036854775807) out=docs/benchmarks/distributed-kafka-default-flush ;;
+      *) out="docs/benchmarks/distributed-flush-$flush" ;;
+    esac
     rate="$(dev/kafka-producer-rate.sh "$AURORA_KAFKA_BROKERS")"
     log "raw Kafka producer (acks=all, idempotent, 100 B): $rate msg/s"
     keyed="$("$bin/aurora-bench" kafka-rate)"
@@ -88,8 +99,8 @@ case "$mode" in
       --scenarios "${AURORA_BENCH_SCENARIOS:-fanout,fixed,ingest,cost}" --cost-rate "$cost_rate" \
       --gateways "${AURORA_BENCH_GATEWAYS:-2}" --consumers "${AURORA_BENCH_CONSUMERS:-1}" \
       --raw-kafka-us-per-message "$raw_kafka" --raw-redis-us-per-message "$raw_redis" \
-      --out docs/benchmarks/distributed "$@"
-    cat docs/benchmarks/distributed/table.md
+      --kafka-flush-messages "$flush" --out "$out" "$@"
+    cat "$out/table.md"
     ;;
   probe)
     # Where a distributed message's time goes at one fixed rate: every gateway's and consumer's

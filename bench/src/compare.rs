@@ -107,6 +107,10 @@ pub struct Plan {
     /// (`aurora-bench redis-rate`), shown next to `cost`.
     #[arg(long)]
     pub raw_redis_us_per_message: Option<f64>,
+    /// The broker's `log.flush.interval.messages` in this run (1: fsync before every ack),
+    /// stated with the distributed results since it sets what an ack means and what it costs.
+    #[arg(long)]
+    pub kafka_flush_messages: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -135,6 +139,7 @@ pub struct Results {
     pub kafka_keyed_rate: Option<f64>,
     pub raw_kafka_us_per_message: Option<f64>,
     pub raw_redis_us_per_message: Option<f64>,
+    pub kafka_flush_messages: Option<u64>,
     pub peers: Vec<PeerResult>,
 }
 
@@ -161,6 +166,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         kafka_keyed_rate: plan.kafka_keyed_rate,
         raw_kafka_us_per_message: plan.raw_kafka_us_per_message,
         raw_redis_us_per_message: plan.raw_redis_us_per_message,
+        kafka_flush_messages: plan.kafka_flush_messages,
         peers: Vec::new(),
     };
     for &peer in &plan.peers {

@@ -58,6 +58,15 @@ pub fn summarize(p: &PeerResult) -> Summary {
     }
 }
 
+/// What the broker's flush setting made an ack mean in this run.
+fn broker_flush(messages: u64) -> String {
+    match messages {
+        1 => "Broker: `log.flush.interval.messages=1`, an fsync before every ack (an acked message is on the broker's disk).".to_owned(),
+        n if n >= i64::MAX as u64 => "Broker: Kafka's default flush, no fsync before an ack (an acked message is in the broker's page cache: it survives the broker process, not the machine; Kafka's docs leave durability to replication).".to_owned(),
+        n => format!("Broker: `log.flush.interval.messages={n}`, an fsync every {n} appends."),
+    }
+}
+
 fn fmt_spread(s: Option<Spread>, digits: usize) -> String {
     match s {
         Some(s) if s.min == s.max => format!("{:.*}", digits, s.median),
@@ -113,6 +122,9 @@ pub fn table(r: &Results) -> String {
             "\nThe gateways' own Kafka producer without a gateway, keyed and in flight like the ingest scenario \
              (`aurora-bench kafka-rate`): {k:.0} acked sends/s."
         );
+    }
+    if let Some(n) = r.kafka_flush_messages {
+        let _ = writeln!(out, "\n{}", broker_flush(n));
     }
     let distributed = r.peers.iter().find(|p| p.peer == Peer::AuroraDistributed).map(summarize);
     if let Some(ingest) = distributed.as_ref().and_then(|d| d.ingest) {
@@ -318,6 +330,7 @@ mod tests {
             kafka_keyed_rate: None,
             raw_kafka_us_per_message: None,
             raw_redis_us_per_message: None,
+            kafka_flush_messages: None,
             peers,
         }
     }
@@ -328,6 +341,18 @@ mod tests {
         let distributed = peer(Peer::AuroraDistributed, &[(100.0, 30.0), (200.0, 70.0)], 5_000.0);
         let table = table(&results(vec![embedded, distributed]));
         assert!(table.contains("Distributed relative to embedded in this run: knee 0.25×, ingest 0.25×."), "{table}");
+    }
+
+    #[test]
+    fn the_table_says_what_an_ack_meant_on_the_broker() {
+        let distributed = peer(Peer::AuroraDistributed, &[(100.0, 30.0)], 5_000.0);
+        let mut r = results(vec![distributed]);
+        r.kafka_flush_messages = Some(1);
+        assert!(table(&r).contains("an fsync before every ack"));
+        r.kafka_flush_messages = Some(i64::MAX as u64);
+        assert!(table(&r).contains("Kafka's default flush, no fsync before an ack"));
+        r.kafka_flush_messages = None;
+        assert!(!table(&r).contains("Broker:"));
     }
 
     #[test]
