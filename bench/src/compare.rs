@@ -264,17 +264,29 @@ async fn measure(
     // population (fresh users, the same rooms), so each ladder measures fan-out alone.
     let reset = std::env::var("AURORA_BENCH_RESET").ok().filter(|_| peer == Peer::AuroraDistributed);
     let mut fresh = true;
+    let restart = async |cmd: &str, server: &mut Server, creds: &mut Vec<crate::peer::Credential>| {
+        server.stop();
+        let status = unpinned("sh").arg("-c").arg(cmd).status()?;
+        anyhow::ensure!(status.success(), "AURORA_BENCH_RESET failed: {status}");
+        *server = Server::start(peer, programs, &rooms)?;
+        *creds = server.credentials(users).await?;
+        anyhow::Ok(())
+    };
     let mut renew = async |server: &mut Server, creds: &mut Vec<crate::peer::Credential>| -> anyhow::Result<()> {
         if let Some(cmd) = &reset {
             if !std::mem::take(&mut fresh) {
-                server.stop();
-                let status = unpinned("sh").arg("-c").arg(cmd).status()?;
-                anyhow::ensure!(status.success(), "AURORA_BENCH_RESET failed: {status}");
-                *server = Server::start(peer, programs, &rooms)?;
-                *creds = server.credentials(users).await?;
+                restart(cmd, server, creds).await?;
             }
-            if let Some(cred) = creds.first() {
-                scenario::warm_up(server, &warm_room, cred, opts).await.context("warm-up")?;
+            if let Some(cred) = creds.first().cloned() {
+                // A restarted stack that did not answer its warm-up handshake within 30 s (in
+                // the runs of 2026-12-07 04:11 and 07:53, with nothing in its logs) gets one
+                // more reset; the log says so, and a second failure ends the peer.
+                if let Err(e) = scenario::warm_up(server, &warm_room, &cred, opts).await {
+                    eprintln!("   warm-up failed ({e:#}): resetting the services once more");
+                    restart(cmd, server, creds).await?;
+                    let cred = creds.first().context("no credentials")?;
+                    scenario::warm_up(server, &warm_room, cred, opts).await.context("warm-up")?;
+                }
             }
         }
         scenario::settle(server).await;

@@ -62,17 +62,10 @@ impl Pipeline {
         self.verify = true;
     }
 
-    /// Processes a batch in order and returns its messages in `seq` order per room.
-    /// Messages already stored (same id) keep their `seq` and are published again;
-    /// nothing is published unless the whole batch is stored.
-    pub async fn process(&mut self, batch: Vec<Submission>) -> PortResult<Vec<Message>> {
-        let messages = self.store(batch).await?;
-        publish(self.bus.as_ref(), &messages).await;
-        Ok(messages)
-    }
-
-    /// [`Pipeline::process`] without the publish: the caller hands the messages to
-    /// [`publish`] (embedded mode publishes from the runtime, not the commit thread).
+    /// Stores a batch in order and returns its messages in `seq` order per room, for the
+    /// caller to hand to [`publish`] once the whole batch is stored (embedded mode publishes
+    /// from the runtime, not the commit thread; the consumer times the two apart).
+    /// Messages already stored (same id) keep their `seq` and are published again.
     pub async fn store(&mut self, batch: Vec<Submission>) -> PortResult<Vec<Message>> {
         let mut attempt = 0;
         loop {
@@ -276,15 +269,15 @@ pub(crate) mod tests {
     async fn redelivery_after_a_reassignment_keeps_seqs_gap_free() {
         let store = Arc::new(LenientStore::default());
         let mut p = Pipeline::new(store.clone(), Arc::new(MemoryBus::default()));
-        p.process(vec![sub("a"), sub("b"), sub("c")]).await.unwrap();
-        p.process(vec![sub("d")]).await.unwrap();
+        p.store(vec![sub("a"), sub("b"), sub("c")]).await.unwrap();
+        p.store(vec![sub("d")]).await.unwrap();
         // A new owner after a crash: b, c, d were stored but not committed; e is new.
         let mut owner = Pipeline::new(store.clone(), Arc::new(MemoryBus::default()));
-        let out = owner.process(vec![sub("b"), sub("c"), sub("d"), sub("e")]).await.unwrap();
+        let out = owner.store(vec![sub("b"), sub("c"), sub("d"), sub("e")]).await.unwrap();
         assert_eq!(out.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3, 4, 5], "stored ones keep their seq");
         // The same on the old owner after a rebalance.
         p.reset();
-        let out = p.process(vec![sub("e"), sub("f")]).await.unwrap();
+        let out = p.store(vec![sub("e"), sub("f")]).await.unwrap();
         assert_eq!(out.iter().map(|m| m.seq).collect::<Vec<_>>(), [5, 6]);
         let mut seqs: Vec<u64> = store.0.lock().unwrap().iter().map(|m| m.seq).collect();
         seqs.sort();
@@ -295,11 +288,11 @@ pub(crate) mod tests {
     async fn retries_under_a_stored_id_leave_no_hole_and_no_duplicate() {
         let store = Arc::new(LenientStore::default());
         let mut p = Pipeline::new(store.clone(), Arc::new(MemoryBus::default()));
-        p.process(vec![sub("a"), sub("b")]).await.unwrap();
-        p.process(vec![sub("c")]).await.unwrap(); // past the first-batch verification
+        p.store(vec![sub("a"), sub("b")]).await.unwrap();
+        p.store(vec![sub("c")]).await.unwrap(); // past the first-batch verification
         let retry = |id: &str| Submission { retry: true, ..sub(id) };
         // A retry of a stored message between new ones, and an attempt with its retry in one batch.
-        let out = p.process(vec![sub("d"), retry("b"), sub("e"), retry("e"), sub("f")]).await.unwrap();
+        let out = p.store(vec![sub("d"), retry("b"), sub("e"), retry("e"), sub("f")]).await.unwrap();
         assert_eq!(
             out.iter().map(|m| (m.id.as_str(), m.seq)).collect::<Vec<_>>(),
             [("d", 4), ("b", 2), ("e", 5), ("f", 6)]
@@ -323,7 +316,7 @@ pub(crate) mod tests {
         let reply = Submission { reply_to: Some("a".into()), ..sub("b") };
         // An edit and a reaction in the batch that sends their target.
         let out = p
-            .process(vec![sub("a"), reply, event("e1", Kind::Edit, "a", "u"), event("r1", Kind::React, "a", "v")])
+            .store(vec![sub("a"), reply, event("e1", Kind::Edit, "a", "u"), event("r1", Kind::React, "a", "v")])
             .await
             .unwrap();
         assert_eq!(out.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
@@ -332,7 +325,7 @@ pub(crate) mod tests {
         assert_eq!(out[2].body, "e1 body", "the live edit carries its body");
         assert_eq!(out[3].reactions[0].users.len(), 1);
         let out = p
-            .process(vec![
+            .store(vec![
                 event("e2", Kind::Edit, "a", "v"),    // not the author
                 event("r2", Kind::React, "a", "v"),   // already reacted
                 event("x1", Kind::Unreact, "b", "v"), // nothing to take back
