@@ -127,7 +127,7 @@ case "$mode" in
       sleep 1
     done
     wait "$run"
-    grep -E "fixed" "$snaps/log"
+    grep -E "fixed|% of a core" "$snaps/log"
     python3 dev/latency-probe.py "$snaps"
     ;;
   smoke)

@@ -13,7 +13,8 @@ import re
 import sys
 
 HOPS = (
-    ("aurora_send_ack_seconds", "gateway: send → ack (Kafka append acknowledged)"),
+    ("aurora_admission_seconds", "gateway: admission (Redis: nonce claim + rate-limit token)"),
+    ("aurora_send_ack_seconds", "gateway: append → ack (Kafka append acknowledged)"),
     ("aurora_consumer_end_to_end_seconds", "gateway accept → consumer publish"),
     ("aurora_consumer_batch_seconds", "consumer: store + publish one batch"),
     ("aurora_consumer_publish_seconds", "consumer: publish one stored batch"),

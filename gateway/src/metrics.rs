@@ -65,6 +65,8 @@ pub struct Metrics {
     pub messages_accepted: IntCounter,
     pub frames_delivered: IntCounter,
     pub ack_seconds: Histogram,
+    /// A record's admission: its nonce claim and rate-limit token (one Redis call distributed).
+    pub admission_seconds: Histogram,
     pub outbound_overflows: IntCounter,
     pub http_requests: IntCounterVec,
     /// Connections closed for breaking RFC 6455, by `reason`.
@@ -150,6 +152,16 @@ impl Metrics {
                 Histogram::with_opts(
                     HistogramOpts::new("aurora_send_ack_seconds", "Time from send to ack")
                         .buckets(LATENCY_BUCKETS.to_vec()),
+                )?,
+            ),
+            admission_seconds: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "aurora_admission_seconds",
+                        "Time to admit a record: its nonce claim and rate-limit token",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
                 )?,
             ),
             outbound_overflows: register(

@@ -284,7 +284,9 @@ impl Session {
                 Err(e) => return self.unavailable(socket, r, &room, e).await,
             }
         }
+        let timer = self.state.metrics.admission_seconds.start_timer();
         let admitted = backend.admission.admit(&user_id, &room, nonce.as_deref(), &sub.id, limit).await;
+        timer.observe_duration();
         let refused = match admitted {
             Ok(Admit::New(Decision::Allowed) | Admit::Retry(Claim::New)) => None,
             Ok(Admit::New(Decision::Limited { retry_after })) => Some(Ok(retry_after)),
