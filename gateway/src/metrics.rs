@@ -150,7 +150,7 @@ impl Metrics {
             ack_seconds: register(
                 &r,
                 Histogram::with_opts(
-                    HistogramOpts::new("aurora_send_ack_seconds", "Time from send to ack")
+                    HistogramOpts::new("aurora_send_ack_seconds", "Time from a record's append to the log to its ack")
                         .buckets(LATENCY_BUCKETS.to_vec()),
                 )?,
             ),
