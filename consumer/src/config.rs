@@ -18,6 +18,13 @@ pub struct ConsumerConfig {
     /// Most records processed as one batch.
     #[arg(long, env = "AURORA_CONSUMER_BATCH", default_value_t = 500)]
     pub batch: usize,
+    /// Milliseconds a batch waits for more records after its first one, up to `batch`,
+    /// while traffic is steady (the previous batch held more than one record); 0 (off): a
+    /// batch is what has arrived by then. Larger batches cost the store and the gateways
+    /// less per message (docs/benchmarks.md), at up to this much latency; a lone message
+    /// never waits.
+    #[arg(long, env = "AURORA_CONSUMER_LINGER_MS", default_value_t = 0)]
+    pub linger_ms: u64,
     /// Webhook endpoints (docs/server-api.md, Webhooks): this consumer delivers to them.
     /// Read at start-up; a change takes a restart (the chart rolls the pods).
     #[arg(long, env = "AURORA_WEBHOOKS_FILE")]

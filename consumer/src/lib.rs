@@ -155,6 +155,8 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
     let mut pipeline = Pipeline::new(Arc::new(shared.mongo.clone()), bus);
     let mut batch: Vec<OwnedMessage> = Vec::with_capacity(config.batch);
     let mut unstored = false;
+    // Records in the previous batch: more than one means traffic is steady enough to linger.
+    let mut previous = 0;
     // With events on, a task writes each stored batch's events and then stores its offsets,
     // so this loop keeps polling (and the group can rebalance) while Kafka recovers.
     let (events_tx, events_task) = match events {
@@ -185,12 +187,10 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
                 }
             },
         }
-        while batch.len() < config.batch {
-            match futures_now(shared.consumer.recv()) {
-                Some(Ok(m)) => batch.push(m.detach()),
-                _ => break,
-            }
-        }
+        let linger = receive::linger(previous, Duration::from_millis(config.linger_ms));
+        receive::fill(&mut batch, config.batch, linger, || async { shared.consumer.recv().await.map(|m| m.detach()) })
+            .await;
+        previous = batch.len();
         if shared.consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
             pipeline.reset();
         }
