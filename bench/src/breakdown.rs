@@ -22,16 +22,20 @@ fn cell(v: Option<f64>, digits: usize) -> String {
 
 /// The breakdown table of one peer, or nothing when it runs as one process.
 pub fn table(r: &Results, p: &PeerResult) -> String {
-    let names: Vec<String> =
-        p.fixed.iter().chain(&p.cost).flat_map(|s| s.processes.iter().map(|c| c.name.clone())).fold(
-            Vec::new(),
-            |mut v, n| {
-                if !v.contains(&n) {
-                    v.push(n);
-                }
-                v
-            },
-        );
+    let ingest_processes = p.ingest.iter().flat_map(|i| i.processes.iter());
+    let names: Vec<String> = p
+        .fixed
+        .iter()
+        .chain(&p.cost)
+        .flat_map(|s| s.processes.iter())
+        .chain(ingest_processes)
+        .map(|c| c.name.clone())
+        .fold(Vec::new(), |mut v, n| {
+            if !v.contains(&n) {
+                v.push(n);
+            }
+            v
+        });
     if names.len() < 2 {
         return String::new();
     }
@@ -47,32 +51,48 @@ pub fn table(r: &Results, p: &PeerResult) -> String {
         )
         .map(|s| s.median)
     };
+    // Ingest keeps no wall time: a process's share is its CPU per acked send times the rate.
+    let ingest = |name: &str, f: &dyn Fn(&crate::scenario::ProcessCost, f64) -> f64| {
+        spread(
+            p.ingest
+                .iter()
+                .filter_map(|i| i.processes.iter().find(|c| c.name == name).map(|c| f(c, i.acked_per_s)))
+                .collect(),
+        )
+        .map(|s| s.median)
+    };
+    let ingest_total = spread(p.ingest.iter().map(|i| i.processes.iter().map(|c| c.us_per_message).sum()).collect())
+        .map(|s| s.median)
+        .filter(|_| p.ingest.iter().any(|i| !i.processes.is_empty()));
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n{}: CPU by process. Fan-out at {:.0} msg/s ({} members per room); `cost`: {:.0} msg/s from senders alone in their rooms. Medians over the repeats.\n",
+        "\n{}: CPU by process. Fan-out at {:.0} msg/s ({} members per room); `cost`: {:.0} msg/s from senders alone in their rooms; ingest: as many sends as the stack acks. Medians over the repeats.\n",
         p.name, r.fixed_rate, r.shape.members, r.cost_rate
     );
-    let _ = writeln!(out, "| process | fan-out: % of a core | fan-out: µs per acked message | fan-out: µs per delivery | cost: % of a core | cost: µs per acked message |");
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| process | fan-out: % of a core | fan-out: µs per acked message | fan-out: µs per delivery | cost: % of a core | cost: µs per acked message | ingest: % of a core | ingest: µs per acked send |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
     for name in &names {
         let _ = writeln!(
             out,
-            "| {name} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
             cell(share(&p.fixed, name), 1),
             cell(median_of(&p.fixed, name, |c| c.us_per_message), 1),
             cell(median_of(&p.fixed, name, |c| c.us_per_delivery), 3),
             cell(share(&p.cost, name), 1),
             cell(median_of(&p.cost, name, |c| c.us_per_message), 1),
+            cell(ingest(name, &|c, rate| c.us_per_message * rate / 1e4), 1),
+            cell(ingest(name, &|c, _| c.us_per_message), 1),
         );
     }
     let cost_total = total(&p.cost, |c| c.us_per_message);
     let _ = writeln!(
         out,
-        "| **all** | | {} | {} | | {} |",
+        "| **all** | | {} | {} | | {} | | {} |",
         cell(total(&p.fixed, |c| c.us_per_message), 1),
         cell(total(&p.fixed, |c| c.us_per_delivery), 3),
         cell(cost_total, 1),
+        cell(ingest_total, 1),
     );
     if let (Some(t), Some(raw)) = (cost_total, r.raw_kafka_us_per_message) {
         let _ = writeln!(

@@ -86,7 +86,8 @@ pub struct Plan {
     /// Registered users per peer (connections share them round-robin).
     #[arg(long, default_value_t = 100)]
     pub users: usize,
-    /// Skip the idle-priority spinners on both cores.
+    /// Skip the idle-priority spinners on both cores (they run through the fan-out and fixed
+    /// steps only).
     #[arg(long)]
     pub no_spinners: bool,
     /// Where results.json, table.md and the charts go.
@@ -147,7 +148,6 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     std::fs::create_dir_all(&plan.out)?;
     std::fs::create_dir_all(&plan.programs.work)?;
     let programs = plan.programs.programs();
-    let _spinners = if plan.no_spinners { None } else { Some(Spinners::start(&[0, plan.programs.client_cpu])) };
     let shape = Shape {
         rooms: plan.rooms,
         members: plan.members,
@@ -246,6 +246,10 @@ async fn measure(
     opts: &Options,
     r: &mut PeerResult,
 ) -> anyhow::Result<()> {
+    // The spinners keep the fan-out steps' cores awake. `cost` and `ingest` keep both cores
+    // busy themselves, and with a spinner on each as well this VM froze for ~4 s at a time
+    // (docs/benchmarks.md); the raw baselines they are judged against run without them too.
+    let spinners = (!plan.no_spinners).then(|| Spinners::start(&[0, plan.programs.client_cpu]));
     let populations = plan.repeats * (plan.refine + 2);
     let fanout_prefix = |n: usize| format!("f{n}-");
     let (rooms, warm_room) = bench_rooms(plan, shape, populations);
@@ -325,6 +329,7 @@ async fn measure(
         scenario::trace_processes(&s);
         r.fixed.push(s);
     }
+    drop(spinners);
     for _ in 0..repeats(Scenario::Cost) {
         renew(&mut server, &mut creds).await?;
         let alone =
@@ -351,7 +356,21 @@ async fn measure(
         )
         .await
         .context("ingest")?;
-        eprintln!("   ingest: {:.0} acked sends/s ({} senders, window {})", i.acked_per_s, i.senders, i.window);
+        eprintln!(
+            "   ingest: {:.0} acked sends/s ({} senders, window {}), load generator {:.0}% of a core",
+            i.acked_per_s,
+            i.senders,
+            i.window,
+            i.client_cpu_share * 100.0
+        );
+        for p in &i.processes {
+            eprintln!(
+                "     {:<12} {:>5.1}% of a core  {:>8.2} µs/acked send",
+                p.name,
+                p.us_per_message * i.acked_per_s / 1e4,
+                p.us_per_message
+            );
+        }
         r.ingest.push(i);
     }
     Ok(())

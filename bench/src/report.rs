@@ -313,7 +313,14 @@ mod tests {
             idle: None,
             fanout: vec![ladder.iter().map(|&(rate, p99)| step(rate, p99)).collect()],
             fixed: Vec::new(),
-            ingest: vec![Ingest { senders: 50, window: 16, acked_per_s, server_cpu_share: 0.5 }],
+            ingest: vec![Ingest {
+                senders: 50,
+                window: 16,
+                acked_per_s,
+                server_cpu_share: 0.5,
+                client_cpu_share: 0.5,
+                processes: Vec::new(),
+            }],
             cost: Vec::new(),
             errors: Vec::new(),
         }

@@ -200,22 +200,7 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
     let cpu = user - cpu0.0 + sys;
     let delivered = pop.stats.delivered.load(Ordering::Relaxed);
     let acked = pop.stats.acks.load(Ordering::Relaxed);
-    let per = |cpu: f64, n: u64| if n == 0 { 0.0 } else { cpu * 1e6 / n as f64 };
-    let processes = server
-        .cpu_by_process()
-        .into_iter()
-        .map(|p| {
-            let before = by_process0.iter().find(|b| b.name == p.name).map_or(p.cpu_seconds, |b| b.cpu_seconds);
-            // A service restarted mid-step (never by design) reads lower than before.
-            let cpu = (p.cpu_seconds - before).max(0.0);
-            ProcessCost {
-                name: p.name,
-                cpu_seconds: cpu,
-                us_per_message: per(cpu, acked),
-                us_per_delivery: per(cpu, delivered),
-            }
-        })
-        .collect();
+    let processes = process_costs(server, &by_process0, acked, delivered);
     let (p50, p99, p999, max) = match pop.stats.latency.lock() {
         Ok(h) if !h.is_empty() => {
             (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max())
@@ -244,6 +229,31 @@ pub async fn step(server: &Server, pop: &Population, shape: &Shape, rate: f64, s
         acked,
         processes,
     }
+}
+
+/// Every process's CPU since `before`, per acked message and per delivery.
+fn process_costs(
+    server: &Server,
+    before: &[crate::server::ProcessCpu],
+    acked: u64,
+    delivered: u64,
+) -> Vec<ProcessCost> {
+    let per = |cpu: f64, n: u64| if n == 0 { 0.0 } else { cpu * 1e6 / n as f64 };
+    server
+        .cpu_by_process()
+        .into_iter()
+        .map(|p| {
+            let start = before.iter().find(|b| b.name == p.name).map_or(p.cpu_seconds, |b| b.cpu_seconds);
+            // A service restarted mid-step (never by design) reads lower than before.
+            let cpu = (p.cpu_seconds - start).max(0.0);
+            ProcessCost {
+                name: p.name,
+                cpu_seconds: cpu,
+                us_per_message: per(cpu, acked),
+                us_per_delivery: per(cpu, delivered),
+            }
+        })
+        .collect()
 }
 
 /// The stepped ladder: `start`, ×`factor` each step, until saturation or `max_rate`.
@@ -408,6 +418,11 @@ pub struct Ingest {
     pub window: usize,
     pub acked_per_s: f64,
     pub server_cpu_share: f64,
+    /// The load generator's own CPU, in cores: near 1, it was the limit.
+    pub client_cpu_share: f64,
+    /// Where the cores went per acked send (and per delivery: each sender, alone in its room,
+    /// receives its own messages).
+    pub processes: Vec<ProcessCost>,
 }
 
 /// Most 1 s warm-up windows before an ingest measurement.
@@ -445,11 +460,20 @@ pub async fn ingest(
     let shape = Shape { rooms: senders, members: 1, publishers: 1, body_bytes, pace_ms: 1 };
     let pop = populate(server, "g", &shape, creds, opts, window).await?;
     settle_acks(&pop.stats.acks).await;
-    let (a0, c0) = (pop.stats.acks.load(Ordering::Relaxed), server.cpu_seconds());
+    let (a0, c0, self0) = (pop.stats.acks.load(Ordering::Relaxed), server.cpu_seconds(), client::self_cpu_seconds());
+    let (by_process0, d0) = (server.cpu_by_process(), pop.stats.delivered.load(Ordering::Relaxed));
     let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     let wall = started.elapsed().as_secs_f64();
     let acks = pop.stats.acks.load(Ordering::Relaxed) - a0;
+    let delivered = pop.stats.delivered.load(Ordering::Relaxed) - d0;
     let cpu = server.cpu_seconds() - c0;
-    Ok(Ingest { senders, window, acked_per_s: acks as f64 / wall, server_cpu_share: cpu / wall })
+    Ok(Ingest {
+        senders,
+        window,
+        acked_per_s: acks as f64 / wall,
+        server_cpu_share: cpu / wall,
+        client_cpu_share: (client::self_cpu_seconds() - self0) / wall,
+        processes: process_costs(server, &by_process0, acks, delivered),
+    })
 }

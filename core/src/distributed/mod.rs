@@ -1,6 +1,7 @@
 //! Distributed mode: Kafka (message log), Redis (bus, presence, rate limits,
 //! nonces) and MongoDB (users, rooms, messages) behind the same ports.
 
+pub mod admission;
 pub mod apikeys;
 pub mod audit;
 pub mod control;
@@ -21,10 +22,11 @@ use std::time::Duration;
 use crate::ports::{Backend, Dependency, NotReady, NotReadyCause, PortError, PortResult, Readiness};
 
 pub use crate::control::{ControlSignal, RoomChange, RoomOp, CONTROL_CHANNEL};
+pub use admission::RedisAdmission;
 pub use kafka::{room_topic, KafkaLog, SHARED_TOPIC};
 pub use mongo::MongoStore;
 pub use redis_bus::{RedisBus, RedisPublisher};
-pub use redis_state::{RedisAdmission, RedisNonces, RedisPresence, RedisRateLimiter};
+pub use redis_state::{RedisNonces, RedisPresence, RedisRateLimiter};
 pub use sessions::{MongoSessions, RedisTickets};
 
 /// Where the services are.

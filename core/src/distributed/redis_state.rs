@@ -11,63 +11,42 @@ use std::time::Duration;
 
 use super::redis_bus::{redis_err, room_channel};
 use crate::model::UserRef;
-use crate::ports::{Admission, Admit, Claim, ConnId, NonceCache, PortResult, Presence, RateLimiter};
+use crate::ports::{Claim, ConnId, NonceCache, PortResult, Presence, RateLimiter};
 use crate::protocol::ServerFrame;
 use crate::ratelimit::{Decision, RateLimit};
 
-/// One atomic token-bucket check (or refund) using the server's clock.
-/// The token bucket in Lua, on the key `KEYS[bucket]` with ARGV[1] capacity, ARGV[2] period
-/// (ms) and ARGV[3] `take` or `refund`; sets `wait` (ms, 0 when allowed). Uses Redis's clock.
-macro_rules! bucket_lua {
-    ($bucket:literal) => {
-        concat!(
-            "local t = redis.call('TIME')\n",
-            "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n",
-            "local cap = tonumber(ARGV[1])\n",
-            "local period = tonumber(ARGV[2])\n",
-            "local rate = cap / period\n",
-            "local b = redis.call('HMGET', KEYS[",
-            $bucket,
-            "], 'tokens', 'ts')\n",
-            "local tokens = tonumber(b[1])\n",
-            "local ts = tonumber(b[2])\n",
-            "if tokens == nil or ts == nil then tokens = cap; ts = now end\n",
-            "tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)\n",
-            "local wait = 0\n",
-            "if ARGV[3] == 'refund' then\n",
-            "  tokens = math.min(cap, tokens + 1)\n",
-            "elseif tokens >= 1 then\n",
-            "  tokens = tokens - 1\n",
-            "else\n",
-            "  wait = math.max(1, math.ceil((1 - tokens) / rate))\n",
-            "end\n",
-            "redis.call('HSET', KEYS[",
-            $bucket,
-            "], 'tokens', tostring(tokens), 'ts', tostring(now))\n",
-            "redis.call('PEXPIRE', KEYS[",
-            $bucket,
-            "], period * 2)\n",
-        )
-    };
-}
+/// The token bucket in Lua: `bucket(key, capacity, period ms, 'take' | 'refund', now)` returns
+/// the wait in ms (0 when allowed); `now_ms()` is Redis's clock.
+pub(super) const BUCKET_FN: &str = r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function bucket(key, cap, period, op, now)
+  local rate = cap / period
+  local b = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(b[1])
+  local ts = tonumber(b[2])
+  if tokens == nil or ts == nil then tokens = cap; ts = now end
+  tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
+  local wait = 0
+  if op == 'refund' then
+    tokens = math.min(cap, tokens + 1)
+  elseif tokens >= 1 then
+    tokens = tokens - 1
+  else
+    wait = math.max(1, math.ceil((1 - tokens) / rate))
+  end
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, period * 2)
+  return wait
+end
+";
 
-/// One atomic token-bucket check (or refund).
-static BUCKET: LazyLock<Script> = LazyLock::new(|| Script::new(concat!(bucket_lua!("1"), "return wait\n")));
-
-/// A send's nonce claim (KEYS[2], ARGV[4] the offered id, ARGV[5] the TTL in seconds) and its
-/// token (KEYS[1]) in one atomic step. Returns `{1, first id}` for a retry of a known nonce
-/// (no token taken), or `{0, wait}` for a new one (a limited send's claim is released).
-static ADMIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        "if KEYS[2] then\n",
-        "  if not redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', tonumber(ARGV[5])) then\n",
-        "    local first = redis.call('GET', KEYS[2])\n",
-        "    if first and first ~= ARGV[4] then return {1, first} end\n",
-        "  end\n",
-        "end\n",
-        bucket_lua!("1"),
-        "if wait > 0 and KEYS[2] then redis.call('DEL', KEYS[2]) end\n",
-        "return {0, tostring(wait)}\n",
+/// One atomic token-bucket check (or refund): KEYS[1], ARGV capacity, period (ms), op.
+static BUCKET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{BUCKET_FN}return bucket(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], now_ms())\n"
     ))
 });
 
@@ -119,60 +98,12 @@ impl RedisNonces {
     }
 }
 
-fn nonce_key(user_id: &str, room: &str, nonce: &str) -> String {
+pub(super) fn nonce_key(user_id: &str, room: &str, nonce: &str) -> String {
     format!("aurora:nonce:{room}:{user_id}:{nonce}")
 }
 
-fn bucket_key(user_id: &str, room: &str) -> String {
+pub(super) fn bucket_key(user_id: &str, room: &str) -> String {
     format!("aurora:rl:{room}:{user_id}")
-}
-
-/// A send's nonce claim and rate-limit token in one script: one round trip per send. The keys
-/// are [`RedisNonces`]'s and [`RedisRateLimiter`]'s, so the three agree (a single Redis, not a
-/// cluster: the two keys of a script would have to share a slot there).
-pub struct RedisAdmission {
-    conn: ConnectionManager,
-}
-
-impl RedisAdmission {
-    pub fn new(conn: ConnectionManager) -> Self {
-        RedisAdmission { conn }
-    }
-}
-
-#[async_trait]
-impl Admission for RedisAdmission {
-    async fn admit(
-        &self,
-        user_id: &str,
-        room: &str,
-        nonce: Option<&str>,
-        id: &str,
-        limit: RateLimit,
-    ) -> PortResult<Admit> {
-        let mut conn = self.conn.clone();
-        let mut call = ADMIT.key(bucket_key(user_id, room));
-        if let Some(n) = nonce {
-            call.key(nonce_key(user_id, room, n));
-        }
-        let (retry, value): (i64, String) = call
-            .arg(limit.messages)
-            .arg(limit.period.as_millis().max(1) as u64)
-            .arg("take")
-            .arg(id)
-            .arg(crate::ports::NONCE_TTL.as_secs())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_err)?;
-        if retry == 1 {
-            return Ok(Admit::Retry(Claim::Existing(value)));
-        }
-        let wait: u64 = value.parse().map_err(crate::ports::PortError::corrupt)?;
-        Ok(Admit::New(match wait {
-            0 => Decision::Allowed,
-            ms => Decision::Limited { retry_after: Duration::from_millis(ms) },
-        }))
-    }
 }
 
 #[async_trait]

@@ -1,9 +1,12 @@
 //! A send's admission: its nonce claim and its rate-limit token together. Embedded mode runs
-//! the two ports one after the other; distributed mode one Redis script. Both must agree with
+//! the two ports one after the other; distributed mode one Redis script, for every send a
+//! gateway admits at the same moment. Both must agree with
 //! the nonce and limiter ports they share keys (or state) with.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::future::join_all;
 
 use aurora_core::distributed::{RedisAdmission, RedisNonces, RedisRateLimiter};
 use aurora_core::embedded::{MemoryNonces, MemoryRateLimiter};
@@ -46,12 +49,40 @@ async fn contract(admission: &dyn Admission, nonces: &dyn NonceCache, limiter: &
     assert_eq!(admission.admit(&user, &unique("r2"), Some("n1"), "id-9", limit).await.unwrap(), allowed);
 }
 
+/// Sends admitted at the same moment (the Redis adapter takes them in one script call, up to
+/// a batch's worth each) count as if one after the other.
+async fn concurrent(admission: &dyn Admission) {
+    let limit = RateLimit { messages: 3, period: Duration::from_secs(60) };
+    let allowed = Admit::New(Decision::Allowed);
+    // More senders than one call takes: each has its own bucket.
+    let users: Vec<String> = (0..300).map(|i| unique(&format!("c{i}"))).collect();
+    let room = unique("r");
+    let answers = join_all(users.iter().map(|u| admission.admit(u, &room, Some("n"), "id", limit))).await;
+    assert!(answers.iter().all(|a| a.as_ref() == Ok(&allowed)), "{answers:?}");
+    // One user's twenty sends at once: three tokens, seventeen limited.
+    let user = unique("u");
+    let ids: Vec<String> = (0..20).map(|i| format!("id-{i}")).collect();
+    let answers = join_all(ids.iter().map(|id| admission.admit(&user, &room, None, id, limit))).await;
+    let taken = answers.iter().filter(|a| a.as_ref() == Ok(&allowed)).count();
+    let limited = answers.iter().filter(|a| matches!(a, Ok(Admit::New(Decision::Limited { .. })))).count();
+    assert_eq!((taken, limited), (3, 17), "{answers:?}");
+    // One nonce offered by ten sends at once: one new message, nine retries of it.
+    let user = unique("u");
+    let answers = join_all(ids[..10].iter().map(|id| admission.admit(&user, &room, Some("same"), id, limit))).await;
+    let first: Vec<&String> =
+        ids[..10].iter().zip(&answers).filter(|(_, a)| a.as_ref() == Ok(&allowed)).map(|(id, _)| id).collect();
+    assert_eq!(first.len(), 1, "{answers:?}");
+    let retries = answers.iter().filter(|a| a.as_ref() == Ok(&Admit::Retry(Claim::Existing(first[0].clone())))).count();
+    assert_eq!(retries, 9, "{answers:?}");
+}
+
 #[tokio::test]
 async fn embedded() {
     let nonces: Arc<dyn NonceCache> = Arc::new(MemoryNonces::default());
     let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::default());
     let admission = Sequential { nonces: nonces.clone(), limiter: limiter.clone() };
     contract(&admission, nonces.as_ref(), limiter.as_ref()).await;
+    concurrent(&admission).await;
 }
 
 #[tokio::test]
@@ -59,4 +90,5 @@ async fn distributed() {
     let redis = crate::redis().await;
     let admission = RedisAdmission::new(redis.clone());
     contract(&admission, &RedisNonces::new(redis.clone()), &RedisRateLimiter::new(redis)).await;
+    concurrent(&admission).await;
 }
