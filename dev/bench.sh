@@ -7,7 +7,8 @@
 #                                               Kafka/Redis/FerretDB, next to the embedded gateway
 #                                               and the raw Kafka producer;
 #                                               CPU by process next to raw Kafka and Redis baselines
-#                                               (AURORA_BENCH_GATEWAYS/CONSUMERS/COST_RATE/SCENARIOS)
+#                                               (AURORA_BENCH_GATEWAYS/CONSUMERS/COST_RATE/SCENARIOS/
+#                                               INGEST_SENDERS)
 #   dev/bench.sh probe [RATE]                   the distributed fan-out at RATE msg/s (300), with
 #                                               every process's latency histograms per hop
 #   dev/bench.sh smoke                          every peer once with tiny loads (proves the tool
@@ -75,6 +76,10 @@ case "$mode" in
     export AURORA_BENCH_SERVICE_PIDS="$CACHE/run" AURORA_BENCH_KAFKA_PID_FILE="$CACHE/run/kafka.pid"
     export AURORA_BENCH_REDIS_PID_FILE="$CACHE/run/redis.pid"
     cost_rate="${AURORA_BENCH_COST_RATE:-2000}"
+    # Ingest at two counts of senders (× 16 sends in flight each), every peer alike; a peer's
+    # ingest is its best. 50 × 16 was the only shape until 2026-12-07 and leaves the distributed
+    # stack, which acks later (the broker's fsync), waiting rather than saturated.
+    ingest_senders="${AURORA_BENCH_INGEST_SENDERS:-50,200}"
     # The broker's flush sets what an ack means (dev/services.sh): a run with another than the
     # fsync before every ack goes to a directory of its own, and its table says which it was.
     flush="${AURORA_DEV_KAFKA_FLUSH_MESSAGES:-1}"
@@ -85,7 +90,7 @@ case "$mode" in
     esac
     rate="$(dev/kafka-producer-rate.sh "$AURORA_KAFKA_BROKERS")"
     log "raw Kafka producer (acks=all, idempotent, 100 B): $rate msg/s"
-    keyed="$("$bin/aurora-bench" kafka-rate)"
+    keyed="$("$bin/aurora-bench" kafka-rate --rooms "$(tr , '\n' <<< "$ingest_senders" | sort -n | tail -1)")"
     log "the gateways' producer keyed like ingest, no gateway: $keyed acked sends/s"
     # The raw baselines of the per-process breakdown, at the cost scenario's rate.
     raw_kafka="$("$bin/aurora-bench" kafka-rate --rate "$cost_rate" --consume)"
@@ -97,6 +102,7 @@ case "$mode" in
     "$bin/aurora-bench" compare --server-cpus "$server_cpus" --client-cpu 1 --peers aurora,aurora-distributed \
       --idle-connections 0 --kafka-producer-rate "$rate" --kafka-keyed-rate "$keyed" \
       --scenarios "${AURORA_BENCH_SCENARIOS:-fanout,fixed,ingest,cost}" --cost-rate "$cost_rate" \
+      --ingest-senders "$ingest_senders" \
       --gateways "${AURORA_BENCH_GATEWAYS:-2}" --consumers "${AURORA_BENCH_CONSUMERS:-1}" \
       --raw-kafka-us-per-message "$raw_kafka" --raw-redis-us-per-message "$raw_redis" \
       --kafka-flush-messages "$flush" --out "$out" "$@"

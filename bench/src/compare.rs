@@ -18,7 +18,7 @@ pub enum Scenario {
     Fanout,
     Fixed,
     Ingest,
-    /// Sends at --cost-rate from --ingest-senders clients, each alone in its room: the CPU of
+    /// Sends at --cost-rate from --cost-senders clients, each alone in its room: the CPU of
     /// every process per acked message, with (almost) no fan-out.
     Cost,
 }
@@ -71,8 +71,11 @@ pub struct Plan {
     pub fixed_rate: f64,
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    #[arg(long, default_value_t = 50)]
-    pub ingest_senders: usize,
+    /// Ingest: senders, each alone in its room, each keeping --ingest-window sends in flight.
+    /// A list (`50,200`) measures every peer at each count, and a peer's ingest is its best:
+    /// a stack that acks later needs more sends in flight to be saturated.
+    #[arg(long, value_delimiter = ',', default_value = "50")]
+    pub ingest_senders: Vec<usize>,
     #[arg(long, default_value_t = 16)]
     pub ingest_window: usize,
     #[arg(long, default_value_t = 5.0)]
@@ -80,6 +83,9 @@ pub struct Plan {
     /// The `cost` scenario's offered rate (messages/s over all its rooms).
     #[arg(long, default_value_t = 2000.0)]
     pub cost_rate: f64,
+    /// The `cost` scenario's senders, each alone in its room.
+    #[arg(long, default_value_t = 50)]
+    pub cost_senders: usize,
     /// 127.0.0.x source addresses for the client side of the connections.
     #[arg(long, default_value_t = 8)]
     pub sources: usize,
@@ -142,6 +148,12 @@ pub struct Results {
     pub raw_redis_us_per_message: Option<f64>,
     pub kafka_flush_messages: Option<u64>,
     pub peers: Vec<PeerResult>,
+}
+
+impl Plan {
+    fn max_ingest_senders(&self) -> usize {
+        self.ingest_senders.iter().copied().max().unwrap_or(0)
+    }
 }
 
 pub async fn run(plan: Plan) -> anyhow::Result<()> {
@@ -209,8 +221,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
 fn bench_rooms(plan: &Plan, shape: &Shape, populations: usize) -> (Vec<String>, String) {
     let mut rooms: Vec<String> =
         (0..populations).flat_map(|n| scenario::room_names(&format!("f{n}-"), shape.rooms)).collect();
-    rooms.extend(scenario::room_names("g", plan.ingest_senders));
-    rooms.extend(scenario::room_names("c", plan.ingest_senders));
+    rooms.extend(scenario::room_names("g", plan.max_ingest_senders()));
+    rooms.extend(scenario::room_names("c", plan.cost_senders));
     rooms.extend(scenario::room_names("i", plan.idle_connections.div_ceil(plan.idle_room_size)));
     let warm_room = scenario::room_names("w", 1).remove(0);
     rooms.push(warm_room.clone());
@@ -258,7 +270,7 @@ async fn measure(
     if plan.idle_connections > 0 && runs(Scenario::Idle) {
         r.idle = Some(measure_idle(peer, plan, programs, &rooms, opts).await?);
     }
-    let users = opts.users.min(shape.members.max(plan.ingest_senders));
+    let users = opts.users.min(shape.members.max(plan.max_ingest_senders()).max(plan.cost_senders));
     let mut server = Server::start(peer, programs, &rooms)?;
     let mut creds = server.credentials(users).await?;
     // FerretDB (the MongoDB stand-in) filters and sorts every query but `{_id}` in Go over the
@@ -333,7 +345,7 @@ async fn measure(
     for _ in 0..repeats(Scenario::Cost) {
         renew(&mut server, &mut creds).await?;
         let alone =
-            Shape { rooms: plan.ingest_senders, members: 1, publishers: 1, body_bytes: shape.body_bytes, pace_ms: 1 };
+            Shape { rooms: plan.cost_senders, members: 1, publishers: 1, body_bytes: shape.body_bytes, pace_ms: 1 };
         let pop = scenario::populate(&server, "c", &alone, &creds, opts, 0).await.context("cost connections")?;
         let s = scenario::step(&server, &pop, &alone, plan.cost_rate, plan.step_seconds).await;
         eprintln!(
@@ -343,35 +355,39 @@ async fn measure(
         scenario::trace_processes(&s);
         r.cost.push(s);
     }
-    for _ in 0..repeats(Scenario::Ingest) {
-        renew(&mut server, &mut creds).await?;
-        let i = scenario::ingest(
-            &server,
-            plan.ingest_senders,
-            plan.ingest_window,
-            shape.body_bytes,
-            plan.ingest_seconds,
-            &creds,
-            opts,
-        )
-        .await
-        .context("ingest")?;
-        eprintln!(
-            "   ingest: {:.0} acked sends/s ({} senders, window {}), load generator {:.0}% of a core",
-            i.acked_per_s,
-            i.senders,
-            i.window,
-            i.client_cpu_share * 100.0
-        );
-        for p in &i.processes {
+    let ingest_shapes: &[usize] = if runs(Scenario::Ingest) { &plan.ingest_senders } else { &[] };
+    for &senders in ingest_shapes {
+        for _ in 0..plan.repeats {
+            renew(&mut server, &mut creds).await?;
+            let i = scenario::ingest(
+                &server,
+                senders,
+                plan.ingest_window,
+                shape.body_bytes,
+                plan.ingest_seconds,
+                &creds,
+                opts,
+            )
+            .await
+            .context("ingest")?;
             eprintln!(
-                "     {:<12} {:>5.1}% of a core  {:>8.2} µs/acked send",
-                p.name,
-                p.us_per_message * i.acked_per_s / 1e4,
-                p.us_per_message
+                "   ingest: {:.0} acked sends/s, {:.0} delivered/s ({} senders, window {}), load generator {:.0}% of a core",
+                i.acked_per_s,
+                i.delivered_per_s,
+                i.senders,
+                i.window,
+                i.client_cpu_share * 100.0
             );
+            for p in &i.processes {
+                eprintln!(
+                    "     {:<12} {:>5.1}% of a core  {:>8.2} µs/acked send",
+                    p.name,
+                    p.us_per_message * i.acked_per_s / 1e4,
+                    p.us_per_message
+                );
+            }
+            r.ingest.push(i);
         }
-        r.ingest.push(i);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::compare::{PeerResult, Results};
 use crate::peer::Peer;
-use crate::scenario::{knee, Step};
+use crate::scenario::{knee, Ingest, Step};
 
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -36,6 +36,29 @@ pub fn spread(mut v: Vec<f64>) -> Option<Spread> {
     Some(Spread { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1] })
 }
 
+/// Ingest by shape (senders, window), in the order measured: the median and range of each.
+pub fn ingest_shapes(p: &PeerResult) -> Vec<((usize, usize), Spread)> {
+    let mut shapes: Vec<(usize, usize)> = Vec::new();
+    for i in &p.ingest {
+        if !shapes.contains(&(i.senders, i.window)) {
+            shapes.push((i.senders, i.window));
+        }
+    }
+    shapes
+        .into_iter()
+        .filter_map(|shape| {
+            let of_shape = p.ingest.iter().filter(|i| (i.senders, i.window) == shape);
+            spread(of_shape.map(|i| i.acked_per_s).collect()).map(|s| (shape, s))
+        })
+        .collect()
+}
+
+/// The repeats of the peer's best ingest shape (highest median): its ingest.
+pub fn best_ingest(p: &PeerResult) -> Vec<&Ingest> {
+    let best = ingest_shapes(p).into_iter().max_by(|a, b| a.1.median.total_cmp(&b.1.median));
+    best.map(|(shape, _)| p.ingest.iter().filter(|i| (i.senders, i.window) == shape).collect()).unwrap_or_default()
+}
+
 pub struct Summary {
     pub knee: Option<Spread>,
     pub cpu_us: Option<Spread>,
@@ -51,7 +74,7 @@ pub fn summarize(p: &PeerResult) -> Summary {
         cpu_us: spread(p.fixed.iter().map(|s| s.server_cpu_us_per_delivery).collect()),
         fixed_p99: spread(p.fixed.iter().map(|s| s.p99_ms).collect()),
         idle_kib: p.idle.as_ref().map(|i| i.kib_per_connection),
-        ingest: spread(p.ingest.iter().map(|i| i.acked_per_s).collect()),
+        ingest: spread(best_ingest(p).iter().map(|i| i.acked_per_s).collect()),
         peak_deliveries: spread(
             p.fanout.iter().map(|l| l.iter().map(|s| s.deliveries_per_s).fold(0.0, f64::max)).collect(),
         ),
@@ -107,6 +130,26 @@ pub fn table(r: &Results) -> String {
             fmt_spread(s.fixed_p99, 2),
             idle,
             fmt_spread(s.ingest, 0),
+        );
+    }
+    for p in r.peers.iter().filter(|p| !p.ingest.is_empty()) {
+        let shapes: Vec<String> = ingest_shapes(p)
+            .into_iter()
+            .map(|((senders, window), s)| {
+                let of_shape = p.ingest.iter().filter(|i| (i.senders, i.window) == (senders, window));
+                let delivered = spread(of_shape.map(|i| i.delivered_per_s).collect());
+                format!(
+                    "{senders} senders × {window}: {} acked, {} delivered",
+                    fmt_spread(Some(s), 0),
+                    fmt_spread(delivered, 0)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n{} ingest by sends in flight (per second; its best acked is its ingest; delivered below acked: a backlog grew behind the acks): {}.",
+            p.name,
+            shapes.join("; ")
         );
     }
     if let Some(k) = r.kafka_producer_rate {
@@ -306,6 +349,18 @@ mod tests {
         }
     }
 
+    fn ingest(senders: usize, acked_per_s: f64) -> Ingest {
+        Ingest {
+            senders,
+            window: 16,
+            acked_per_s,
+            delivered_per_s: acked_per_s,
+            server_cpu_share: 0.5,
+            client_cpu_share: 0.5,
+            processes: Vec::new(),
+        }
+    }
+
     fn peer(peer: Peer, ladder: &[(f64, f64)], acked_per_s: f64) -> PeerResult {
         PeerResult {
             peer,
@@ -313,14 +368,7 @@ mod tests {
             idle: None,
             fanout: vec![ladder.iter().map(|&(rate, p99)| step(rate, p99)).collect()],
             fixed: Vec::new(),
-            ingest: vec![Ingest {
-                senders: 50,
-                window: 16,
-                acked_per_s,
-                server_cpu_share: 0.5,
-                client_cpu_share: 0.5,
-                processes: Vec::new(),
-            }],
+            ingest: vec![ingest(50, acked_per_s)],
             cost: Vec::new(),
             errors: Vec::new(),
         }
@@ -367,5 +415,30 @@ mod tests {
         let distributed = peer(Peer::AuroraDistributed, &[(100.0, 30.0)], 5_000.0);
         let table = table(&results(vec![distributed]));
         assert!(!table.contains("relative to embedded"), "{table}");
+    }
+
+    #[test]
+    fn a_peer_measured_at_several_sends_in_flight_is_judged_by_its_best() {
+        let mut embedded = peer(Peer::Aurora, &[(100.0, 10.0)], 20_000.0);
+        embedded.ingest.extend([ingest(50, 22_000.0), ingest(50, 21_000.0)]);
+        embedded.ingest.extend([ingest(200, 19_000.0), ingest(200, 21_000.0), ingest(200, 20_000.0)]);
+        let mut distributed = peer(Peer::AuroraDistributed, &[(100.0, 30.0)], 10_000.0);
+        distributed.ingest.extend([ingest(200, 16_000.0), ingest(200, 18_000.0), ingest(200, 17_000.0)]);
+        let mut r = results(vec![embedded, distributed]);
+        r.kafka_producer_rate = Some(50_000.0);
+        let table = table(&r);
+        assert!(table.contains("knee 1.00×, ingest 0.81×"), "{table}");
+        assert!(table.contains("relative to the raw producer: 0.34×"), "{table}");
+        assert!(
+            table.contains(
+                "50 senders × 16: 21000 (20000–22000) acked, 21000 (20000–22000) delivered; 200 senders × 16: 20000 (19000–21000) acked"
+            ),
+            "{table}"
+        );
+        assert!(
+            table
+                .contains("50 senders × 16: 10000 acked, 10000 delivered; 200 senders × 16: 17000 (16000–18000) acked"),
+            "{table}"
+        );
     }
 }
