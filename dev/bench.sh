@@ -69,6 +69,14 @@ case "$mode" in
     # population's ingest, and a cold broker acked 22-49 k keyed sends/s against 63-82 k warm.
     # Warm it as above, on topics of its own (aurora.messages stays empty).
     # (A warm-up that fails is not fatal: the population's own warm-up still runs.)
+    # The store: FerretDB on SQLite, or on PostgreSQL with AURORA_DEV_MONGO_BACKEND=postgresql
+    # (FerretDB's own recommended backend: it keeps storing at 200 rooms, where SQLite reads the
+    # whole collection per room, but the fan-out steps stall on it here; docs/benchmarks.md).
+    export AURORA_DEV_MONGO_BACKEND="${AURORA_DEV_MONGO_BACKEND:-sqlite}"
+    case "$AURORA_DEV_MONGO_BACKEND" in
+      postgresql) store="FerretDB 1.24.2 on PostgreSQL $(find /usr/lib/postgresql -maxdepth 1 -mindepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -1)" ;;
+      *) store="FerretDB 1.24.2 on SQLite" ;;
+    esac
     export AURORA_BENCH_RESET="$here/dev/services.sh reset redis mongodb kafka >/dev/null && { $warm; }"
     eval "$(dev/services.sh up redis mongodb kafka)"
     eval "$(dev/services.sh reset redis mongodb kafka)"
@@ -88,6 +96,8 @@ case "$mode" in
       9223372036854775807) out=docs/benchmarks/distributed-kafka-default-flush ;;
       *) out="docs/benchmarks/distributed-flush-$flush" ;;
     esac
+    # Likewise a run on the other store.
+    [ "$AURORA_DEV_MONGO_BACKEND" = sqlite ] || out="$out-$AURORA_DEV_MONGO_BACKEND"
     rate="$(dev/kafka-producer-rate.sh "$AURORA_KAFKA_BROKERS")"
     log "raw Kafka producer (acks=all, idempotent, 100 B): $rate msg/s"
     keyed="$("$bin/aurora-bench" kafka-rate --rooms "$(tr , '\n' <<< "$ingest_senders" | sort -n | tail -1)")"
@@ -105,7 +115,7 @@ case "$mode" in
       --ingest-senders "$ingest_senders" \
       --gateways "${AURORA_BENCH_GATEWAYS:-2}" --consumers "${AURORA_BENCH_CONSUMERS:-1}" \
       --raw-kafka-us-per-message "$raw_kafka" --raw-redis-us-per-message "$raw_redis" \
-      --kafka-flush-messages "$flush" --out "$out" "$@"
+      --kafka-flush-messages "$flush" --store "$store" --out "$out" "$@"
     cat "$out/table.md"
     ;;
   probe)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Real services on loopback for distributed mode and its tests, installed from the
 # registries and cached under ~/.cache/aurora/:
-#   Apache Kafka 4.x (KRaft) from Maven Central, Redis from Debian, FerretDB 1.24 (SQLite
-#   backend, MongoDB wire protocol) and Prometheus (+ promtool) built through the Go module proxy.
+#   Apache Kafka 4.x (KRaft) from Maven Central, Redis from Debian, FerretDB 1.24 (MongoDB wire
+#   protocol) and Prometheus (+ promtool) built through the Go module proxy. FerretDB stores into
+#   SQLite, or into Debian's PostgreSQL with AURORA_DEV_MONGO_BACKEND=postgresql (FerretDB's own
+#   recommended backend; on SQLite it reads a whole collection for any query not by `_id`).
 # Usage: dev/services.sh up|down|status|reset [kafka|kafka3|redis|mongodb|prometheus ...]
 #        kafka3: three replicated brokers instead of one (RF 3, min.insync.replicas 2)
 #        kill kafka3 N: kill -9 broker N of the three (fault tests)
@@ -19,6 +21,12 @@ RUN="$CACHE/run"
 KAFKA_PORT="${AURORA_KAFKA_PORT:-19092}"
 REDIS_PORT="${AURORA_REDIS_PORT:-16379}"
 MONGO_PORT="${AURORA_MONGO_PORT:-27018}"
+MONGO_BACKEND="${AURORA_DEV_MONGO_BACKEND:-sqlite}"
+PG_PORT="${AURORA_PG_PORT:-15432}"
+# PostgreSQL runs as the postgres user when this script runs as root; its data must be where
+# that user can reach it (not under /root), and on disk like every service's.
+PG_DIR="$RUN/postgresql"
+[ "$(id -u)" -eq 0 ] && PG_DIR="${AURORA_DEV_PG_DIR:-/var/tmp/aurora-postgresql}"
 PROM_PORT="${AURORA_PROMETHEUS_PORT:-19090}"
 mkdir -p "$RUN" "$CACHE/bin"
 
@@ -165,15 +173,47 @@ PROPS
   log "kafka3: three brokers on $(kafka3_brokers)"
 }
 
-# ---------- FerretDB (MongoDB wire protocol) ----------
+# ---------- FerretDB (MongoDB wire protocol), on SQLite or PostgreSQL ----------
 ferretdb_bin() {
-  local bin="$CACHE/bin/ferretdb-1.24.2"
+  # The launcher's source is in the name: a changed launcher is built again.
+  local bin; bin="$CACHE/bin/ferretdb-1.24.2-$(sha1sum < "$here/services/ferretdb/main.go" | cut -c1-8)"
   if [ ! -x "$bin" ]; then
     log "ferretdb: building v1.24.2 through the Go module proxy (first run only)"
     (cd "$here/services/ferretdb" && GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0 \
       go build -o "$bin.tmp" . >&2 && mv "$bin.tmp" "$bin")
   fi
   echo "$bin"
+}
+
+pg_bindir() { find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1; }
+# PostgreSQL refuses to run as root.
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+postgres_up() {
+  running postgresql && return
+  local bindir; bindir="$(pg_bindir)"
+  if [ ! -x "$bindir/postgres" ]; then apt_install postgresql; bindir="$(pg_bindir)"; fi
+  local dir="$PG_DIR"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+    as_postgres "$bindir/initdb" -D "$dir/data" -A trust -U postgres >"$RUN/postgresql-initdb.log" 2>&1
+  fi
+  as_postgres "$bindir/pg_ctl" -D "$dir/data" -w -l "$dir/postgres.log" \
+    -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+  head -1 "$dir/data/postmaster.pid" > "$RUN/postgresql.pid"
+  as_postgres psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1 \
+    || as_postgres psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE ferretdb"
+  log "postgresql: started on $PG_PORT"
+}
+
+postgres_down() {
+  if running postgresql; then
+    as_postgres "$(pg_bindir)/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null || stop postgresql
+    log "postgresql: stopped"
+  fi
+  rm -f "$RUN/postgresql.pid"
 }
 
 mongo_up() {
@@ -185,12 +225,19 @@ mongo_up() {
   local bin; bin="$(ferretdb_bin)"
   local dir="$RUN/ferretdb"
   mkdir -p "$dir/data"
-  nohup "$bin" --sqlite-url="file:$dir/data/" --listen-addr="127.0.0.1:$MONGO_PORT" \
-    >"$dir/ferretdb.log" 2>&1 &
+  local store=(--sqlite-url="file:$dir/data/")
+  case "$MONGO_BACKEND" in
+    sqlite) ;;
+    postgresql) postgres_up; store=(--postgresql-url="postgres://postgres@127.0.0.1:$PG_PORT/ferretdb") ;;
+    *) echo "AURORA_DEV_MONGO_BACKEND: sqlite or postgresql, not $MONGO_BACKEND" >&2; exit 2 ;;
+  esac
+  nohup "$bin" "${store[@]}" --listen-addr="127.0.0.1:$MONGO_PORT" >"$dir/ferretdb.log" 2>&1 &
   echo $! > "$RUN/ferretdb.pid"
   wait_until 30 ferretdb port_open 127.0.0.1 "$MONGO_PORT"
-  log "ferretdb: started on $MONGO_PORT"
+  log "ferretdb: started on $MONGO_PORT ($MONGO_BACKEND)"
 }
+
+mongo_down() { stop ferretdb; postgres_down; }
 
 # ---------- Prometheus (scrapes the stack, test processes, and the cluster's pods) ----------
 PROMETHEUS_VERSION=v0.316.0   # the Go module version of Prometheus 3.16.0
@@ -287,7 +334,7 @@ case "$cmd" in
   down)
     for n in "${names[@]}"; do
       case "$n" in
-        redis) stop redis ;; mongodb) stop ferretdb ;; kafka) stop kafka ;; prometheus) stop prometheus ;;
+        redis) stop redis ;; mongodb) mongo_down ;; kafka) stop kafka ;; prometheus) stop prometheus ;;
         kafka3) stop kafka3-1; stop kafka3-2; stop kafka3-3 ;;
         *) echo "unknown service $n" >&2; exit 2 ;;
       esac
@@ -301,7 +348,7 @@ case "$cmd" in
     for n in "${names[@]}"; do
       case "$n" in
         redis) stop redis; rm -rf "$RUN/redis"; redis_up ;;
-        mongodb) stop ferretdb; rm -rf "$RUN/ferretdb"; mongo_up ;;
+        mongodb) mongo_down; rm -rf "$RUN/ferretdb" "$PG_DIR"; mongo_up ;;
         kafka) stop kafka; rm -rf "$RUN/kafka"; kafka_up ;;
         prometheus) stop prometheus; rm -rf "$RUN/prometheus"; prometheus_up ;;
         kafka3) stop kafka3-1; stop kafka3-2; stop kafka3-3; rm -rf "$RUN/kafka3"; kafka3_up; KAFKA_BROKERS="$(kafka3_brokers)"; KAFKA_REPLICATION=3 ;;
@@ -311,7 +358,7 @@ case "$cmd" in
     print_env
     ;;
   status)
-    for s in kafka redis ferretdb prometheus; do
+    for s in kafka redis ferretdb postgresql prometheus; do
       if running "$s"; then log "$s: running (pid $(cat "$RUN/$s.pid"))"; else log "$s: not running"; fi
     done
     print_env

@@ -118,6 +118,11 @@ pub struct Plan {
     /// stated with the distributed results since it sets what an ack means and what it costs.
     #[arg(long)]
     pub kafka_flush_messages: Option<u64>,
+    /// The distributed stack's MongoDB-compatible server in this run (`dev/bench.sh` names it:
+    /// FerretDB on SQLite or on PostgreSQL), stated with the results: it sets the stack's
+    /// store pace.
+    #[arg(long)]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +152,7 @@ pub struct Results {
     pub raw_kafka_us_per_message: Option<f64>,
     pub raw_redis_us_per_message: Option<f64>,
     pub kafka_flush_messages: Option<u64>,
+    pub store: Option<String>,
     pub peers: Vec<PeerResult>,
 }
 
@@ -179,6 +185,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         raw_kafka_us_per_message: plan.raw_kafka_us_per_message,
         raw_redis_us_per_message: plan.raw_redis_us_per_message,
         kafka_flush_messages: plan.kafka_flush_messages,
+        store: plan.store.clone(),
         peers: Vec::new(),
     };
     for &peer in &plan.peers {

@@ -36,27 +36,36 @@ pub fn spread(mut v: Vec<f64>) -> Option<Spread> {
     Some(Spread { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1] })
 }
 
-/// Ingest by shape (senders, window), in the order measured: the median and range of each.
-pub fn ingest_shapes(p: &PeerResult) -> Vec<((usize, usize), Spread)> {
-    let mut shapes: Vec<(usize, usize)> = Vec::new();
+/// One ingest shape's repeats (senders × window sends in flight) and its acked median and range.
+pub struct IngestShape<'a> {
+    pub senders: usize,
+    pub window: usize,
+    pub repeats: Vec<&'a Ingest>,
+    pub acked: Spread,
+}
+
+/// Ingest by shape (senders, window), in the order measured.
+pub fn ingest_shapes(p: &PeerResult) -> Vec<IngestShape<'_>> {
+    let mut groups: Vec<(usize, usize, Vec<&Ingest>)> = Vec::new();
     for i in &p.ingest {
-        if !shapes.contains(&(i.senders, i.window)) {
-            shapes.push((i.senders, i.window));
+        match groups.iter_mut().find(|(s, w, _)| (*s, *w) == (i.senders, i.window)) {
+            Some((_, _, repeats)) => repeats.push(i),
+            None => groups.push((i.senders, i.window, vec![i])),
         }
     }
-    shapes
+    groups
         .into_iter()
-        .filter_map(|shape| {
-            let of_shape = p.ingest.iter().filter(|i| (i.senders, i.window) == shape);
-            spread(of_shape.map(|i| i.acked_per_s).collect()).map(|s| (shape, s))
+        .filter_map(|(senders, window, repeats)| {
+            let acked = spread(repeats.iter().map(|i| i.acked_per_s).collect())?;
+            Some(IngestShape { senders, window, repeats, acked })
         })
         .collect()
 }
 
 /// The repeats of the peer's best ingest shape (highest median): its ingest.
 pub fn best_ingest(p: &PeerResult) -> Vec<&Ingest> {
-    let best = ingest_shapes(p).into_iter().max_by(|a, b| a.1.median.total_cmp(&b.1.median));
-    best.map(|(shape, _)| p.ingest.iter().filter(|i| (i.senders, i.window) == shape).collect()).unwrap_or_default()
+    let best = ingest_shapes(p).into_iter().max_by(|a, b| a.acked.median.total_cmp(&b.acked.median));
+    best.map(|shape| shape.repeats).unwrap_or_default()
 }
 
 pub struct Summary {
@@ -135,12 +144,13 @@ pub fn table(r: &Results) -> String {
     for p in r.peers.iter().filter(|p| !p.ingest.is_empty()) {
         let shapes: Vec<String> = ingest_shapes(p)
             .into_iter()
-            .map(|((senders, window), s)| {
-                let of_shape = p.ingest.iter().filter(|i| (i.senders, i.window) == (senders, window));
-                let delivered = spread(of_shape.map(|i| i.delivered_per_s).collect());
+            .map(|shape| {
+                let delivered = spread(shape.repeats.iter().map(|i| i.delivered_per_s).collect());
                 format!(
-                    "{senders} senders × {window}: {} acked, {} delivered",
-                    fmt_spread(Some(s), 0),
+                    "{} senders × {}: {} acked, {} delivered",
+                    shape.senders,
+                    shape.window,
+                    fmt_spread(Some(shape.acked), 0),
                     fmt_spread(delivered, 0)
                 )
             })
@@ -168,6 +178,9 @@ pub fn table(r: &Results) -> String {
     }
     if let Some(n) = r.kafka_flush_messages {
         let _ = writeln!(out, "\n{}", broker_flush(n));
+    }
+    if let Some(store) = &r.store {
+        let _ = writeln!(out, "\nThe distributed stack's store: {store}.");
     }
     let distributed = r.peers.iter().find(|p| p.peer == Peer::AuroraDistributed).map(summarize);
     if let Some(ingest) = distributed.as_ref().and_then(|d| d.ingest) {
@@ -386,6 +399,7 @@ mod tests {
             raw_kafka_us_per_message: None,
             raw_redis_us_per_message: None,
             kafka_flush_messages: None,
+            store: None,
             peers,
         }
     }

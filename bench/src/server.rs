@@ -22,13 +22,19 @@ pub struct Programs {
     /// Distributed mode: gateways and consumers to start.
     pub gateways: usize,
     pub consumers: usize,
-    /// Folder of the services' pid files (`kafka.pid`, `redis.pid`, `ferretdb.pid`), whose CPU
+    /// Folder of the services' pid files (`kafka.pid`, `redis.pid`, `ferretdb.pid`, `postgresql.pid`), whose CPU
     /// time the per-process breakdown reads (dev/services.sh writes them).
     pub service_pids: Option<PathBuf>,
 }
 
 /// Services of the distributed stack, by the pid file dev/services.sh writes.
-const SERVICES: [(&str, &str); 3] = [("kafka", "kafka.pid"), ("redis", "redis.pid"), ("ferretdb", "ferretdb.pid")];
+const SERVICES: [(&str, &str); 4] = [
+    ("kafka", "kafka.pid"),
+    ("redis", "redis.pid"),
+    ("ferretdb", "ferretdb.pid"),
+    // FerretDB's store when dev/services.sh runs it on PostgreSQL: a process per connection.
+    ("postgresql", "postgresql.pid"),
+];
 
 /// CPU seconds of one named process.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -234,8 +240,7 @@ impl Server {
             for (name, file) in SERVICES {
                 let pid = std::fs::read_to_string(dir.join(file)).ok().and_then(|p| p.trim().parse::<u32>().ok());
                 if let Some(pid) = pid {
-                    let (u, s) = proc_cpu_seconds(pid);
-                    out.push(ProcessCpu { name: name.to_owned(), cpu_seconds: u + s });
+                    out.push(ProcessCpu { name: name.to_owned(), cpu_seconds: tree_cpu_seconds(pid) });
                 }
             }
         }
@@ -305,20 +310,57 @@ fn status_field(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[allow(unsafe_code)]
-pub fn proc_cpu_seconds(pid: u32) -> (f64, f64) {
+/// A process's /proc stat fields after its command name (which may hold spaces).
+fn stat_fields(pid: u32) -> Vec<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ") ".
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the line: 11 and 12 after the name.
+    rest.split_whitespace().map(str::to_owned).collect()
+}
+
+#[allow(unsafe_code)]
+fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
-    let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
         hz if hz > 0 => hz as f64,
         _ => 100.0, // Linux's USER_HZ when sysconf cannot say
-    };
-    (ticks(11) / hz, ticks(12) / hz)
+    }
+}
+
+/// The given stat fields of a process, in seconds.
+fn stat_seconds<const N: usize>(pid: u32, fields: [usize; N]) -> [f64; N] {
+    let stat = stat_fields(pid);
+    let hz = clock_ticks_per_second();
+    fields.map(|i| stat.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / hz)
+}
+
+/// (user, system) CPU seconds of one process.
+pub fn proc_cpu_seconds(pid: u32) -> (f64, f64) {
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 after the name.
+    let [user, system] = stat_seconds(pid, [11, 12]);
+    (user, system)
+}
+
+/// CPU seconds of a process and its children, those it has reaped included (cutime and cstime,
+/// fields 16 and 17 of the line).
+fn tree_cpu_seconds(pid: u32) -> f64 {
+    let own: f64 = stat_seconds(pid, [11, 12, 13, 14]).iter().sum();
+    let children: f64 = child_pids(pid)
+        .into_iter()
+        .map(|c| {
+            let (u, s) = proc_cpu_seconds(c);
+            u + s
+        })
+        .sum();
+    own + children
+}
+
+fn child_pids(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        // The parent's pid is field 4 of the line: 1 after the name.
+        .filter(|&pid| stat_fields(pid).get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent))
+        .collect()
 }
 
 /// Idle-priority busy loops on the given cores: this VM's idle cores add multi-millisecond
