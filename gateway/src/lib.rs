@@ -110,7 +110,9 @@ pub async fn serve_wired(
     daemons.push(tokio::spawn(rooms::watch(watched, control, refresh, shutdown.clone())));
     // `aurora_dependency_up` has a sample from the start, not only after the first probe.
     let first_check = state.clone();
-    tokio::spawn(async move { http::check_dependencies(&first_check).await });
+    daemons.push(tokio::spawn(async move {
+        http::check_dependencies(&first_check).await;
+    }));
     let app = http::router(state.clone());
     let scarce = http::probes_only(state.clone());
     let limits = server::Limits {
@@ -127,8 +129,13 @@ pub async fn serve_wired(
     if tokio::time::timeout(timeout, state.sessions.wait()).await.is_err() {
         tracing::warn!(left = state.sessions.len(), "shutdown timeout: some sessions did not close");
     }
-    for daemon in daemons {
+    // Aborted and awaited, so none is mid-request to a store while the runtime shuts down
+    // (the MongoDB driver panics when a request meets its pool's worker already dropped).
+    for daemon in &daemons {
         daemon.abort();
+    }
+    for daemon in daemons {
+        let _ = daemon.await;
     }
     drop(state);
     // Background tasks (the embedded pipeline) end once the last port handle is gone.
