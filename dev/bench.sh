@@ -96,8 +96,10 @@ case "$mode" in
       9223372036854775807) out=docs/benchmarks/distributed-kafka-default-flush ;;
       *) out="docs/benchmarks/distributed-flush-$flush" ;;
     esac
-    # Likewise a run on the other store.
+    # Likewise a run on the other store, or with another count of gateways than two.
     [ "$AURORA_DEV_MONGO_BACKEND" = sqlite ] || out="$out-$AURORA_DEV_MONGO_BACKEND"
+    gateways="${AURORA_BENCH_GATEWAYS:-2}"
+    [ "$gateways" = 2 ] || out="$out-gateways-$gateways"
     rate="$(dev/kafka-producer-rate.sh "$AURORA_KAFKA_BROKERS")"
     log "raw Kafka producer (acks=all, idempotent, 100 B): $rate msg/s"
     keyed="$("$bin/aurora-bench" kafka-rate --rooms "$(tr , '\n' <<< "$ingest_senders" | sort -n | tail -1)")"
@@ -105,7 +107,7 @@ case "$mode" in
     # The raw baselines of the per-process breakdown, at the cost scenario's rate.
     raw_kafka="$("$bin/aurora-bench" kafka-rate --rate "$cost_rate" --consume)"
     log "keyed producer + consumer doing nothing else at $cost_rate/s: $raw_kafka µs per message"
-    raw_redis="$("$bin/aurora-bench" redis-rate --rate "$cost_rate" --subscribers "${AURORA_BENCH_GATEWAYS:-2}")"
+    raw_redis="$("$bin/aurora-bench" redis-rate --rate "$cost_rate" --subscribers "$gateways")"
     log "Redis PUBLISH to one subscriber per gateway at $cost_rate/s: $raw_redis µs per message"
     # The embedded gateway first, in the same run: the distributed knee and ingest are judged
     # against it, and this VM's speed varies between runs (docs/benchmarks.md).
@@ -113,7 +115,7 @@ case "$mode" in
       --idle-connections 0 --kafka-producer-rate "$rate" --kafka-keyed-rate "$keyed" \
       --scenarios "${AURORA_BENCH_SCENARIOS:-fanout,fixed,ingest,cost}" --cost-rate "$cost_rate" \
       --ingest-senders "$ingest_senders" \
-      --gateways "${AURORA_BENCH_GATEWAYS:-2}" --consumers "${AURORA_BENCH_CONSUMERS:-1}" \
+      --gateways "$gateways" --consumers "${AURORA_BENCH_CONSUMERS:-1}" \
       --raw-kafka-us-per-message "$raw_kafka" --raw-redis-us-per-message "$raw_redis" \
       --kafka-flush-messages "$flush" --store "$store" --out "$out" "$@"
     cat "$out/table.md"
