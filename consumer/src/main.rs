@@ -5,8 +5,13 @@ use tokio_util::sync::CancellationToken;
 
 use aurora_consumer::config::{Command, ConsumerConfig};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(run());
+    aurora_core::process::exit_with(result)
+}
+
+async fn run() -> anyhow::Result<()> {
     let config = ConsumerConfig::parse();
     aurora_core::process::init_logging();
     let shutdown = CancellationToken::new();

@@ -70,3 +70,18 @@ pub fn bind(addr: std::net::SocketAddr, reuse_port: bool) -> std::io::Result<tok
     socket.bind(addr)?;
     socket.listen(1024)
 }
+
+/// Ends a server process once its `run` has returned (sessions drained, batches committed,
+/// tasks awaited), without tearing its runtime down: a teardown drops the MongoDB driver's pool
+/// workers while another task may still be polled, and the driver then panics
+/// (`connection_requester.rs`: `unwrap()` on a closed channel). Exits 1 with the error, as a
+/// `main` returning `Err` would.
+pub fn exit_with<E: std::fmt::Debug>(result: Result<(), E>) -> ! {
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            std::process::exit(1)
+        }
+    }
+}

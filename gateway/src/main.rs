@@ -42,7 +42,8 @@ fn main() -> anyhow::Result<()> {
         eprintln!("error: {e}");
         std::process::exit(2);
     }
-    runtime(config.workers())?.block_on(run(config))
+    let result = runtime(config.workers())?.block_on(run(config));
+    aurora_core::process::exit_with(result)
 }
 
 /// One worker runs tokio's current-thread scheduler (see `AURORA_WORKER_THREADS`).

@@ -59,7 +59,9 @@ impl Proc {
         for (k, v) in services() {
             cmd.env(k, v);
         }
+        // A server's panic in a test log comes with where it was.
         cmd.env("AURORA_JWT_SECRET", SECRET)
+            .env("RUST_BACKTRACE", std::env::var("RUST_BACKTRACE").unwrap_or_else(|_| "1".into()))
             .env(
                 "RUST_LOG",
                 std::env::var("AURORA_TEST_LOG").unwrap_or_else(|_| {
