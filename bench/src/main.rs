@@ -7,6 +7,7 @@ mod breakdown;
 mod ceiling;
 mod client;
 mod compare;
+mod first_sight;
 mod kafka_cost;
 mod kafka_rate;
 mod peer;
@@ -44,6 +45,8 @@ enum Command {
     KafkaRate(kafka_rate::KafkaRate),
     /// Redis PUBLISH at a fixed rate to N subscribers: CPU µs per message.
     RedisRate(redis_rate::RedisRate),
+    /// A consumer meeting a room: the exact lookup against the recorded seq.
+    FirstSight(first_sight::FirstSight),
 }
 
 /// Where the servers under test are and which cores they get.
@@ -131,6 +134,10 @@ fn main() -> anyhow::Result<()> {
             pin_self(args.cpu);
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             rt.block_on(kafka_rate::run(args))
+        }
+        Command::FirstSight(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(first_sight::run(args))
         }
         Command::RedisRate(args) => {
             pin_self(args.cpu);

@@ -7,6 +7,7 @@ pub mod config;
 mod http;
 pub mod metrics;
 mod receive;
+pub mod records;
 pub mod webhooks;
 
 use anyhow::Context;
@@ -151,6 +152,15 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
     println!("aurora-consumer listening on http://{}", listener.local_addr()?);
     let server = tokio::spawn(aurora_core::probes::serve(listener, shared.clone(), shutdown.clone()));
 
+    // Rooms stored before `room_heads` existed are looked up exactly until this pass is done.
+    let heads = shared.mongo.clone();
+    tokio::spawn(async move {
+        if let Err(e) = heads.complete_heads().await {
+            tracing::warn!(error = %e, "room heads not filled in; rooms are looked up exactly");
+        }
+    });
+    let records = records::Records::default();
+    let recorder = tokio::spawn(records.clone().run(Arc::new(shared.mongo.clone()), shutdown.clone()));
     let bus = Arc::new(RedisPublisher::new(shared.redis.clone()));
     let mut pipeline = Pipeline::new(Arc::new(shared.mongo.clone()), bus);
     let mut batch: Vec<OwnedMessage> = Vec::with_capacity(config.batch);
@@ -200,6 +210,7 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
             unstored = true;
             break;
         };
+        records.note(&messages);
         let offsets = next_offsets(&batch);
         batch.clear();
         match &events_tx {
@@ -223,6 +234,8 @@ pub async fn run(config: ConsumerConfig, shutdown: CancellationToken) -> anyhow:
             tracing::debug!(error = %e, "final commit");
         }
     }
+    let _ = recorder.await;
+    records.flush(&shared.mongo).await;
     for d in dispatchers {
         let _ = d.await;
     }

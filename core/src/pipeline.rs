@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::events;
 use crate::model::{Kind, Message, Submission};
-use crate::ports::{Bus, MessageStore, PortError, PortResult, RoomEvent};
+use crate::ports::{Bus, MessageStore, PortError, PortResult, RecordedSeq, RoomEvent};
 use crate::protocol::ServerFrame;
 
 /// Attempts when another writer took the `seq` we assigned.
@@ -24,6 +24,9 @@ pub struct Pipeline {
     /// server need not stop an ordered insert at the first duplicate, and records
     /// after it would keep seqs that leave holes).
     verify: bool,
+    /// Look a room met for the first time up exactly ([`MessageStore::last_seq`]) rather than
+    /// by its recorded seq: after a conflict, until a batch is stored.
+    exact: bool,
     /// Records found already stored (redeliveries, retries) since the last [`Pipeline::take_duplicates`].
     duplicates: u64,
     /// Events that changed nothing (their target was gone, or a race made them moot) since
@@ -33,7 +36,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(store: Arc<dyn MessageStore>, bus: Arc<dyn Bus>) -> Self {
-        Pipeline { store, bus, last_seq: HashMap::new(), verify: true, duplicates: 0, ignored: 0 }
+        Pipeline { store, bus, last_seq: HashMap::new(), verify: true, exact: false, duplicates: 0, ignored: 0 }
     }
 
     /// Where the pipeline publishes.
@@ -74,12 +77,14 @@ impl Pipeline {
                     attempt += 1;
                     tracing::info!(attempt, "batch overlaps stored messages; reloading and retrying");
                     self.reset();
+                    self.exact = true;
                 }
                 Err(e) => {
                     self.reset();
                     return Err(e);
                 }
                 Ok((messages, found_stored)) => {
+                    self.exact = false;
                     if !found_stored {
                         self.verify = false;
                     }
@@ -131,7 +136,8 @@ impl Pipeline {
             }
             let last = match self.last_seq.get(&sub.room) {
                 Some(seq) => *seq,
-                None => self.store.last_seq(&sub.room).await?,
+                None if self.exact => self.store.last_seq(&sub.room).await?,
+                None => self.store.recorded_seq(&sub.room).await?,
             };
             self.last_seq.insert(sub.room.clone(), last + 1);
             record.seq = last + 1;
@@ -176,6 +182,18 @@ impl Pipeline {
         }
         Ok(changed.get_mut(id))
     }
+}
+
+/// The last message of each room in `messages`, to record.
+pub fn last_seqs(messages: &[Message]) -> Vec<RecordedSeq> {
+    let mut last: HashMap<&str, &Message> = HashMap::new();
+    for m in messages {
+        let at = last.entry(m.room.as_str()).or_insert(m);
+        if m.seq > at.seq {
+            *at = m;
+        }
+    }
+    last.into_values().map(|m| RecordedSeq { room: m.room.clone(), seq: m.seq, id: m.id.clone() }).collect()
 }
 
 /// Publishes stored messages to their rooms, one shared frame per message.

@@ -126,10 +126,29 @@ pub trait RoomStore: Send + Sync {
     ) -> PortResult<bool>;
 }
 
+/// A room's last stored message, as [`MessageStore::record_seqs`] records it: the id lets a
+/// reader check that the message is still there (a room deleted after the record was taken).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedSeq {
+    pub room: String,
+    pub seq: u64,
+    pub id: String,
+}
+
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// The highest stored `seq` of the room, 0 when empty.
     async fn last_seq(&self, room: &str) -> PortResult<u64>;
+    /// The room's last `seq` as its writers recorded it ([`MessageStore::record_seqs`]), for
+    /// a writer meeting the room: never above [`MessageStore::last_seq`], and below it after a
+    /// crash or while two writers overlap (the insert of a taken `seq` then conflicts, and the
+    /// writer looks the room up exactly). Stores whose `last_seq` is cheap answer with it.
+    async fn recorded_seq(&self, room: &str) -> PortResult<u64> {
+        self.last_seq(room).await
+    }
+    /// Records rooms' last stored `seq` once a batch is out; best effort (a record that trails
+    /// costs a conflict and an exact lookup later).
+    async fn record_seqs(&self, _last: &[RecordedSeq]) {}
     /// Stores messages; storing one that exists (same room and seq) is a no-op.
     async fn insert(&self, messages: &[Message]) -> PortResult<()>;
     /// Replaces stored messages (same id, room and seq) with their state after events.

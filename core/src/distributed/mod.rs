@@ -5,6 +5,7 @@ pub mod admission;
 pub mod apikeys;
 pub mod audit;
 pub mod control;
+pub mod heads;
 pub mod kafka;
 pub mod mongo;
 pub mod reads;

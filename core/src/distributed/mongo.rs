@@ -1,5 +1,5 @@
 //! MongoDB stores (database `aurora`): `users`, `rooms`, `messages` (`sessions` is in
-//! [`super::sessions`]).
+//! [`super::sessions`], `room_heads` in [`super::heads`]).
 //! Uses no transactions and no change streams, so FerretDB serves it too.
 
 use async_trait::async_trait;
@@ -10,11 +10,13 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{Kind, Message, Reaction, ReplyTo, Room, UserRecord, Visibility};
 use crate::moderation::Moderation;
-use crate::ports::{Dependency, FailureKind, MessageStore, PortError, PortResult, RoomStore, UserStore};
+use crate::ports::{Dependency, FailureKind, MessageStore, PortError, PortResult, RecordedSeq, RoomStore, UserStore};
 
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -164,6 +166,9 @@ pub struct MongoStore {
     blocks: Collection<BlockDoc>,
     rooms: Collection<RoomDoc>,
     messages: Collection<MessageDoc>,
+    pub(super) heads: Collection<super::heads::HeadDoc>,
+    /// Every room with messages has a head ([`super::heads`]); once true, stays true.
+    pub(super) heads_known: Arc<AtomicBool>,
 }
 
 impl MongoStore {
@@ -180,6 +185,8 @@ impl MongoStore {
             blocks: db.collection("blocks"),
             rooms: db.collection("rooms"),
             messages: db.collection("messages"),
+            heads: db.collection(super::heads::COLLECTION),
+            heads_known: Arc::new(AtomicBool::new(false)),
             db,
         };
         store.ensure_indexes().await?;
@@ -361,6 +368,14 @@ impl MessageStore for MongoStore {
         Ok(last.map_or(0, |d| d.seq.max(0) as u64))
     }
 
+    async fn recorded_seq(&self, room: &str) -> PortResult<u64> {
+        self.head(room).await
+    }
+
+    async fn record_seqs(&self, last: &[RecordedSeq]) {
+        self.raise_heads(last).await;
+    }
+
     async fn insert(&self, messages: &[Message]) -> PortResult<()> {
         if messages.is_empty() {
             return Ok(());
@@ -504,6 +519,8 @@ impl MongoStore {
 
     /// Deletes a room and every stored message of it; returns how many messages went.
     pub async fn delete_room(&self, name: &str) -> PortResult<u64> {
+        // The head first: one left ahead of its messages would start the room's next life above 1.
+        self.bury_head(name).await?;
         let gone = self.messages.delete_many(doc! {"room": name}).await.map_err(unavailable)?.deleted_count;
         self.rooms.delete_one(doc! {"_id": name}).await.map_err(unavailable)?;
         Ok(gone)

@@ -7,6 +7,7 @@
 
 mod admission;
 mod bus;
+mod heads;
 mod limiter;
 mod nonces;
 mod presence;
