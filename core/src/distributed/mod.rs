@@ -12,6 +12,7 @@ pub mod reads;
 pub mod redis_bus;
 pub mod redis_state;
 pub mod sessions;
+pub mod users;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -6,6 +6,7 @@ mod memory;
 mod reads;
 mod sessions;
 mod store;
+mod users;
 
 pub use log::{EmbeddedLog, PipelineTasks};
 pub use memory::{MemoryBus, MemoryNonces, MemoryPresence, MemoryRateLimiter, NONCE_TTL};
